@@ -1,0 +1,294 @@
+//! The engine: pod (or pod template) + policy + capabilities -> Decision. Pure, no I/O.
+
+pub mod grace;
+pub mod ledger;
+pub mod pod;
+pub mod prestop;
+pub mod readiness;
+pub mod scope;
+pub mod shell;
+
+pub use scope::{Skip, Workload};
+
+use crate::findings::{Code, Finding};
+use crate::policy::{ClusterPolicy, Layer, Mode, Settings, Source};
+use serde::Serialize;
+use serde_json::Value;
+
+/// What the cluster can do, decided by the caller (apiserver version, `--kube-version`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Kubernetes minor version (1.<minor>).
+    pub minor: u32,
+}
+
+impl Capabilities {
+    /// The newest Kubernetes this build knows (k8s-openapi `latest`).
+    pub const LATEST: Capabilities = Capabilities { minor: 37 };
+
+    /// `lifecycle.*.sleep` is beta and on by default from 1.30, GA in 1.34.
+    pub fn native_sleep(self) -> bool {
+        self.minor >= 30
+    }
+
+    /// Parses `1.34`, `v1.34.2` or `1.34+` (as some distributions report).
+    pub fn parse(version: &str) -> Option<Capabilities> {
+        let v = version.trim().trim_start_matches('v');
+        let mut parts = v.split('.');
+        if parts.next()? != "1" {
+            return None;
+        }
+        let minor: String = parts
+            .next()?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        minor.parse().ok().map(|minor| Capabilities { minor })
+    }
+}
+
+/// One change zerodrop makes (or would make, in audit mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Change {
+    Prestop {
+        container: String,
+        seconds: u32,
+        action: &'static str,
+    },
+    Readiness {
+        container: String,
+        description: String,
+    },
+    Grace {
+        from: i64,
+        to: i64,
+    },
+    ShellExec {
+        container: String,
+    },
+}
+
+impl Change {
+    /// Metric label and report column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Prestop { .. } => "prestop",
+            Change::Readiness { .. } => "readiness",
+            Change::Grace { .. } => "grace",
+            Change::ShellExec { .. } => "shell-exec",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Change::Prestop {
+                container,
+                seconds,
+                action,
+            } => {
+                format!("{container}: preStop {action} {seconds}s")
+            }
+            Change::Readiness {
+                container,
+                description,
+            } => format!("{container}: {description}"),
+            Change::Grace { from, to } => format!("terminationGracePeriodSeconds {from} -> {to}"),
+            Change::ShellExec { container } => {
+                format!("{container}: shell command rewritten to exec")
+            }
+        }
+    }
+}
+
+/// What zerodrop does to one pod. In audit mode `patch` is what enforce would apply.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub mode: Mode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<Skip>,
+    pub changes: Vec<Change>,
+    pub findings: Vec<Finding>,
+    pub patch: json_patch::Patch,
+}
+
+impl Decision {
+    fn skipped(mode: Mode, skip: Skip, findings: Vec<Finding>) -> Decision {
+        Decision {
+            mode,
+            skipped: Some(skip),
+            changes: Vec::new(),
+            findings,
+            patch: json_patch::Patch(Vec::new()),
+        }
+    }
+}
+
+/// The engine holds what is fixed for a process: cluster policy and capabilities.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub cluster: ClusterPolicy,
+    pub caps: Capabilities,
+}
+
+/// A container zerodrop will handle, with its effective settings.
+struct Planned {
+    index: usize,
+    name: String,
+    settings: Settings,
+    /// Sleep to inject; `None` when the container keeps its own preStop (or sleep is 0).
+    inject: Option<u32>,
+}
+
+impl Engine {
+    pub fn new(cluster: ClusterPolicy, caps: Capabilities) -> Engine {
+        Engine { cluster, caps }
+    }
+
+    /// Evaluates a Pod, or a pod template (`{metadata, spec}`) of `workload`.
+    pub fn evaluate(&self, obj: &Value, workload: Workload, namespace: &Layer) -> Decision {
+        let pod_layer = Layer::from_annotations(Source::Pod, pod::annotations(obj));
+        let mut findings = namespace.findings.clone();
+        findings.extend(pod_layer.findings.iter().cloned());
+
+        let mut pod_settings = Settings::default();
+        for layer in [&self.cluster.defaults, &namespace.all, &pod_layer.all] {
+            pod_settings.apply(layer);
+        }
+        let mode = pod_settings.mode;
+        if mode == Mode::Off {
+            return Decision::skipped(mode, Skip::ModeOff, findings);
+        }
+        if let Some(skip) = scope::pod_skip(obj, workload) {
+            return Decision::skipped(mode, skip, findings);
+        }
+
+        let containers = pod::containers(obj);
+        for name in pod_layer.containers.keys() {
+            if !containers.iter().any(|c| pod::name(c) == name) {
+                findings.push(Finding::new(
+                    Code::UnknownContainer,
+                    None,
+                    format!("ignored per-container annotations for {name}: no such container"),
+                    format!("zerodrop.dev/<setting>.{name}"),
+                ));
+            }
+        }
+
+        let plans = self.plan(containers, &pod_settings, &pod_layer);
+        let required = plans
+            .iter()
+            .map(|p| {
+                let sleep = p
+                    .inject
+                    .or_else(|| prestop::existing_sleep(&containers[p.index]))
+                    .unwrap_or(0);
+                sleep.saturating_add(p.settings.drain_timeout)
+            })
+            .max()
+            .map(|m| m.saturating_add(grace::MARGIN));
+        let current = grace::current(obj);
+        let outcome = required.map(|r| grace::decide(current, r, self.cluster.max_grace_period));
+        let effective = outcome.as_ref().map_or(current, |o| o.effective);
+
+        let mut after = obj.clone();
+        let mut changes = Vec::new();
+        let mut ledger = ledger::Ledger::default();
+        for plan in &plans {
+            let Some(container) = after.pointer_mut(&format!("/spec/containers/{}", plan.index))
+            else {
+                continue;
+            };
+            if let Some(wanted) = plan.inject {
+                // The apiserver rejects a native sleep longer than the grace period.
+                let seconds = wanted.min(u32::try_from(effective.max(0)).unwrap_or(u32::MAX));
+                if seconds < wanted {
+                    findings.push(Finding::new(
+                        Code::GraceCapped,
+                        Some(&plan.name),
+                        format!("container {}: preStop sleep cut from {wanted}s to {seconds}s by the grace cap", plan.name),
+                        "max-grace-period (cluster config)",
+                    ));
+                }
+                if seconds > 0 {
+                    let (action, finding) =
+                        prestop::choose(plan.settings.prestop_action, self.caps, &plan.name);
+                    findings.extend(finding);
+                    prestop::inject(container, seconds, action);
+                    ledger.container(&plan.name, "lifecycle.preStop");
+                    changes.push(Change::Prestop {
+                        container: plan.name.clone(),
+                        seconds,
+                        action: action.as_str(),
+                    });
+                }
+            }
+            if let Some(change) = readiness::apply(container, &plan.settings, &mut findings) {
+                ledger.container(&plan.name, "readinessProbe");
+                changes.push(Change::Readiness {
+                    container: plan.name.clone(),
+                    description: change.describe(),
+                });
+            }
+            if let Some(field) = shell::apply(container, plan.settings.shell_exec, &mut findings) {
+                ledger.container(&plan.name, field);
+                changes.push(Change::ShellExec {
+                    container: plan.name.clone(),
+                });
+            }
+        }
+        if let Some(outcome) = outcome {
+            findings.extend(outcome.finding);
+            if let (Some(to), Some(spec)) = (
+                outcome.raise_to,
+                after.get_mut("spec").and_then(Value::as_object_mut),
+            ) {
+                spec.insert("terminationGracePeriodSeconds".into(), Value::from(to));
+                ledger.pod.insert("terminationGracePeriodSeconds".into());
+                changes.push(Change::Grace { from: current, to });
+            }
+        }
+        if !ledger.is_empty() {
+            ledger.stamp(&mut after);
+        }
+        let patch = json_patch::diff(obj, &after);
+        Decision {
+            mode,
+            skipped: None,
+            changes,
+            findings,
+            patch,
+        }
+    }
+
+    fn plan(
+        &self,
+        containers: &[Value],
+        pod_settings: &Settings,
+        pod_layer: &Layer,
+    ) -> Vec<Planned> {
+        let mut plans = Vec::new();
+        for (index, c) in containers.iter().enumerate() {
+            let name = pod::name(c);
+            let skipped = pod_settings.skip_containers.iter().any(|s| s == name)
+                || self.cluster.sidecar_containers.iter().any(|s| s == name);
+            if skipped {
+                continue;
+            }
+            let mut settings = pod_settings.clone();
+            if let Some(own) = pod_layer.containers.get(name) {
+                settings.apply(own);
+            }
+            let has_hook = prestop::existing_sleep(c).is_some();
+            let inject =
+                (!has_hook && settings.prestop_sleep > 0).then_some(settings.prestop_sleep);
+            plans.push(Planned {
+                index,
+                name: name.to_owned(),
+                settings,
+                inject,
+            });
+        }
+        plans
+    }
+}

@@ -1,0 +1,77 @@
+//! Read-only accessors over a Pod or pod template as raw JSON, so unknown fields survive.
+
+use serde_json::Value;
+
+pub fn annotations(obj: &Value) -> impl Iterator<Item = (&str, &str)> {
+    obj.pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+}
+
+pub fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.pointer("/metadata/annotations")?.get(key)?.as_str()
+}
+
+pub fn containers(obj: &Value) -> &[Value] {
+    obj.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+pub fn name(container: &Value) -> &str {
+    container
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// A present, non-null field (`lifecycle: null` counts as absent, as the apiserver treats it).
+pub fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.get(key).filter(|x| !x.is_null())
+}
+
+/// TCP ports of a container: (number, name).
+pub fn tcp_ports(container: &Value) -> Vec<(u16, Option<&str>)> {
+    let Some(ports) = container.get("ports").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    ports
+        .iter()
+        .filter(|p| {
+            p.get("protocol")
+                .and_then(Value::as_str)
+                .is_none_or(|proto| proto == "TCP")
+        })
+        .filter_map(|p| {
+            let number = p
+                .get("containerPort")?
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())?;
+            Some((number, p.get("name").and_then(Value::as_str)))
+        })
+        .collect()
+}
+
+/// Which handler a probe uses: httpGet, grpc, exec or tcpSocket.
+pub fn probe_handler(probe: &Value) -> Option<&'static str> {
+    ["httpGet", "grpc", "exec", "tcpSocket"]
+        .into_iter()
+        .find(|h| field(probe, h).is_some())
+}
+
+/// command followed by args, when all are strings.
+pub fn argv(container: &Value) -> Vec<(&'static str, usize, &str)> {
+    let mut out = Vec::new();
+    for key in ["command", "args"] {
+        if let Some(list) = container.get(key).and_then(Value::as_array) {
+            for (i, item) in list.iter().enumerate() {
+                if let Some(s) = item.as_str() {
+                    out.push((key, i, s));
+                }
+            }
+        }
+    }
+    out
+}

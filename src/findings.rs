@@ -1,0 +1,164 @@
+//! Findings: what zerodrop tells people, with stable codes, severities and a 120-character budget.
+
+use serde::Serialize;
+
+/// Messages longer than this are cut: the apiserver drops long warnings and terminals wrap them.
+pub const MAX_MESSAGE: usize = 120;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Info,
+}
+
+/// Stable machine codes; the string form is part of the public contract (audit JSON, metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Code {
+    #[serde(rename = "ZD001")]
+    BadAnnotation,
+    #[serde(rename = "ZD002")]
+    UnknownSetting,
+    #[serde(rename = "ZD003")]
+    UnknownContainer,
+    #[serde(rename = "ZD004")]
+    NotPerContainer,
+    #[serde(rename = "ZD101")]
+    ExecPrestopFallback,
+    #[serde(rename = "ZD102")]
+    GraceCapped,
+    #[serde(rename = "ZD201")]
+    TcpReadiness,
+    #[serde(rename = "ZD202")]
+    NoReadiness,
+    #[serde(rename = "ZD203")]
+    AmbiguousReadinessPort,
+    #[serde(rename = "ZD204")]
+    UnknownReadinessPort,
+    #[serde(rename = "ZD301")]
+    ShellPid1,
+    #[serde(rename = "ZD302")]
+    ScriptPid1,
+}
+
+impl Code {
+    pub const ALL: [Code; 12] = [
+        Code::BadAnnotation,
+        Code::UnknownSetting,
+        Code::UnknownContainer,
+        Code::NotPerContainer,
+        Code::ExecPrestopFallback,
+        Code::GraceCapped,
+        Code::TcpReadiness,
+        Code::NoReadiness,
+        Code::AmbiguousReadinessPort,
+        Code::UnknownReadinessPort,
+        Code::ShellPid1,
+        Code::ScriptPid1,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BadAnnotation => "ZD001",
+            Code::UnknownSetting => "ZD002",
+            Code::UnknownContainer => "ZD003",
+            Code::NotPerContainer => "ZD004",
+            Code::ExecPrestopFallback => "ZD101",
+            Code::GraceCapped => "ZD102",
+            Code::TcpReadiness => "ZD201",
+            Code::NoReadiness => "ZD202",
+            Code::AmbiguousReadinessPort => "ZD203",
+            Code::UnknownReadinessPort => "ZD204",
+            Code::ShellPid1 => "ZD301",
+            Code::ScriptPid1 => "ZD302",
+        }
+    }
+
+    /// A short name for logs and metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Code::BadAnnotation => "bad-annotation",
+            Code::UnknownSetting => "unknown-setting",
+            Code::UnknownContainer => "unknown-container",
+            Code::NotPerContainer => "not-per-container",
+            Code::ExecPrestopFallback => "exec-prestop-fallback",
+            Code::GraceCapped => "grace-capped",
+            Code::TcpReadiness => "tcp-readiness",
+            Code::NoReadiness => "no-readiness",
+            Code::AmbiguousReadinessPort => "ambiguous-readiness-port",
+            Code::UnknownReadinessPort => "unknown-readiness-port",
+            Code::ShellPid1 => "shell-pid1",
+            Code::ScriptPid1 => "script-pid1",
+        }
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            Code::ScriptPid1 | Code::NotPerContainer => Severity::Info,
+            _ => Severity::Warning,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: Code,
+    pub severity: Severity,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub message: String,
+    /// The annotation or field a person changes to act on this finding.
+    pub fix: String,
+}
+
+impl Finding {
+    pub fn new(
+        code: Code,
+        container: Option<&str>,
+        message: String,
+        fix: impl Into<String>,
+    ) -> Self {
+        Finding {
+            code,
+            severity: code.severity(),
+            container: container.map(str::to_owned),
+            message: clip(message),
+            fix: fix.into(),
+        }
+    }
+}
+
+/// Cuts a message to MAX_MESSAGE characters on a char boundary, marking the cut.
+pub fn clip(mut message: String) -> String {
+    if message.chars().count() > MAX_MESSAGE {
+        let end = message
+            .char_indices()
+            .nth(MAX_MESSAGE - 1)
+            .map_or(message.len(), |(i, _)| i);
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_and_cuts_long_messages_on_char_boundaries() {
+        assert_eq!(clip("short".into()), "short");
+        let long = "é".repeat(200);
+        let cut = clip(long);
+        assert_eq!(cut.chars().count(), MAX_MESSAGE);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn code_strings_match_their_serde_names() {
+        for code in Code::ALL {
+            let json = serde_json::to_value(code).unwrap();
+            assert_eq!(json, code.as_str());
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The cluster layer: a YAML config file of defaults, validated strictly at start.
+
+use super::{Partial, Setting};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config is not valid YAML for zerodrop: {0}")]
+    Yaml(#[from] serde_yaml_ng::Error),
+    #[error("config defaults: unknown setting {0:?} (known: {known})", known = known_settings())]
+    UnknownSetting(String),
+    #[error("config defaults: {key} = {value:?} is invalid: expected {expected}")]
+    BadValue {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// Cluster-wide policy: the defaults layer plus knobs that only make sense cluster-wide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterPolicy {
+    pub defaults: Partial,
+    /// Containers skipped by name in every pod (mesh proxies manage their own shutdown).
+    pub sidecar_containers: Vec<String>,
+    /// Upper bound on the grace period zerodrop sets; sleeps are clamped to stay within it.
+    pub max_grace_period: Option<u32>,
+}
+
+impl Default for ClusterPolicy {
+    fn default() -> Self {
+        ClusterPolicy {
+            defaults: Partial::default(),
+            sidecar_containers: vec!["istio-proxy".into(), "linkerd-proxy".into()],
+            max_grace_period: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Int(i64),
+    Bool(bool),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    defaults: BTreeMap<String, Scalar>,
+    sidecar_containers: Option<Vec<String>>,
+    max_grace_period: Option<Scalar>,
+}
+
+impl ClusterPolicy {
+    pub fn from_yaml(text: &str) -> Result<ClusterPolicy, ConfigError> {
+        // An empty file (a ConfigMap with no policy yet) means built-in defaults.
+        if text.trim().is_empty() {
+            return Ok(ClusterPolicy::default());
+        }
+        let file: File = serde_yaml_ng::from_str(text)?;
+        let mut policy = ClusterPolicy::default();
+        for (key, value) in &file.defaults {
+            let setting =
+                Setting::from_name(key).ok_or_else(|| ConfigError::UnknownSetting(key.clone()))?;
+            let value = scalar_text(value);
+            setting
+                .parse_into(&value, &mut policy.defaults)
+                .map_err(|_| ConfigError::BadValue {
+                    key: key.clone(),
+                    value,
+                    expected: setting.expected(),
+                })?;
+        }
+        if let Some(names) = file.sidecar_containers {
+            policy.sidecar_containers = names;
+        }
+        if let Some(cap) = &file.max_grace_period {
+            let raw = scalar_text(cap);
+            let secs = super::duration::parse_seconds(&raw)
+                .filter(|s| *s > 0)
+                .ok_or_else(|| ConfigError::BadValue {
+                    key: "max-grace-period".into(),
+                    value: raw,
+                    expected: super::duration::EXPECTED,
+                })?;
+            policy.max_grace_period = Some(secs);
+        }
+        Ok(policy)
+    }
+}
+
+fn scalar_text(s: &Scalar) -> String {
+    match s {
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Text(t) => t.clone(),
+    }
+}
+
+fn known_settings() -> String {
+    Setting::ALL.map(Setting::name).join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Mode;
+
+    #[test]
+    fn reads_defaults_sidecars_and_cap() {
+        let p = ClusterPolicy::from_yaml(
+            "defaults:\n  mode: audit\n  prestop-sleep: 10\n  shell-exec: true\n  drain-timeout: 1m\n\
+             sidecar-containers: [envoy]\nmax-grace-period: 2m\n",
+        )
+        .unwrap();
+        assert_eq!(p.defaults.mode, Some(Mode::Audit));
+        assert_eq!(p.defaults.prestop_sleep, Some(10));
+        assert_eq!(p.defaults.drain_timeout, Some(60));
+        assert_eq!(p.defaults.shell_exec, Some(true));
+        assert_eq!(p.sidecar_containers, ["envoy"]);
+        assert_eq!(p.max_grace_period, Some(120));
+    }
+
+    #[test]
+    fn empty_file_is_the_builtin_policy() {
+        assert_eq!(
+            ClusterPolicy::from_yaml("").unwrap(),
+            ClusterPolicy::default()
+        );
+    }
+
+    #[test]
+    fn mistakes_are_clear_errors() {
+        let cases = [
+            (
+                "defaults:\n  prestop-sleep: banana\n",
+                "prestop-sleep = \"banana\" is invalid",
+            ),
+            (
+                "defaults:\n  prestop-slep: 5\n",
+                "unknown setting \"prestop-slep\"",
+            ),
+            ("default:\n  mode: audit\n", "unknown field `default`"),
+            ("max-grace-period: 0\n", "max-grace-period"),
+            ("defaults: [1, 2]\n", "not valid YAML"),
+        ];
+        for (text, want) in cases {
+            let err = ClusterPolicy::from_yaml(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+}
