@@ -191,7 +191,8 @@ impl Engine {
         let outcome = required.map(|r| grace::decide(current, r, self.cluster.max_grace_period));
         let effective = outcome.as_ref().map_or(current, |o| o.effective);
 
-        let mut after = obj.clone();
+        let before = pod::projection(obj);
+        let mut after = before.clone();
         let mut changes = Vec::new();
         let mut ledger = ledger::Ledger::default();
         for plan in &plans {
@@ -251,7 +252,7 @@ impl Engine {
         if !ledger.is_empty() {
             ledger.stamp(&mut after);
         }
-        let patch = json_patch::diff(obj, &after);
+        let patch = json_patch::diff(&before, &after);
         Decision {
             mode,
             skipped: None,

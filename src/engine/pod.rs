@@ -1,6 +1,6 @@
 //! Read-only accessors over a Pod or pod template as raw JSON, so unknown fields survive.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub fn annotations(obj: &Value) -> impl Iterator<Item = (&str, &str)> {
     obj.pointer("/metadata/annotations")
@@ -74,4 +74,51 @@ pub fn argv(container: &Value) -> Vec<(&'static str, usize, &str)> {
         }
     }
     out
+}
+
+/// Container fields the rules read or write; everything else is never copied or compared.
+const CONTAINER_FIELDS: [&str; 8] = [
+    "name",
+    "ports",
+    "readinessProbe",
+    "livenessProbe",
+    "startupProbe",
+    "lifecycle",
+    "command",
+    "args",
+];
+
+/// The part of a pod the engine works on: annotations, grace period and the rule fields of
+/// each container, at their original paths. Diffing two projections gives the same paths as
+/// diffing whole pods, while the bulk of the object (env, volumes, status...) is never copied
+/// and cannot be touched.
+pub fn projection(obj: &Value) -> Value {
+    fn pick(from: &Value, keys: &[&str]) -> Value {
+        let Some(map) = from.as_object() else {
+            return from.clone();
+        };
+        let picked: Map<String, Value> = keys
+            .iter()
+            .filter_map(|k| map.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
+        Value::Object(picked)
+    }
+    let mut out = Map::new();
+    if let Some(meta) = obj.get("metadata") {
+        out.insert("metadata".into(), pick(meta, &["annotations"]));
+    }
+    if let Some(spec) = obj.get("spec") {
+        let mut s = pick(spec, &["terminationGracePeriodSeconds"]);
+        if let (Some(s), Some(list)) = (s.as_object_mut(), spec.get("containers")) {
+            let projected = match list.as_array() {
+                Some(items) => {
+                    Value::Array(items.iter().map(|c| pick(c, &CONTAINER_FIELDS)).collect())
+                }
+                None => list.clone(),
+            };
+            s.insert("containers".into(), projected);
+        }
+        out.insert("spec".into(), s);
+    }
+    Value::Object(out)
 }
