@@ -1,5 +1,11 @@
 //! zerodrop: admission-time fixes that make Kubernetes rolling updates lossless.
 
+pub mod admission;
+pub mod certs;
+pub mod cli;
+pub mod cluster;
+pub mod commands;
 pub mod engine;
 pub mod findings;
 pub mod policy;
+pub mod server;

@@ -1,5 +1,27 @@
-//! The `zerodrop` binary: a thin shell over the library's commands.
+//! The `zerodrop` binary: parse flags, set up logging, run the command.
 
-fn main() {
-    println!("zerodrop {}", env!("CARGO_PKG_VERSION"));
+use clap::Parser;
+use zerodrop::cli::{Cli, Command, LogFormat};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)?;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs.init(),
+    }
+    // kube and our TLS both use rustls with ring; make it the process default explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(zerodrop::commands::serve(
+            args,
+            zerodrop::commands::shutdown_signal(),
+        )),
+    }
 }

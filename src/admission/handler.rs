@@ -1,0 +1,194 @@
+//! What each endpoint does with a decoded request; no I/O, so the router and tests share it.
+
+use super::response::{self, Advice};
+use super::review::{self, DecodeError, Request, Response};
+use crate::engine::{Decision, Engine, Workload};
+use crate::findings::Code;
+use crate::policy::{Layer, Mode, Partial};
+use serde_json::Value;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Pods: the engine's patch.
+    Mutate,
+    /// Workloads: warnings about what will happen to their pods; never a patch.
+    Validate,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Mutate => "mutate",
+            Endpoint::Validate => "validate",
+        }
+    }
+}
+
+/// The namespace layer, from whatever knows the cluster's namespaces.
+pub trait NamespaceLookup: Send + Sync {
+    /// `None` when the namespace is not known (cache not synced, or created a moment ago).
+    fn layer(&self, namespace: &str) -> Option<Layer>;
+}
+
+/// A fixed set of namespaces, for standalone runs and tests.
+impl NamespaceLookup for HashMap<String, Layer> {
+    fn layer(&self, namespace: &str) -> Option<Layer> {
+        self.get(namespace).cloned()
+    }
+}
+
+pub struct Context<'a> {
+    pub engine: &'a Engine,
+    pub namespaces: &'a dyn NamespaceLookup,
+    /// Mode for namespaces we cannot see: the webhook was called, so the namespace opted in,
+    /// but whether to enforce or audit is unknown.
+    pub unknown_namespace_mode: Mode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not ours: other kind, operation or subresource.
+    Ignored,
+    /// Out of scope (mode off, Job pod, ...).
+    Skipped,
+    Unchanged,
+    Mutated,
+    /// Audit mode with something to change.
+    WouldMutate,
+    /// Validate endpoint: warnings only.
+    Advised,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ignored => "ignored",
+            Verdict::Skipped => "skipped",
+            Verdict::Unchanged => "unchanged",
+            Verdict::Mutated => "mutated",
+            Verdict::WouldMutate => "would-mutate",
+            Verdict::Advised => "advised",
+        }
+    }
+}
+
+/// The response plus what the log line and metrics need.
+pub struct Outcome {
+    pub response: Response,
+    pub request: Request,
+    pub verdict: Verdict,
+    pub mode: Option<Mode>,
+    pub changes: Vec<&'static str>,
+    pub findings: Vec<Code>,
+}
+
+pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outcome, DecodeError> {
+    let request = review::decode(body)?;
+    let response = Response {
+        uid: request.uid.clone(),
+        allowed: true,
+        ..Response::default()
+    };
+    let mut outcome = Outcome {
+        response,
+        request,
+        verdict: Verdict::Ignored,
+        mode: None,
+        changes: Vec::new(),
+        findings: Vec::new(),
+    };
+    let Some((workload, template)) = subject(endpoint, &outcome.request) else {
+        return Ok(outcome);
+    };
+    let layer = namespace_layer(ctx, &outcome.request);
+    let decision = ctx.engine.evaluate(template, workload, &layer);
+    outcome.mode = Some(decision.mode);
+    outcome.changes = decision.changes.iter().map(|c| c.kind()).collect();
+    outcome.findings = decision.findings.iter().map(|f| f.code).collect();
+    outcome.verdict = match endpoint {
+        Endpoint::Mutate => mutate(&decision, &mut outcome.response),
+        Endpoint::Validate => validate(&decision, &mut outcome.response),
+    };
+    Ok(outcome)
+}
+
+/// The pod (template) a request is about, or `None` when the endpoint ignores it.
+fn subject(endpoint: Endpoint, req: &Request) -> Option<(Workload, &Value)> {
+    if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
+        return None;
+    }
+    let object = req.object.as_ref()?;
+    match endpoint {
+        Endpoint::Mutate => {
+            let is_pod = req.kind.group.is_empty() && req.kind.kind == "Pod";
+            (is_pod && req.operation == "CREATE").then_some((Workload::Pod, object))
+        }
+        Endpoint::Validate => {
+            if !matches!(req.operation.as_str(), "CREATE" | "UPDATE") {
+                return None;
+            }
+            let (workload, path) = match (req.kind.group.as_str(), req.kind.kind.as_str()) {
+                ("apps", "Deployment") => (Workload::Deployment, "/spec/template"),
+                ("apps", "StatefulSet") => (Workload::StatefulSet, "/spec/template"),
+                ("apps", "DaemonSet") => (Workload::DaemonSet, "/spec/template"),
+                ("apps", "ReplicaSet") => (Workload::ReplicaSet, "/spec/template"),
+                ("batch", "Job") => (Workload::Job, "/spec/template"),
+                ("batch", "CronJob") => (Workload::CronJob, "/spec/jobTemplate/spec/template"),
+                _ => return None,
+            };
+            Some((workload, object.pointer(path)?))
+        }
+    }
+}
+
+fn namespace_layer(ctx: &Context<'_>, req: &Request) -> Layer {
+    let namespace = req
+        .namespace
+        .as_deref()
+        .or_else(|| {
+            req.object
+                .as_ref()?
+                .pointer("/metadata/namespace")?
+                .as_str()
+        })
+        .unwrap_or_default();
+    ctx.namespaces.layer(namespace).unwrap_or_else(|| Layer {
+        all: Partial {
+            mode: Some(ctx.unknown_namespace_mode),
+            ..Partial::default()
+        },
+        ..Layer::default()
+    })
+}
+
+fn mutate(decision: &Decision, response: &mut Response) -> Verdict {
+    response.warnings = response::warnings(decision, Advice::Pod);
+    if decision.skipped.is_some() {
+        return Verdict::Skipped;
+    }
+    response.audit_annotations = response::audit_annotations(decision);
+    if decision.patch.0.is_empty() {
+        return Verdict::Unchanged;
+    }
+    match decision.mode {
+        Mode::Enforce => match response::encode_patch(&decision.patch) {
+            Some(patch) => {
+                response.patch_type = Some("JSONPatch");
+                response.patch = Some(patch);
+                Verdict::Mutated
+            }
+            None => Verdict::Unchanged,
+        },
+        Mode::Audit => Verdict::WouldMutate,
+        Mode::Off => Verdict::Skipped,
+    }
+}
+
+fn validate(decision: &Decision, response: &mut Response) -> Verdict {
+    if decision.skipped.is_some() {
+        return Verdict::Skipped;
+    }
+    response.warnings = response::warnings(decision, Advice::Workload);
+    Verdict::Advised
+}

@@ -1,0 +1,8 @@
+//! Admission: AdmissionReview in, the engine's decision out as an AdmissionReview response.
+
+pub mod handler;
+pub mod response;
+pub mod review;
+
+pub use handler::{Context, Endpoint, NamespaceLookup, Outcome, Verdict, handle};
+pub use review::DecodeError;

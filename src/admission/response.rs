@@ -1,0 +1,95 @@
+//! Building the response: warnings within the apiserver's budget, audit annotations, patch.
+
+use crate::engine::Decision;
+use crate::findings::{MAX_MESSAGE, Severity, clip};
+use crate::policy::Mode;
+use base64::Engine as _;
+use std::collections::BTreeMap;
+
+/// More than a handful of warnings is noise in `kubectl apply` output.
+pub const MAX_WARNINGS: usize = 8;
+/// Audit annotations end up in every audit event; keep the would-be patch bounded.
+pub const MAX_AUDIT_PATCH: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advice {
+    /// A Pod: warnings are the findings (the changes are in the patch).
+    Pod,
+    /// A workload: warnings also say what zerodrop will do to its pods.
+    Workload,
+}
+
+/// Most important first: warnings, then what will change, then information.
+pub fn warnings(decision: &Decision, advice: Advice) -> Vec<String> {
+    let prefix = "zerodrop: ";
+    let mut out: Vec<String> = Vec::new();
+    let by = |severity| {
+        decision
+            .findings
+            .iter()
+            .filter(move |f| f.severity == severity)
+    };
+    out.extend(by(Severity::Warning).map(|f| format!("{prefix}{}", f.message)));
+    let verb = match decision.mode {
+        Mode::Audit => "would set",
+        _ => "will set",
+    };
+    let show_changes = advice == Advice::Workload || decision.mode == Mode::Audit;
+    if show_changes && decision.skipped.is_none() {
+        out.extend(
+            decision
+                .changes
+                .iter()
+                .map(|c| format!("{prefix}{verb} {}", c.describe())),
+        );
+    }
+    out.extend(by(Severity::Info).map(|f| format!("{prefix}{}", f.message)));
+    if out.len() > MAX_WARNINGS {
+        let hidden = out.len() - (MAX_WARNINGS - 1);
+        out.truncate(MAX_WARNINGS - 1);
+        out.push(format!(
+            "{prefix}{hidden} more; run `zerodrop audit` for the full report"
+        ));
+    }
+    out.into_iter()
+        .map(|w| {
+            if w.chars().count() > MAX_MESSAGE {
+                clip(w)
+            } else {
+                w
+            }
+        })
+        .collect()
+}
+
+/// Recorded by the apiserver in its audit log under `<webhook name>/<key>`.
+pub fn audit_annotations(decision: &Decision) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    out.insert("mode".into(), decision.mode.as_str().into());
+    if !decision.changes.is_empty() {
+        let changes: Vec<String> = decision.changes.iter().map(|c| c.describe()).collect();
+        out.insert("changes".into(), changes.join("; "));
+    }
+    if decision.mode == Mode::Audit && !decision.patch.0.is_empty() {
+        let patch = serde_json::to_string(&decision.patch).unwrap_or_default();
+        let patch = if patch.len() > MAX_AUDIT_PATCH {
+            format!(
+                "patch of {} bytes omitted; run `zerodrop audit`",
+                patch.len()
+            )
+        } else {
+            patch
+        };
+        out.insert("would-patch".into(), patch);
+    }
+    if !decision.findings.is_empty() {
+        let codes: Vec<&str> = decision.findings.iter().map(|f| f.code.as_str()).collect();
+        out.insert("findings".into(), codes.join(","));
+    }
+    out
+}
+
+pub fn encode_patch(patch: &json_patch::Patch) -> Option<String> {
+    let bytes = serde_json::to_vec(patch).ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+}

@@ -1,0 +1,76 @@
+//! Certificates: a CA and a serving certificate, generated in memory (rcgen).
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+};
+use std::net::IpAddr;
+use time::{Duration, OffsetDateTime};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("certificate generation failed: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    #[error("invalid DNS name {0:?} for a certificate")]
+    DnsName(String),
+}
+
+/// A CA and a serving certificate it signed, all PEM. Keys live only in memory unless the
+/// caller writes them somewhere.
+pub struct Bundle {
+    pub ca_cert_pem: String,
+    pub ca_key_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+pub fn generate(dns: &[String], ips: &[IpAddr], valid_for: Duration) -> Result<Bundle, CertError> {
+    let now = OffsetDateTime::now_utc();
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name = name("zerodrop CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    // A little slack for clocks that run behind ours.
+    ca.not_before = now - Duration::hours(1);
+    ca.not_after = now + valid_for + Duration::days(1);
+    let ca_key = KeyPair::generate()?;
+    let ca_key_pem = ca_key.serialize_pem();
+    let issuer = CertifiedIssuer::self_signed(ca, ca_key)?;
+
+    let mut leaf = CertificateParams::default();
+    leaf.distinguished_name = name(dns.first().map_or("zerodrop", String::as_str));
+    for d in dns {
+        let d = d
+            .clone()
+            .try_into()
+            .map_err(|_| CertError::DnsName(d.clone()))?;
+        leaf.subject_alt_names.push(SanType::DnsName(d));
+    }
+    leaf.subject_alt_names
+        .extend(ips.iter().copied().map(SanType::IpAddress));
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    leaf.not_before = now - Duration::hours(1);
+    leaf.not_after = now + valid_for;
+    let leaf_key = KeyPair::generate()?;
+    let cert = leaf.signed_by(&leaf_key, &issuer)?;
+    Ok(Bundle {
+        ca_cert_pem: issuer.pem(),
+        ca_key_pem,
+        cert_pem: cert.pem(),
+        key_pem: leaf_key.serialize_pem(),
+    })
+}
+
+fn name(common: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common);
+    dn
+}

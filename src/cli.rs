@@ -1,0 +1,166 @@
+//! Command line: clap derive, every flag also from a `ZERODROP_*` environment variable.
+
+use crate::engine::Capabilities;
+use crate::policy::Mode;
+use crate::policy::duration::parse_seconds;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "zerodrop",
+    version,
+    about = "Admission webhook that makes Kubernetes rolling updates lossless"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format.
+    #[arg(long, env = "ZERODROP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(
+        long,
+        env = "ZERODROP_LOG_LEVEL",
+        default_value = "info",
+        global = true
+    )]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the admission webhook (TLS) and the admin port (health, readiness, metrics).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the TLS admission endpoint.
+    #[arg(long, env = "ZERODROP_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Address of the plain-HTTP admin endpoint (/healthz, /readyz, /metrics).
+    #[arg(long, env = "ZERODROP_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
+    pub admin_listen: SocketAddr,
+    /// Serving certificate (PEM); reloaded when the file changes. Without it a self-signed one is made.
+    #[arg(long, env = "ZERODROP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of the serving certificate (PEM).
+    #[arg(long, env = "ZERODROP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// How often the certificate files are checked for changes.
+    #[arg(long, env = "ZERODROP_TLS_RELOAD_INTERVAL", default_value = "10s", value_parser = duration)]
+    pub tls_reload_interval: Duration,
+    /// Where the CA bundle of the self-signed certificate is written.
+    #[arg(long, env = "ZERODROP_CA_BUNDLE_OUT", default_value_os_t = std::env::temp_dir().join("zerodrop-ca.pem"))]
+    pub ca_bundle_out: PathBuf,
+    /// Require client certificates signed by this CA (the apiserver's client certificate).
+    #[arg(long, env = "ZERODROP_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    /// Cluster policy defaults (YAML); validated at start.
+    #[arg(long, env = "ZERODROP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Kubeconfig; without it in-cluster credentials or $KUBECONFIG are used.
+    #[arg(long, env = "ZERODROP_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Do not contact a cluster: serve with the configured defaults only.
+    #[arg(long, env = "ZERODROP_STANDALONE")]
+    pub standalone: bool,
+    /// Kubernetes version to assume (e.g. 1.34), instead of asking the apiserver.
+    #[arg(long, env = "ZERODROP_KUBE_VERSION", value_parser = kube_version)]
+    pub kube_version: Option<Capabilities>,
+    /// Mode for pods of a namespace the cache does not know yet.
+    #[arg(long, env = "ZERODROP_UNKNOWN_NAMESPACE_MODE", value_enum, default_value_t = ModeArg::Audit)]
+    pub unknown_namespace_mode: ModeArg,
+    /// After SIGTERM, keep serving this long with readiness failing.
+    #[arg(long, env = "ZERODROP_SHUTDOWN_DELAY", default_value = "5s", value_parser = duration)]
+    pub shutdown_delay: Duration,
+    /// Upper bound for in-flight requests to finish after the listener closes.
+    #[arg(long, env = "ZERODROP_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub shutdown_timeout: Duration,
+    /// Time a client has to send request headers (slowloris protection).
+    #[arg(long, env = "ZERODROP_HEADER_TIMEOUT", default_value = "5s", value_parser = duration)]
+    pub header_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    Enforce,
+    Audit,
+    Off,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Enforce => Mode::Enforce,
+            ModeArg::Audit => Mode::Audit,
+            ModeArg::Off => Mode::Off,
+        }
+    }
+}
+
+fn duration(raw: &str) -> Result<Duration, String> {
+    parse_seconds(raw)
+        .map(|s| Duration::from_secs(u64::from(s)))
+        .ok_or_else(|| format!("expected {}", crate::policy::duration::EXPECTED))
+}
+
+fn kube_version(raw: &str) -> Result<Capabilities, String> {
+    Capabilities::parse(raw).ok_or_else(|| "expected a Kubernetes version like 1.34".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_serve_flag_has_a_zerodrop_env_var() {
+        let cmd = Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap();
+        for arg in serve
+            .get_arguments()
+            .filter(|a| !a.is_positional() && a.get_long().is_some())
+        {
+            let Some(long) = arg.get_long() else { continue };
+            if matches!(long, "help" | "version") {
+                continue;
+            }
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            let want = format!("ZERODROP_{}", long.to_uppercase().replace('-', "_"));
+            assert_eq!(env.as_deref(), Some(want.as_str()), "--{long}");
+        }
+    }
+
+    #[test]
+    fn parses_typed_values() {
+        let cli = Cli::try_parse_from([
+            "zerodrop",
+            "serve",
+            "--kube-version",
+            "1.29",
+            "--shutdown-delay",
+            "1m",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.kube_version, Some(Capabilities { minor: 29 }));
+        assert_eq!(args.shutdown_delay, Duration::from_secs(60));
+        assert!(Cli::try_parse_from(["zerodrop", "serve", "--kube-version", "banana"]).is_err());
+        assert!(Cli::try_parse_from(["zerodrop", "serve", "--tls-cert", "c.pem"]).is_err());
+    }
+}

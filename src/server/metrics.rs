@@ -1,0 +1,177 @@
+//! Prometheus metrics, served as text on the admin port.
+
+use crate::admission::Outcome;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicI64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub endpoint: &'static str,
+    pub operation: String,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    pub code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub mutations: Family<KindLabels, Counter>,
+    pub findings: Family<CodeLabels, Counter>,
+    pub audit_would_mutate: Counter,
+    pub duration: Family<EndpointLabels, Histogram>,
+    pub cert_reloads: Family<ResultLabels, Counter>,
+    pub cert_expiry: Gauge<i64, AtomicI64>,
+    pub namespace_cache_ready: Gauge<i64, AtomicI64>,
+    pub overloaded: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // Sub-millisecond buckets: the engine's work is tens of microseconds.
+    Histogram::new([
+        0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 1.0,
+    ])
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("zerodrop");
+        let requests = Family::default();
+        let mutations = Family::default();
+        let findings = Family::default();
+        let audit_would_mutate = Counter::default();
+        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let cert_reloads = Family::default();
+        let cert_expiry = Gauge::default();
+        let namespace_cache_ready = Gauge::default();
+        let overloaded = Counter::default();
+        registry.register(
+            "admission_requests",
+            "Admission requests by endpoint, operation and result",
+            requests.clone(),
+        );
+        registry.register(
+            "mutations",
+            "Changes applied to pods, by kind",
+            mutations.clone(),
+        );
+        registry.register("findings", "Findings reported, by code", findings.clone());
+        registry.register(
+            "audit_would_mutate",
+            "Pods in audit mode that enforce mode would have changed",
+            audit_would_mutate.clone(),
+        );
+        registry.register(
+            "admission_duration_seconds",
+            "Time to answer an admission request",
+            duration.clone(),
+        );
+        registry.register(
+            "certificate_reloads",
+            "Serving certificate reloads, by result",
+            cert_reloads.clone(),
+        );
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate (Unix time)",
+            cert_expiry.clone(),
+        );
+        registry.register(
+            "namespace_cache_ready",
+            "1 when the namespace cache has synced",
+            namespace_cache_ready.clone(),
+        );
+        registry.register(
+            "overloaded",
+            "Requests refused with 503 because the concurrency limit was reached",
+            overloaded.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            mutations,
+            findings,
+            audit_would_mutate,
+            duration,
+            cert_reloads,
+            cert_expiry,
+            namespace_cache_ready,
+            overloaded,
+        }
+    }
+
+    pub fn record(&self, endpoint: &'static str, outcome: &Outcome, seconds: f64) {
+        use crate::admission::Verdict;
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint,
+                operation: outcome.request.operation.clone(),
+                result: outcome.verdict.as_str(),
+            })
+            .inc();
+        if outcome.verdict == Verdict::Mutated {
+            for kind in &outcome.changes {
+                self.mutations.get_or_create(&KindLabels { kind }).inc();
+            }
+        }
+        if outcome.verdict == Verdict::WouldMutate {
+            self.audit_would_mutate.inc();
+        }
+        for code in &outcome.findings {
+            self.findings
+                .get_or_create(&CodeLabels {
+                    code: code.as_str(),
+                })
+                .inc();
+        }
+        self.duration
+            .get_or_create(&EndpointLabels { endpoint })
+            .observe(seconds);
+    }
+
+    pub fn record_error(&self, endpoint: &'static str, result: &'static str) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                endpoint,
+                operation: String::new(),
+                result,
+            })
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,240 @@
+//! The webhook server: TLS admission port, plain admin port, certificate reload, shutdown.
+
+pub mod listener;
+pub mod metrics;
+pub mod router;
+pub mod tls;
+
+use crate::admission::NamespaceLookup;
+use crate::engine::Engine;
+use crate::policy::Mode;
+use metrics::Metrics;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("generating a self-signed certificate: {0}")]
+    Certs(#[from] crate::certs::CertError),
+    #[error("writing the CA bundle to {path}: {source}")]
+    CaBundle {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone)]
+pub enum CertSource {
+    /// PEM files, polled for changes.
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+        reload_every: Duration,
+    },
+    /// An in-memory CA + certificate for localhost/127.0.0.1; the CA bundle is written out.
+    SelfSigned { ca_bundle_out: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub certs: CertSource,
+    pub client_ca: Option<PathBuf>,
+    pub unknown_namespace_mode: Mode,
+    pub shutdown_delay: Duration,
+    pub shutdown_timeout: Duration,
+    pub header_timeout: Duration,
+}
+
+/// What readiness depends on.
+pub struct Health {
+    shutting_down: AtomicBool,
+    cache_synced: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Health {
+    pub fn new(cache_synced: Box<dyn Fn() -> bool + Send + Sync>) -> Health {
+        Health {
+            shutting_down: AtomicBool::new(false),
+            cache_synced,
+        }
+    }
+
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            Some("shutting down")
+        } else if !(self.cache_synced)() {
+            Some("namespace cache not synced")
+        } else {
+            None
+        }
+    }
+}
+
+/// Shared by every request.
+pub struct State {
+    pub engine: Engine,
+    pub namespaces: Arc<dyn NamespaceLookup>,
+    pub unknown_namespace_mode: Mode,
+    pub metrics: Arc<Metrics>,
+    pub health: Health,
+}
+
+/// A server with its ports bound, ready to serve.
+pub struct Server {
+    pub tls_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    tls_listener: TcpListener,
+    admin_listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    state: Arc<State>,
+    config: Config,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+impl Server {
+    pub async fn bind(config: Config, state: State) -> Result<Server, ServerError> {
+        let state = Arc::new(state);
+        let resolver = match &config.certs {
+            CertSource::Files {
+                cert,
+                key,
+                reload_every,
+            } => {
+                let read = |p: &PathBuf| {
+                    std::fs::read(p).map_err(|source| tls::TlsError::Read {
+                        path: p.clone(),
+                        source,
+                    })
+                };
+                let loaded = tls::load_pair(&read(cert)?, &read(key)?)?;
+                state.metrics.cert_expiry.set(loaded.not_after);
+                let resolver = tls::Resolver::new(loaded.key);
+                tokio::spawn(tls::watch_files(
+                    cert.clone(),
+                    key.clone(),
+                    *reload_every,
+                    resolver.clone(),
+                    state.metrics.clone(),
+                ));
+                resolver
+            }
+            CertSource::SelfSigned { ca_bundle_out } => {
+                let ips = ["127.0.0.1".parse().ok(), "::1".parse().ok()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>();
+                let bundle =
+                    crate::certs::generate(&["localhost".into()], &ips, time::Duration::days(365))?;
+                std::fs::write(ca_bundle_out, &bundle.ca_cert_pem).map_err(|source| {
+                    ServerError::CaBundle {
+                        path: ca_bundle_out.clone(),
+                        source,
+                    }
+                })?;
+                tracing::info!(ca_bundle = %ca_bundle_out.display(), "no --tls-cert given: serving a self-signed certificate for localhost, 127.0.0.1 and ::1");
+                let loaded = tls::load_pair(bundle.cert_pem.as_bytes(), bundle.key_pem.as_bytes())?;
+                state.metrics.cert_expiry.set(loaded.not_after);
+                tls::Resolver::new(loaded.key)
+            }
+        };
+        let tls_config = tls::server_config(resolver, config.client_ca.as_deref())?;
+        let tls_listener = bind(config.listen).await?;
+        let admin_listener = bind(config.admin_listen).await?;
+        Ok(Server {
+            tls_addr: tls_listener
+                .local_addr()
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?,
+            admin_addr: admin_listener
+                .local_addr()
+                .map_err(|source| ServerError::Bind {
+                    addr: config.admin_listen,
+                    source,
+                })?,
+            tls_listener,
+            admin_listener,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls_config)),
+            state,
+            config,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then: readiness fails at once, requests are still
+    /// served for `shutdown_delay` (the apiserver keeps using open connections), listeners
+    /// close, and in-flight requests get up to `shutdown_timeout` to finish.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let admin_app = router::admin(self.state.clone());
+        let mut admin_stop = stop_rx.clone();
+        let admin = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = admin_stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(self.admin_listener, admin_app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!(error = %e, "admin server failed");
+            }
+        });
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut accept = Box::pin(listener::accept_loop(
+            self.tls_listener,
+            self.acceptor,
+            router::admission(self.state.clone()),
+            &graceful,
+            self.config.header_timeout,
+            stop_rx,
+        ));
+        tokio::select! {
+            () = &mut accept => {}
+            () = shutdown => {}
+        }
+        self.state
+            .health
+            .shutting_down
+            .store(true, Ordering::Release);
+        tracing::info!(delay = ?self.config.shutdown_delay, "shutdown: readiness now failing, still serving");
+        tokio::select! {
+            () = &mut accept => {}
+            () = tokio::time::sleep(self.config.shutdown_delay) => {}
+        }
+        let _ = stop_tx.send(true);
+        (&mut accept).await;
+        drop(accept);
+        tracing::info!(
+            connections = graceful.count(),
+            "shutdown: listener closed, draining"
+        );
+        if tokio::time::timeout(self.config.shutdown_timeout, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown: drain timed out; closing remaining connections");
+        }
+        let _ = admin.await;
+        tracing::info!("shutdown complete");
+    }
+}

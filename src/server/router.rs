@@ -1,0 +1,154 @@
+//! HTTP routes: the admission endpoints (TLS port) and health/metrics (admin port).
+
+use super::State;
+use crate::admission::{self, Context, Endpoint, Outcome};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State as Shared};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+use std::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// Above what the apiserver can send: objects up to 3 MiB, plus oldObject, plus the envelope.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Bodies above this are evaluated off the async workers so one huge pod cannot stall others.
+const BLOCKING_THRESHOLD: usize = 256 * 1024;
+
+pub fn admission(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/mutate", post(mutate))
+        .route("/validate", post(validate))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(CatchPanicLayer::custom(on_panic))
+        .with_state(state)
+}
+
+pub fn admin(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn mutate(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    review(state, Endpoint::Mutate, &headers, body).await
+}
+
+async fn validate(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
+    review(state, Endpoint::Validate, &headers, body).await
+}
+
+async fn review(
+    state: Arc<State>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        state
+            .metrics
+            .record_error(endpoint.as_str(), "unsupported-media-type");
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content type must be application/json\n",
+        )
+            .into_response();
+    }
+    let started = Instant::now();
+    let result = if body.len() > BLOCKING_THRESHOLD {
+        let state = state.clone();
+        match tokio::task::spawn_blocking(move || evaluate(&state, endpoint, &body)).await {
+            Ok(r) => r,
+            Err(_) => return on_panic(Box::new("evaluation task failed")),
+        }
+    } else {
+        evaluate(&state, endpoint, &body)
+    };
+    match result {
+        Ok((outcome, bytes)) => {
+            let elapsed = started.elapsed();
+            state
+                .metrics
+                .record(endpoint.as_str(), &outcome, elapsed.as_secs_f64());
+            log(endpoint, &outcome, elapsed.as_micros());
+            let mut response = bytes.into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e) => {
+            state.metrics.record_error(endpoint.as_str(), "bad-request");
+            tracing::warn!(endpoint = endpoint.as_str(), error = %e, "rejected malformed AdmissionReview");
+            (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
+        }
+    }
+}
+
+fn evaluate(
+    state: &State,
+    endpoint: Endpoint,
+    body: &[u8],
+) -> Result<(Outcome, Vec<u8>), admission::DecodeError> {
+    let ctx = Context {
+        engine: &state.engine,
+        namespaces: state.namespaces.as_ref(),
+        unknown_namespace_mode: state.unknown_namespace_mode,
+    };
+    let outcome = admission::handle(endpoint, body, &ctx)?;
+    let bytes = admission::review::encode(&outcome.response);
+    Ok((outcome, bytes))
+}
+
+fn log(endpoint: Endpoint, o: &Outcome, micros: u128) {
+    let r = &o.request;
+    tracing::info!(
+        endpoint = endpoint.as_str(),
+        uid = %r.uid,
+        namespace = r.namespace.as_deref().unwrap_or(""),
+        name = r.display_name(),
+        kind = %r.kind.kind,
+        operation = %r.operation,
+        dry_run = r.dry_run.unwrap_or(false),
+        mode = o.mode.map_or("", |m| m.as_str()),
+        decision = o.verdict.as_str(),
+        changes = %o.changes.join(","),
+        findings = %o.findings.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","),
+        duration_us = micros as u64,
+        "admission"
+    );
+}
+
+fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("panic while handling an admission request; answered 500");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+}
+
+async fn readyz(Shared(state): Shared<Arc<State>>) -> Response {
+    match state.health.not_ready_reason() {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
+}
+
+async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
+    let mut response = state.metrics.encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
