@@ -21,5 +21,11 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "cargo test"
+step "control plane (etcd + kube-apiserver + kube-controller-manager from the Go modules)"
+command -v go >/dev/null || { echo "go is required to build the end-to-end control plane"; exit 1; }
+ZERODROP_HARNESS_BIN="$(tests/harness/build.sh)"
+export ZERODROP_HARNESS_BIN
+echo "$ZERODROP_HARNESS_BIN"
+
+step "cargo test (unit, property, server, end-to-end)"
 cargo test --all-targets --locked

@@ -1,0 +1,221 @@
+//! The real control plane (tests/harness) and zerodrop processes, tied to this test process.
+
+use serde::Deserialize;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlane {
+    pub kubeconfig: PathBuf,
+}
+
+/// Children we must not leak: they get SIGTERM when this process exits (PR_SET_PDEATHSIG is
+/// tied to the spawning thread, so spawn from one that lives as long as the process).
+fn spawn_tied(mut cmd: Command) -> Child {
+    type SpawnRequest = (Command, std::sync::mpsc::Sender<Child>);
+    static SPAWNER: OnceLock<Mutex<std::sync::mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        std::thread::spawn(move || {
+            for (mut cmd, reply) in rx {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                        Ok(())
+                    });
+                }
+                let child = cmd.spawn().expect("spawn");
+                let _ = reply.send(child);
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = std::sync::mpsc::channel();
+    cmd.stdin(Stdio::piped());
+    tx.lock().unwrap().send((cmd, reply_tx)).unwrap();
+    reply_rx.recv().unwrap()
+}
+
+pub fn harness_bin() -> PathBuf {
+    if let Ok(dir) = std::env::var("ZERODROP_HARNESS_BIN") {
+        return PathBuf::from(dir);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/build.sh");
+    let out = Command::new(script)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run tests/harness/build.sh");
+    assert!(out.status.success(), "building the control plane failed");
+    PathBuf::from(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+}
+
+/// One control plane per test process.
+pub fn control_plane() -> &'static ControlPlane {
+    static CP: OnceLock<(ControlPlane, Mutex<Child>)> = OnceLock::new();
+    &CP.get_or_init(|| {
+        let bin = harness_bin();
+        let mut cmd = Command::new(bin.join("controlplane"));
+        cmd.arg("--bin")
+            .arg(&bin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = spawn_tied(cmd);
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = loop {
+            let line = lines
+                .next()
+                .expect("control plane exited before READY")
+                .unwrap();
+            if let Some(json) = line.strip_prefix("READY ") {
+                break serde_json::from_str::<ControlPlane>(json).unwrap();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        (ready, Mutex::new(child))
+    })
+    .0
+}
+
+pub async fn client() -> kube::Client {
+    let cp = control_plane();
+    let kc = kube::config::Kubeconfig::read_from(&cp.kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// A `zerodrop serve` process with a generated certificate.
+pub struct Zerodrop {
+    pub child: Child,
+    pub tls_port: u16,
+    pub admin: String,
+    pub ca_pem: String,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Zerodrop {
+    pub fn start(port: u16) -> Zerodrop {
+        let dir = tempfile::tempdir().unwrap();
+        let ip = "127.0.0.1".parse().unwrap();
+        let b = zerodrop::certs::generate(&["localhost".into()], &[ip], time::Duration::days(2))
+            .unwrap();
+        std::fs::write(dir.path().join("tls.crt"), &b.cert_pem).unwrap();
+        std::fs::write(dir.path().join("tls.key"), &b.key_pem).unwrap();
+        Zerodrop::start_in(dir, port, b.ca_cert_pem)
+    }
+
+    /// Restarts with the same certificate and port.
+    pub fn restart(self) -> Zerodrop {
+        let Zerodrop {
+            mut child,
+            tls_port,
+            ca_pem,
+            dir,
+            ..
+        } = self;
+        let _ = child.kill();
+        let _ = child.wait();
+        Zerodrop::start_in(dir, tls_port, ca_pem)
+    }
+
+    fn start_in(dir: tempfile::TempDir, port: u16, ca_pem: String) -> Zerodrop {
+        let log = dir
+            .path()
+            .join(format!("zerodrop-{port}-{}.log", std::process::id()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerodrop"));
+        cmd.args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--tls-cert")
+        .arg(dir.path().join("tls.crt"))
+        .arg("--tls-key")
+        .arg(dir.path().join("tls.key"))
+        .arg("--kubeconfig")
+        .arg(&control_plane().kubeconfig)
+        .args(["--shutdown-delay", "0", "--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+        let child = spawn_tied(cmd);
+        let started = Instant::now();
+        let (tls, admin) = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let serving = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["message"] == "serving");
+            if let Some(v) = serving {
+                break (
+                    v["tls"].as_str().unwrap().to_owned(),
+                    v["admin"].as_str().unwrap().to_owned(),
+                );
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "zerodrop did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let tls_port = tls.rsplit(':').next().unwrap().parse().unwrap();
+        Zerodrop {
+            child,
+            tls_port,
+            admin: format!("http://{admin}"),
+            ca_pem,
+            dir,
+            log,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub async fn wait_ready(&self) {
+        let started = Instant::now();
+        loop {
+            let ready = reqwest::get(format!("{}/readyz", self.admin)).await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "zerodrop not ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stop(&mut self) {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
