@@ -1,6 +1,7 @@
 //! End-to-end tests: `zerodrop serve` behind a real kube-apiserver + etcd (tests/harness).
 
 mod cluster;
+mod fixtures;
 mod harness;
 mod outage;
 mod pods;
