@@ -30,7 +30,7 @@ pub async fn accept_loop(
                     continue;
                 }
             },
-            _ = stop.wait_for(|s| *s) => return,
+            () = async { let _ = stop.wait_for(|s| *s).await; } => return,
         };
         // Small request/response pairs must not wait for Nagle's algorithm.
         let _ = tcp.set_nodelay(true);

@@ -1,0 +1,337 @@
+//! Real TLS on an ephemeral port: handshake, hot reload by symlink swap under load, broken
+//! pairs never replacing the working one, and client-certificate enforcement.
+
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use zerodrop::engine::{Capabilities, Engine};
+use zerodrop::policy::{ClusterPolicy, Layer, Mode};
+use zerodrop::server::metrics::Metrics;
+use zerodrop::server::{CertSource, Config, Health, Server, State};
+
+const BODY: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"n","object":{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i"}]}}}}"#;
+
+struct Pair {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+fn pair() -> Pair {
+    let b = zerodrop::certs::generate(
+        &["localhost".into()],
+        &["127.0.0.1".parse().unwrap()],
+        time::Duration::days(3),
+    )
+    .unwrap();
+    Pair {
+        ca: b.ca_cert_pem,
+        cert: b.cert_pem,
+        key: b.key_pem,
+    }
+}
+
+/// Lays out a Secret mount like the kubelet does: tls.crt -> ..data/tls.crt -> ..<ts>/tls.crt.
+fn mount(dir: &Path, version: &str, cert: &str, key: &str) {
+    let target = dir.join(format!("..{version}"));
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("tls.crt"), cert).unwrap();
+    std::fs::write(target.join("tls.key"), key).unwrap();
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(format!("..{version}"), &tmp).unwrap();
+    // rename(2) over the old link is the atomic swap.
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+    for f in ["tls.crt", "tls.key"] {
+        if std::fs::symlink_metadata(dir.join(f)).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{f}"), dir.join(f)).unwrap();
+        }
+    }
+}
+
+async fn start(dir: &Path, client_ca: Option<PathBuf>) -> (Server, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    let state = State {
+        engine: Engine::new(ClusterPolicy::default(), Capabilities::LATEST),
+        namespaces: Arc::new(HashMap::<String, Layer>::new()),
+        unknown_namespace_mode: Mode::Audit,
+        metrics: metrics.clone(),
+        health: Health::new(Box::new(|| true)),
+    };
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        certs: CertSource::Files {
+            cert: dir.join("tls.crt"),
+            key: dir.join("tls.key"),
+            reload_every: Duration::from_millis(100),
+        },
+        client_ca,
+        unknown_namespace_mode: Mode::Audit,
+        shutdown_delay: Duration::ZERO,
+        shutdown_timeout: Duration::from_secs(1),
+        header_timeout: Duration::from_secs(5),
+    };
+    (Server::bind(config, state).await.unwrap(), metrics)
+}
+
+fn roots(cas: &[&str]) -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cas {
+        for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+    }
+    roots
+}
+
+fn client_config(
+    cas: &[&str],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots(cas))
+        .with_no_client_auth()
+}
+
+/// The leaf certificate the server presents on a new connection.
+async fn served_cert(port: u16, ca: &[&str]) -> Result<Vec<u8>, std::io::Error> {
+    let config = client_config(ca, rustls::DEFAULT_VERSIONS);
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    Ok(tls.get_ref().1.peer_certificates().unwrap()[0].to_vec())
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+fn http_client(cas: &[&str]) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false);
+    for ca in cas {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap());
+    }
+    b.build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_with_tls12_and_tls13() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair();
+    mount(dir.path(), "1", &p.cert, &p.key);
+    let (server, _) = start(dir.path(), None).await;
+    let port = server.tls_addr.port();
+    tokio::spawn(server.serve(std::future::pending()));
+    for versions in [
+        &[&rustls::version::TLS12][..],
+        &[&rustls::version::TLS13][..],
+    ] {
+        let connector =
+            tokio_rustls::TlsConnector::from(Arc::new(client_config(&[&p.ca], versions)));
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let tls = connector
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap();
+        assert_eq!(
+            tls.get_ref().1.protocol_version(),
+            Some(versions[0].version)
+        );
+    }
+    let resp = http_client(&[&p.ca])
+        .post(format!("https://localhost:{port}/mutate"))
+        .header("content-type", "application/json")
+        .body(BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlink_swap_reloads_under_load_and_broken_pairs_never_replace_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (pair(), pair());
+    mount(dir.path(), "1", &old.cert, &old.key);
+    let (server, metrics) = start(dir.path(), None).await;
+    let port = server.tls_addr.port();
+    tokio::spawn(server.serve(std::future::pending()));
+    let cas = [old.ca.as_str(), new.ca.as_str()];
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (client, stop, ok, failed) =
+            (http_client(&cas), stop.clone(), ok.clone(), failed.clone());
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let r = client
+                    .post(format!("https://localhost:{port}/mutate"))
+                    .header("content-type", "application/json")
+                    .body(BODY)
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // A half-written pair and a mismatched pair are refused; the old one keeps serving.
+    let failures = |m: &Metrics| {
+        let text = m.encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(r#"zerodrop_certificate_reloads_total{result="failure"}"#));
+        line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    for (version, cert, key) in [
+        ("2", &new.cert[..new.cert.len() / 2], new.key.as_str()),
+        ("3", &new.cert, &old.key),
+    ] {
+        let before = failures(&metrics);
+        mount(dir.path(), version, cert, key);
+        let started = Instant::now();
+        while failures(&metrics) == before {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "pair {version} was not tried"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            served_cert(port, &cas).await.unwrap(),
+            der(&old.cert),
+            "pair {version} replaced the good one"
+        );
+    }
+
+    mount(dir.path(), "4", &new.cert, &new.key);
+    let swapped = Instant::now();
+    while served_cert(port, &cas).await.unwrap() != der(&new.cert) {
+        assert!(
+            swapped.elapsed() < Duration::from_secs(2),
+            "new certificate not served within the poll interval"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.unwrap();
+    }
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during rotation"
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 50,
+        "too little load: {}",
+        ok.load(Ordering::Relaxed)
+    );
+    let text = metrics.encode();
+    assert!(
+        text.contains(r#"zerodrop_certificate_reloads_total{result="success"} 1"#),
+        "{text}"
+    );
+    let new_der = der(&new.cert);
+    let (_, x509) = x509_parser::parse_x509_certificate(&new_der).unwrap();
+    let expiry = format!(
+        "zerodrop_certificate_expiry_timestamp_seconds {}",
+        x509.validity().not_after.timestamp()
+    );
+    assert!(text.contains(&expiry), "{text}");
+}
+
+fn client_identity(ca_cert: &str, ca_key: &str) -> (String, String) {
+    let ca_key = rcgen::KeyPair::from_pem(ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(ca_cert, ca_key).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["kube-apiserver".into()]).unwrap();
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_ca_rejects_connections_without_a_valid_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = zerodrop::certs::generate(&["localhost".into()], &[], time::Duration::days(1)).unwrap();
+    mount(dir.path(), "1", &b.cert_pem, &b.key_pem);
+    let client_ca =
+        zerodrop::certs::generate(&["unused".into()], &[], time::Duration::days(1)).unwrap();
+    std::fs::write(dir.path().join("client-ca.pem"), &client_ca.ca_cert_pem).unwrap();
+    let (server, _) = start(dir.path(), Some(dir.path().join("client-ca.pem"))).await;
+    let port = server.tls_addr.port();
+    tokio::spawn(server.serve(std::future::pending()));
+    let url = format!("https://localhost:{port}/mutate");
+
+    let anonymous = http_client(&[&b.ca_cert_pem]);
+    assert!(
+        anonymous
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(BODY)
+            .send()
+            .await
+            .is_err()
+    );
+
+    let stranger = zerodrop::certs::generate(&["x".into()], &[], time::Duration::days(1)).unwrap();
+    let (cert, key) = client_identity(&stranger.ca_cert_pem, &stranger.ca_key_pem);
+    let wrong = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(b.ca_cert_pem.as_bytes()).unwrap())
+        .identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    assert!(
+        wrong
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(BODY)
+            .send()
+            .await
+            .is_err()
+    );
+
+    let (cert, key) = client_identity(&client_ca.ca_cert_pem, &client_ca.ca_key_pem);
+    let apiserver = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(b.ca_cert_pem.as_bytes()).unwrap())
+        .identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let resp = apiserver
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
