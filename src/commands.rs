@@ -45,21 +45,23 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
     let (namespaces, health, detected): (Arc<dyn NamespaceLookup>, Health, Option<Capabilities>) =
         match client {
             Some((client, caps)) => {
-                let cache = NamespaceCache::start(client);
-                let probe = cache.clone();
                 let gauge = metrics.clone();
-                let health = Health::new(Box::new(move || {
-                    let synced = probe.synced();
-                    gauge.namespace_cache_ready.set(i64::from(synced));
-                    synced
-                }));
+                let cache = NamespaceCache::start(client, move || {
+                    gauge.namespace_cache_ready.set(1);
+                });
+                let probe = cache.clone();
+                let health = Health::new(Box::new(move || probe.synced()));
                 (Arc::new(cache), health, Some(caps))
             }
-            None => (
-                Arc::new(HashMap::<String, Layer>::new()),
-                Health::new(Box::new(|| true)),
-                None,
-            ),
+            None => {
+                // Standalone: there is no cache to wait for.
+                metrics.namespace_cache_ready.set(1);
+                (
+                    Arc::new(HashMap::<String, Layer>::new()),
+                    Health::new(Box::new(|| true)),
+                    None,
+                )
+            }
         };
     let caps = args
         .kube_version

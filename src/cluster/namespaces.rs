@@ -20,7 +20,7 @@ pub struct NamespaceCache {
 
 impl NamespaceCache {
     /// Starts the watch in the background; `synced()` turns true after the first full list.
-    pub fn start(client: Client) -> NamespaceCache {
+    pub fn start(client: Client, on_synced: impl FnOnce() + Send + 'static) -> NamespaceCache {
         let (store, writer) = reflector::store();
         let synced = Arc::new(AtomicBool::new(false));
         // Api<PartialObjectMeta<_>> asks for metadata only: labels and annotations are all we need.
@@ -43,6 +43,7 @@ impl NamespaceCache {
         tokio::spawn(async move {
             if ready_store.wait_until_ready().await.is_ok() {
                 flag.store(true, Ordering::Release);
+                on_synced();
                 tracing::info!(namespaces = ready_store.len(), "namespace cache synced");
             }
         });
