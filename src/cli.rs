@@ -40,6 +40,68 @@ pub enum LogFormat {
 pub enum Command {
     /// Serve the admission webhook (TLS) and the admin port (health, readiness, metrics).
     Serve(ServeArgs),
+    /// Show what zerodrop would change, over manifests (-f) or a live cluster (--cluster).
+    /// Exit code: 0 nothing reaches --fail-on, 1 something does, 2 usage or input errors.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Manifest files or folders (recursive); `-` reads stdin (e.g. helm template ... | zerodrop audit -f -).
+    #[arg(
+        short = 'f',
+        long = "filename",
+        env = "ZERODROP_FILENAME",
+        value_delimiter = ',',
+        required_unless_present = "cluster",
+        conflicts_with = "cluster"
+    )]
+    pub filename: Vec<PathBuf>,
+    /// Audit the live cluster instead of manifests.
+    #[arg(long, env = "ZERODROP_CLUSTER")]
+    pub cluster: bool,
+    /// With --cluster: only this namespace.
+    #[arg(short = 'n', long, env = "ZERODROP_NAMESPACE", requires = "cluster")]
+    pub namespace: Option<String>,
+    /// With --cluster: kubeconfig (default: in-cluster or $KUBECONFIG).
+    #[arg(long, env = "ZERODROP_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// With --cluster: write wgpolicyk8s.io PolicyReports, one per namespace.
+    #[arg(long, env = "ZERODROP_POLICY_REPORT", requires = "cluster")]
+    pub policy_report: bool,
+    /// Report format.
+    #[arg(short = 'o', long, env = "ZERODROP_OUTPUT", value_enum, default_value_t = crate::audit::output::Format::Table)]
+    pub output: crate::audit::output::Format,
+    /// Print the manifests with zerodrop's changes applied (same order, other documents untouched).
+    #[arg(long, env = "ZERODROP_FIX", conflicts_with = "cluster")]
+    pub fix: bool,
+    /// Cluster policy defaults (YAML), as given to the webhook.
+    #[arg(long, env = "ZERODROP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Simulate the namespace's opt-in label (offline audit).
+    #[arg(
+        long,
+        env = "ZERODROP_NAMESPACE_MODE",
+        value_enum,
+        conflicts_with = "cluster"
+    )]
+    pub namespace_mode: Option<ModeArg>,
+    /// Simulate a namespace annotation, KEY=VALUE (repeatable; offline audit).
+    #[arg(long, env = "ZERODROP_NAMESPACE_ANNOTATION", value_delimiter = ',', value_parser = key_value, conflicts_with = "cluster")]
+    pub namespace_annotation: Vec<(String, String)>,
+    /// Kubernetes version to assume (default: the newest supported, or the cluster's).
+    #[arg(long, env = "ZERODROP_KUBE_VERSION", value_parser = kube_version)]
+    pub kube_version: Option<Capabilities>,
+    /// What makes the exit code 1.
+    #[arg(long, env = "ZERODROP_FAIL_ON", value_enum, default_value_t = crate::audit::FailOn::Change)]
+    pub fail_on: crate::audit::FailOn,
+}
+
+fn key_value(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| "expected KEY=VALUE".into())
 }
 
 #[derive(Debug, Args)]
@@ -157,7 +219,9 @@ mod tests {
             "1m",
         ])
         .unwrap();
-        let Command::Serve(args) = cli.command;
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
         assert_eq!(args.kube_version, Some(Capabilities { minor: 29 }));
         assert_eq!(args.shutdown_delay, Duration::from_secs(60));
         assert!(Cli::try_parse_from(["zerodrop", "serve", "--kube-version", "banana"]).is_err());

@@ -128,3 +128,91 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
 }
+
+/// `zerodrop audit`: returns the process exit code (0, 1 or 2).
+pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
+    use crate::audit::{self, output};
+    use std::io::IsTerminal;
+    let policy = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --config {}", path.display()))?;
+            ClusterPolicy::from_yaml(&text)
+                .with_context(|| format!("--config {}", path.display()))?
+        }
+        None => ClusterPolicy::default(),
+    };
+    let (report, docs) = if args.cluster {
+        let client = cluster::client(args.kubeconfig.as_deref()).await?;
+        let caps = match args.kube_version {
+            Some(c) => c,
+            None => cluster::capabilities(&client).await?,
+        };
+        let engine = Engine::new(policy, caps);
+        let progress = |line: &str| eprintln!("{line}");
+        let report =
+            audit::cluster::audit(&client, &engine, args.namespace.as_deref(), &progress).await?;
+        if args.policy_report {
+            match audit::policy_report::write(&client, &report).await {
+                Ok(n) => eprintln!("wrote {n} PolicyReports"),
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+        (report, Vec::new())
+    } else {
+        let engine = Engine::new(policy, args.kube_version.unwrap_or(Capabilities::LATEST));
+        let mode = args
+            .namespace_mode
+            .map(|m| crate::policy::Mode::from(m).as_str());
+        let pairs = args
+            .namespace_annotation
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        // Without --namespace-mode the namespace is taken as opted in with the default mode.
+        let mut namespace = Layer::for_namespace(mode, pairs);
+        if mode.is_none() {
+            namespace.all.mode = None;
+        }
+        let (docs, errors) = audit::manifests::read_inputs(&args.filename);
+        let mut report = audit::audit_documents(&engine, &docs, &namespace);
+        report.errors = errors;
+        (report, docs)
+    };
+    if args.fix || args.output != output::Format::Table {
+        for e in &report.errors {
+            eprintln!("error: {}:{}: {}", e.file, e.line, e.message);
+        }
+    }
+    if args.fix {
+        let files = audit::fix::fixed(&docs, &report);
+        let mut out = String::new();
+        for (i, (_, text)) in files.iter().enumerate() {
+            if i > 0 && !text.starts_with("---") {
+                out.push_str("---\n");
+            }
+            out.push_str(text);
+            if !text.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        print!("{out}");
+        eprint!(
+            "{}",
+            output::render(
+                &report,
+                output::Format::Table,
+                std::io::stderr().is_terminal()
+            )
+        );
+    } else {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", output::render(&report, args.output, colour));
+    }
+    Ok(if !report.errors.is_empty() {
+        2
+    } else if report.trips(args.fail_on) {
+        1
+    } else {
+        0
+    })
+}

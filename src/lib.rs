@@ -1,6 +1,7 @@
 //! zerodrop: admission-time fixes that make Kubernetes rolling updates lossless.
 
 pub mod admission;
+pub mod audit;
 pub mod certs;
 pub mod cli;
 pub mod cluster;

@@ -23,5 +23,14 @@ fn main() -> anyhow::Result<()> {
             args,
             zerodrop::commands::shutdown_signal(),
         )),
+        Command::Audit(args) => {
+            let code = runtime
+                .block_on(zerodrop::commands::audit(args))
+                .unwrap_or_else(|e| {
+                    eprintln!("error: {e:#}");
+                    2
+                });
+            std::process::exit(code)
+        }
     }
 }

@@ -1,0 +1,190 @@
+//! Dry-run policy audits: what zerodrop would do, over manifests or a live cluster, through
+//! the very engine the webhook uses.
+
+pub mod cluster;
+pub mod fix;
+pub mod manifests;
+pub mod output;
+pub mod policy_report;
+pub mod sarif;
+
+use crate::engine::{Change, Engine, Workload};
+use crate::findings::{Finding, Severity};
+use crate::policy::{Layer, Mode};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Version of the JSON report schema (docs/audit.md); bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChangeOut {
+    #[serde(flatten)]
+    pub change: Change,
+    pub description: String,
+}
+
+/// The audit of one workload (or Pod).
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub mode: Mode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    pub changes: Vec<ChangeOut>,
+    pub findings: Vec<Finding>,
+    /// JSON Patch against the whole object (not just its pod template).
+    pub patch: json_patch::Patch,
+    /// Where the object came from, for `--fix`.
+    #[serde(skip)]
+    pub origin: Option<(usize, Option<usize>)>,
+}
+
+impl Entry {
+    pub fn would_change(&self) -> bool {
+        self.skipped.is_none() && !self.patch.0.is_empty()
+    }
+
+    pub fn has_warning(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity == Severity::Warning)
+    }
+
+    pub fn title(&self) -> String {
+        let ns = if self.namespace.is_empty() {
+            "(default)"
+        } else {
+            &self.namespace
+        };
+        format!("{ns}/{}/{}", self.kind, self.name)
+    }
+}
+
+/// The engine workload kind and where its pod template is.
+pub fn template_of(kind: &str) -> Option<(Workload, &'static str)> {
+    let workload = Workload::from_kind(kind)?;
+    let pointer = match workload {
+        Workload::Pod => "",
+        Workload::CronJob => "/spec/jobTemplate/spec/template",
+        _ => "/spec/template",
+    };
+    Some((workload, pointer))
+}
+
+/// Evaluates one object; `None` when it is not a workload zerodrop knows.
+pub fn evaluate(engine: &Engine, obj: &Value, namespace: &Layer) -> Option<Entry> {
+    let kind = obj.get("kind")?.as_str()?;
+    let (workload, pointer) = template_of(kind)?;
+    let meta = |k: &str| {
+        obj.pointer(&format!("/metadata/{k}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let template = obj.pointer(pointer).unwrap_or(&Value::Null);
+    let decision = engine.evaluate(template, workload, namespace);
+    Some(Entry {
+        file: None,
+        line: None,
+        kind: kind.to_owned(),
+        namespace: meta("namespace"),
+        name: meta("name"),
+        mode: decision.mode,
+        skipped: decision.skipped.as_ref().map(|s| s.describe()),
+        changes: decision
+            .changes
+            .iter()
+            .map(|c| ChangeOut {
+                change: c.clone(),
+                description: c.describe(),
+            })
+            .collect(),
+        findings: decision.findings,
+        patch: prefix(&decision.patch, pointer),
+        origin: None,
+    })
+}
+
+/// The patch with every path moved under `pointer` (a plain path with no escapes).
+pub fn prefix(patch: &json_patch::Patch, pointer: &str) -> json_patch::Patch {
+    if pointer.is_empty() {
+        return patch.clone();
+    }
+    let mut ops = serde_json::to_value(patch).unwrap_or_default();
+    for op in ops.as_array_mut().into_iter().flatten() {
+        for key in ["path", "from"] {
+            if let Some(Value::String(p)) = op.get_mut(key) {
+                *p = format!("{pointer}{p}");
+            }
+        }
+    }
+    serde_json::from_value(ops).unwrap_or(json_patch::Patch(Vec::new()))
+}
+
+/// Everything one audit run found.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub workloads: Vec<Entry>,
+    pub notes: Vec<manifests::InputError>,
+    pub errors: Vec<manifests::InputError>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<cluster::Escaped>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<cluster::NamespaceMode>,
+}
+
+/// What makes `zerodrop audit` exit 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    None,
+    Warning,
+    Change,
+}
+
+impl Report {
+    pub fn trips(&self, fail_on: FailOn) -> bool {
+        let change = self.workloads.iter().any(Entry::would_change) || !self.drift.is_empty();
+        match fail_on {
+            FailOn::None => false,
+            FailOn::Change => change,
+            FailOn::Warning => change || self.workloads.iter().any(Entry::has_warning),
+        }
+    }
+}
+
+/// Audits parsed manifests: every workload in every document, with its file and line.
+pub fn audit_documents(engine: &Engine, docs: &[manifests::Document], namespace: &Layer) -> Report {
+    let mut report = Report {
+        version: SCHEMA_VERSION,
+        ..Report::default()
+    };
+    for (index, doc) in docs.iter().enumerate() {
+        let Some(value) = &doc.value else { continue };
+        let is_object = value.get("apiVersion").is_some() && value.get("kind").is_some();
+        if !is_object {
+            report.notes.push(manifests::InputError {
+                file: doc.file.clone(),
+                line: doc.line,
+                message: "not a Kubernetes object (no apiVersion/kind); skipped".into(),
+            });
+            continue;
+        }
+        for (item, obj) in manifests::objects(value) {
+            if let Some(mut entry) = evaluate(engine, obj, namespace) {
+                entry.file = Some(doc.file.clone());
+                entry.line = Some(doc.line);
+                entry.origin = Some((index, item));
+                report.workloads.push(entry);
+            }
+        }
+    }
+    report
+}

@@ -1,0 +1,165 @@
+//! Human and machine renderings of a Report: table (colour only on a terminal) and JSON.
+
+use super::{Entry, Report};
+use crate::engine::Change;
+use crate::findings::Severity;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Sarif,
+}
+
+pub fn render(report: &Report, format: Format, colour: bool) -> String {
+    match format {
+        Format::Table => table(report, colour),
+        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
+        Format::Sarif => {
+            serde_json::to_string_pretty(&super::sarif::render(report)).unwrap_or_default() + "\n"
+        }
+    }
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+    fn bold(&self, t: &str) -> String {
+        self.wrap("1", t)
+    }
+    fn yellow(&self, t: &str) -> String {
+        self.wrap("33", t)
+    }
+    fn green(&self, t: &str) -> String {
+        self.wrap("32", t)
+    }
+    fn red(&self, t: &str) -> String {
+        self.wrap("31", t)
+    }
+    fn dim(&self, t: &str) -> String {
+        self.wrap("2", t)
+    }
+}
+
+fn container_of(c: &Change) -> &str {
+    match c {
+        Change::Prestop { container, .. }
+        | Change::Readiness { container, .. }
+        | Change::ShellExec { container } => container,
+        Change::Grace { .. } => "(pod)",
+    }
+}
+
+fn what(c: &Change) -> String {
+    match c {
+        Change::Prestop {
+            seconds, action, ..
+        } => format!("preStop {action} {seconds}s"),
+        Change::Readiness { description, .. } => description.clone(),
+        Change::Grace { from, to } => format!("grace {from} -> {to}s"),
+        Change::ShellExec { .. } => "shell command rewritten to exec".into(),
+    }
+}
+
+fn entry(out: &mut String, e: &Entry, p: &Paint) {
+    let place = match (&e.file, e.line) {
+        (Some(f), Some(l)) => format!("  {f}:{l}"),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "{}  [{}]{}", p.bold(&e.title()), e.mode, p.dim(&place));
+    if let Some(reason) = &e.skipped {
+        let _ = writeln!(out, "  {}", p.dim(&format!("skipped: {reason}")));
+    }
+    if e.skipped.is_none() && e.changes.is_empty() {
+        let _ = writeln!(out, "  {}", p.green("nothing to change"));
+    }
+    let width = e
+        .changes
+        .iter()
+        .map(|c| container_of(&c.change).len())
+        .max()
+        .unwrap_or(0);
+    for c in &e.changes {
+        let _ = writeln!(
+            out,
+            "  {:width$}  {}",
+            container_of(&c.change),
+            p.green(&what(&c.change))
+        );
+    }
+    for f in &e.findings {
+        let label = match f.severity {
+            Severity::Warning => p.yellow(&format!("warning {}", f.code.as_str())),
+            Severity::Info => p.dim(&format!("info {}", f.code.as_str())),
+        };
+        let _ = writeln!(
+            out,
+            "  {label}  {}  {}",
+            f.message,
+            p.dim(&format!("(set {})", f.fix))
+        );
+    }
+}
+
+fn table(report: &Report, colour: bool) -> String {
+    let p = Paint(colour);
+    let mut out = String::new();
+    for ns in &report.namespaces {
+        let _ = writeln!(out, "namespace {}  mode {}", p.bold(&ns.name), ns.mode);
+    }
+    if !report.namespaces.is_empty() {
+        out.push('\n');
+    }
+    for e in &report.workloads {
+        entry(&mut out, e, &p);
+    }
+    for d in &report.drift {
+        let owner = d.owner.as_deref().unwrap_or("no owner");
+        let _ = writeln!(
+            out,
+            "{} {}/Pod/{} ({owner}): {}",
+            p.yellow("escaped"),
+            d.namespace,
+            d.name,
+            d.reason
+        );
+    }
+    for n in &report.notes {
+        let _ = writeln!(
+            out,
+            "{} {}:{}: {}",
+            p.dim("note"),
+            n.file,
+            n.line,
+            n.message
+        );
+    }
+    for e in &report.errors {
+        let _ = writeln!(
+            out,
+            "{} {}:{}: {}",
+            p.red("error"),
+            e.file,
+            e.line,
+            e.message
+        );
+    }
+    let changed = report.workloads.iter().filter(|e| e.would_change()).count();
+    let findings: usize = report.workloads.iter().map(|e| e.findings.len()).sum();
+    let _ = writeln!(
+        out,
+        "\n{} workloads, {changed} would change, {findings} findings, {} escaped pods, {} errors",
+        report.workloads.len(),
+        report.drift.len(),
+        report.errors.len()
+    );
+    out
+}
