@@ -1,5 +1,6 @@
 //! End-to-end tests: `zerodrop serve` behind a real kube-apiserver + etcd (tests/harness).
 
+mod audit;
 mod cluster;
 mod fixtures;
 mod harness;

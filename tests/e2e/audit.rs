@@ -1,0 +1,200 @@
+//! `zerodrop audit` against the real apiserver: --fix output is valid, the cluster audit shows
+//! modes, workloads and escaped pods, and PolicyReports are written when the CRD exists.
+
+use crate::cluster::{create_pod, namespace, pod, post, web};
+use crate::harness::{client, control_plane};
+use crate::{SHARED, shared};
+use serde_json::{Value, json};
+use std::process::Command;
+
+/// Runs the real binary: (exit code, stdout, stderr).
+pub fn zerodrop_audit(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zerodrop"))
+        .arg("audit")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(&control_plane().kubeconfig)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+pub fn cluster_report(ns: &str) -> Value {
+    let (code, out, err) =
+        zerodrop_audit(&["--cluster", "-n", ns, "-o", "json", "--fail-on", "none"]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[tokio::test]
+async fn fixed_manifests_are_accepted_by_the_apiserver() {
+    let c = client().await;
+    let target = namespace(&c, "none", None, json!({})).await;
+    let files = [
+        "web.yaml",
+        "multi.yaml",
+        "jobs.yaml",
+        "grace.yaml",
+        "helm-output.yaml",
+    ]
+    .map(|f| format!("tests/fixtures/manifests/{f}"))
+    .join(",");
+    let (code, fixed, err) = zerodrop_audit(&["-f", &files, "--fix"]);
+    assert_eq!(code, 1, "{err}");
+    let mut checked = 0;
+    for doc in serde_yaml_ng::Deserializer::from_str(&fixed) {
+        let Ok(mut obj) = <Value as serde::Deserialize>::deserialize(doc) else {
+            continue;
+        };
+        let items = match obj.get("kind").and_then(Value::as_str) {
+            Some("List") => obj["items"].as_array().cloned().unwrap_or_default(),
+            Some(_) => vec![obj.take()],
+            None => continue,
+        };
+        for mut item in items {
+            item["metadata"]["namespace"] = json!(target);
+            let (kind, version) = (
+                item["kind"].as_str().unwrap().to_owned(),
+                item["apiVersion"].as_str().unwrap().to_owned(),
+            );
+            let plural = format!("{}s", kind.to_lowercase());
+            let base = if version == "v1" {
+                "/api/v1".to_owned()
+            } else {
+                format!("/apis/{version}")
+            };
+            let r = post(
+                &c,
+                &format!("{base}/namespaces/{target}/{plural}?dryRun=All"),
+                &item,
+            )
+            .await;
+            assert!((200..300).contains(&r.status), "{kind}: {}", r.body);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 9, "only {checked} objects checked");
+}
+
+#[tokio::test]
+async fn cluster_audit_shows_each_namespace_mode_and_what_would_change() {
+    shared().await;
+    let c = client().await;
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "shop" },
+        "spec": { "replicas": 0, "selector": { "matchLabels": { "app": "shop" } },
+            "template": { "metadata": { "labels": { "app": "shop" } }, "spec": { "containers": [web()] } } }
+    });
+    for (mode, shown) in [
+        (Some("enforce"), "enforce"),
+        (Some("audit"), "audit"),
+        (None, "off"),
+    ] {
+        let ns = namespace(&c, SHARED, mode, json!({})).await;
+        post(
+            &c,
+            &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+            &deployment,
+        )
+        .await
+        .ok_status();
+        let report = cluster_report(&ns);
+        assert_eq!(report["namespaces"][0]["mode"], shown);
+        let w = &report["workloads"][0];
+        assert_eq!(
+            (w["kind"].as_str(), w["name"].as_str()),
+            (Some("Deployment"), Some("shop")),
+            "{report}"
+        );
+        assert_eq!(w["changes"][0]["kind"], "prestop", "{shown}: {report}");
+        // The Deployment's ReplicaSet mirrors it and is not reported twice.
+        assert_eq!(report["workloads"].as_array().unwrap().len(), 1, "{report}");
+    }
+}
+
+#[tokio::test]
+async fn policy_reports_need_the_crd_and_are_written_when_it_exists() {
+    shared().await;
+    let c = client().await;
+    let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
+    create_pod(&c, &ns, &pod("p", json!({}), json!([web()])), false)
+        .await
+        .ok_status();
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "shop" },
+        "spec": { "replicas": 0, "selector": { "matchLabels": { "app": "shop" } },
+            "template": { "metadata": { "labels": { "app": "shop" } }, "spec": { "containers": [web()] } } }
+    });
+    post(
+        &c,
+        &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+        &deployment,
+    )
+    .await
+    .ok_status();
+    let crd_exists = post(&c, "/apis/wgpolicyk8s.io/v1alpha2", &json!({}))
+        .await
+        .status
+        != 404;
+    if !crd_exists {
+        let (code, _, err) = zerodrop_audit(&[
+            "--cluster",
+            "-n",
+            &ns,
+            "--policy-report",
+            "--fail-on",
+            "none",
+        ]);
+        assert_eq!(code, 0);
+        assert!(
+            err.contains("PolicyReport CRD (wgpolicyk8s.io/v1alpha2) is not installed"),
+            "{err}"
+        );
+        let crd: Value =
+            serde_json::from_str(include_str!("../fixtures/policyreport-crd.json")).unwrap();
+        post(
+            &c,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd,
+        )
+        .await;
+    }
+    // The CRD takes a moment to be served.
+    let started = std::time::Instant::now();
+    loop {
+        let (code, _, err) = zerodrop_audit(&[
+            "--cluster",
+            "-n",
+            &ns,
+            "--policy-report",
+            "--fail-on",
+            "none",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        if err.contains("wrote 1 PolicyReports") {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 30, "{err}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let req = http::Request::get(format!(
+        "/apis/wgpolicyk8s.io/v1alpha2/namespaces/{ns}/policyreports/zerodrop"
+    ))
+    .body(Vec::new())
+    .unwrap();
+    let report: Value = c.request(req).await.unwrap();
+    // The Deployment's template would change; the pod went through the webhook and did not escape.
+    assert_eq!(report["summary"]["fail"], 1, "{report}");
+    let results = report["results"].as_array().unwrap();
+    let rollout = results
+        .iter()
+        .find(|r| r["rule"] == "lossless-rollout")
+        .expect("lossless-rollout result");
+    assert_eq!(rollout["resources"][0]["name"], "shop");
+    assert!(!results.iter().any(|r| r["rule"] == "escaped"), "{report}");
+}
