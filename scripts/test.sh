@@ -27,5 +27,10 @@ ZERODROP_HARNESS_BIN="$(tests/harness/build.sh)"
 export ZERODROP_HARNESS_BIN
 echo "$ZERODROP_HARNESS_BIN"
 
-step "cargo test (unit, property, server, end-to-end)"
+step "helm (helm.sh/helm/v4 from the Go modules)"
+ZERODROP_HELM="$(tests/helm/build.sh)"
+export ZERODROP_HELM
+echo "$ZERODROP_HELM"
+
+step "cargo test (unit, property, server, chart, end-to-end)"
 cargo test --all-targets --locked

@@ -1,8 +1,8 @@
-//! Certificates: a CA and a serving certificate, generated in memory (rcgen).
+//! Certificates: a CA and serving certificates it signs, generated in memory (rcgen).
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::net::IpAddr;
 use time::{Duration, OffsetDateTime};
@@ -24,7 +24,17 @@ pub struct Bundle {
     pub key_pem: String,
 }
 
+/// A CA valid for `ca_valid_for`, and a serving certificate from it valid for `valid_for`.
 pub fn generate(dns: &[String], ips: &[IpAddr], valid_for: Duration) -> Result<Bundle, CertError> {
+    generate_with_ca_validity(dns, ips, valid_for, valid_for + Duration::days(1))
+}
+
+pub fn generate_with_ca_validity(
+    dns: &[String],
+    ips: &[IpAddr],
+    valid_for: Duration,
+    ca_valid_for: Duration,
+) -> Result<Bundle, CertError> {
     let now = OffsetDateTime::now_utc();
     let mut ca = CertificateParams::default();
     ca.distinguished_name = name("zerodrop CA");
@@ -36,11 +46,39 @@ pub fn generate(dns: &[String], ips: &[IpAddr], valid_for: Duration) -> Result<B
     ];
     // A little slack for clocks that run behind ours.
     ca.not_before = now - Duration::hours(1);
-    ca.not_after = now + valid_for + Duration::days(1);
+    ca.not_after = now + ca_valid_for;
     let ca_key = KeyPair::generate()?;
     let ca_key_pem = ca_key.serialize_pem();
     let issuer = CertifiedIssuer::self_signed(ca, ca_key)?;
+    let (cert_pem, key_pem) = sign(&issuer, dns, ips, valid_for)?;
+    Ok(Bundle {
+        ca_cert_pem: issuer.pem(),
+        ca_key_pem,
+        cert_pem,
+        key_pem,
+    })
+}
 
+/// A new serving certificate from an existing CA (rotation keeps the caBundle unchanged).
+pub fn issue(
+    ca_cert_pem: &str,
+    ca_key_pem: &str,
+    dns: &[String],
+    ips: &[IpAddr],
+    valid_for: Duration,
+) -> Result<(String, String), CertError> {
+    let key = KeyPair::from_pem(ca_key_pem)?;
+    let issuer = Issuer::from_ca_cert_pem(ca_cert_pem, key)?;
+    sign(&issuer, dns, ips, valid_for)
+}
+
+fn sign(
+    issuer: &Issuer<'_, impl rcgen::SigningKey>,
+    dns: &[String],
+    ips: &[IpAddr],
+    valid_for: Duration,
+) -> Result<(String, String), CertError> {
+    let now = OffsetDateTime::now_utc();
     let mut leaf = CertificateParams::default();
     leaf.distinguished_name = name(dns.first().map_or("zerodrop", String::as_str));
     for d in dns {
@@ -60,13 +98,8 @@ pub fn generate(dns: &[String], ips: &[IpAddr], valid_for: Duration) -> Result<B
     leaf.not_before = now - Duration::hours(1);
     leaf.not_after = now + valid_for;
     let leaf_key = KeyPair::generate()?;
-    let cert = leaf.signed_by(&leaf_key, &issuer)?;
-    Ok(Bundle {
-        ca_cert_pem: issuer.pem(),
-        ca_key_pem,
-        cert_pem: cert.pem(),
-        key_pem: leaf_key.serialize_pem(),
-    })
+    let cert = leaf.signed_by(&leaf_key, issuer)?;
+    Ok((cert.pem(), leaf_key.serialize_pem()))
 }
 
 fn name(common: &str) -> DistinguishedName {

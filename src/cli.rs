@@ -43,6 +43,36 @@ pub enum Command {
     /// Show what zerodrop would change, over manifests (-f) or a live cluster (--cluster).
     /// Exit code: 0 nothing reaches --fail-on, 1 something does, 2 usage or input errors.
     Audit(AuditArgs),
+    /// Development certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write a CA (ca.crt, ca.key) and a serving certificate it signed (tls.crt, tls.key).
+    Generate(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Folder to write into (created if needed).
+    #[arg(long, env = "ZERODROP_OUT")]
+    pub out: PathBuf,
+    /// DNS names of the serving certificate (repeatable).
+    #[arg(
+        long,
+        env = "ZERODROP_DNS",
+        value_delimiter = ',',
+        required_unless_present = "ip"
+    )]
+    pub dns: Vec<String>,
+    /// IP addresses of the serving certificate (repeatable).
+    #[arg(long, env = "ZERODROP_IP", value_delimiter = ',')]
+    pub ip: Vec<std::net::IpAddr>,
+    /// Lifetime of the serving certificate.
+    #[arg(long, env = "ZERODROP_VALIDITY", default_value = "8760h", value_parser = long_duration)]
+    pub validity: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +178,27 @@ pub struct ServeArgs {
     /// Upper bound for in-flight requests to finish after the listener closes.
     #[arg(long, env = "ZERODROP_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub shutdown_timeout: Duration,
+    /// Self-managed certificates: the TLS Secret every replica shares (needs a cluster).
+    #[arg(long, env = "ZERODROP_SELF_MANAGED_SECRET", conflicts_with_all = ["tls_cert", "tls_key"], requires_all = ["self_managed_namespace", "self_managed_webhook", "self_managed_dns"])]
+    pub self_managed_secret: Option<String>,
+    /// Namespace of that Secret.
+    #[arg(long, env = "ZERODROP_SELF_MANAGED_NAMESPACE")]
+    pub self_managed_namespace: Option<String>,
+    /// Name of our Mutating- and ValidatingWebhookConfiguration, whose caBundle zerodrop sets.
+    #[arg(long, env = "ZERODROP_SELF_MANAGED_WEBHOOK")]
+    pub self_managed_webhook: Option<String>,
+    /// DNS names of the serving certificate (the Service's name.namespace.svc).
+    #[arg(long, env = "ZERODROP_SELF_MANAGED_DNS", value_delimiter = ',')]
+    pub self_managed_dns: Vec<String>,
+    /// Lifetime of the serving certificate (the CA lives five times longer).
+    #[arg(long, env = "ZERODROP_SELF_MANAGED_VALIDITY", default_value = "8760h", value_parser = long_duration)]
+    pub self_managed_validity: Duration,
+    /// Renew the serving certificate this long before it expires.
+    #[arg(long, env = "ZERODROP_SELF_MANAGED_RENEW_BEFORE", default_value = "720h", value_parser = long_duration)]
+    pub self_managed_renew_before: Duration,
+    /// How often every replica re-reads the Secret (renewals by others, expiry).
+    #[arg(long, env = "ZERODROP_SELF_MANAGED_CHECK_INTERVAL", default_value = "1m", value_parser = duration)]
+    pub self_managed_check_interval: Duration,
     /// Time a client has to send request headers (slowloris protection).
     #[arg(long, env = "ZERODROP_HEADER_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub header_timeout: Duration,
@@ -174,6 +225,14 @@ fn duration(raw: &str) -> Result<Duration, String> {
     parse_seconds(raw)
         .map(|s| Duration::from_secs(u64::from(s)))
         .ok_or_else(|| format!("expected {}", crate::policy::duration::EXPECTED))
+}
+
+fn long_duration(raw: &str) -> Result<Duration, String> {
+    const TEN_YEARS: u64 = 10 * 365 * 86_400;
+    crate::policy::duration::parse_up_to(raw, TEN_YEARS)
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+        .ok_or_else(|| "expected a duration like 8760h or 30m (at most ten years)".into())
 }
 
 fn kube_version(raw: &str) -> Result<Capabilities, String> {

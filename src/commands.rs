@@ -2,6 +2,7 @@
 
 use crate::admission::NamespaceLookup;
 use crate::cli::ServeArgs;
+use crate::cluster::certificates::{self, SelfManaged};
 use crate::cluster::{self, namespaces::NamespaceCache};
 use crate::engine::{Capabilities, Engine};
 use crate::policy::{ClusterPolicy, Layer};
@@ -42,9 +43,11 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
         }
     };
 
+    let mut kube_client = None;
     let (namespaces, health, detected): (Arc<dyn NamespaceLookup>, Health, Option<Capabilities>) =
         match client {
             Some((client, caps)) => {
+                kube_client = Some(client.clone());
                 let gauge = metrics.clone();
                 let cache = NamespaceCache::start(client, move || {
                     gauge.namespace_cache_ready.set(1);
@@ -73,12 +76,18 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
         "capabilities"
     );
 
-    let certs = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => CertSource::Files {
+    let certs = match (&args.tls_cert, &args.tls_key, &args.self_managed_secret) {
+        (Some(cert), Some(key), _) => CertSource::Files {
             cert: cert.clone(),
             key: key.clone(),
             reload_every: args.tls_reload_interval,
         },
+        (_, _, Some(secret)) => {
+            let client = kube_client.clone().context(
+                "--self-managed-secret needs a reachable cluster to store the certificate",
+            )?;
+            self_managed(&args, secret, client, metrics.clone()).await?
+        }
         _ => CertSource::SelfSigned {
             ca_bundle_out: args.ca_bundle_out.clone(),
         },
@@ -104,6 +113,42 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
     tracing::info!(tls = %server.tls_addr, admin = %server.admin_addr, "serving");
     server.serve(shutdown).await;
     Ok(())
+}
+
+/// Bootstraps the shared Secret and caBundle, then keeps them fresh in the background.
+async fn self_managed(
+    args: &ServeArgs,
+    secret: &str,
+    client: kube::Client,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<CertSource> {
+    let cfg = SelfManaged {
+        secret: secret.to_owned(),
+        namespace: args.self_managed_namespace.clone().unwrap_or_default(),
+        webhook: args.self_managed_webhook.clone().unwrap_or_default(),
+        dns: args.self_managed_dns.clone(),
+        validity: args.self_managed_validity,
+        renew_before: args.self_managed_renew_before,
+        check_every: args.self_managed_check_interval,
+    };
+    let material = cfg
+        .ensure(&client)
+        .await
+        .context("self-managed certificate")?;
+    cfg.publish_ca(&client, &material.ca_cert)
+        .await
+        .context("setting caBundle")?;
+    let loaded = crate::server::tls::load_pair(material.cert.as_bytes(), material.key.as_bytes())?;
+    metrics.cert_expiry.set(loaded.not_after);
+    let resolver = crate::server::tls::Resolver::new(loaded.key);
+    tokio::spawn(certificates::keep_fresh(
+        cfg,
+        client,
+        resolver.clone(),
+        metrics,
+        material,
+    ));
+    Ok(CertSource::Resolver(resolver))
 }
 
 async fn connect(args: &ServeArgs) -> anyhow::Result<(kube::Client, Capabilities)> {
@@ -215,4 +260,35 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// `zerodrop certs generate`: PEM files for development and tests; keys are written 0600.
+pub fn certs_generate(args: &crate::cli::CertsArgs) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let validity = time::Duration::seconds(i64::try_from(args.validity.as_secs())?);
+    let bundle = crate::certs::generate(&args.dns, &args.ip, validity)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    for (file, text, private) in [
+        ("ca.crt", &bundle.ca_cert_pem, false),
+        ("ca.key", &bundle.ca_key_pem, true),
+        ("tls.crt", &bundle.cert_pem, false),
+        ("tls.key", &bundle.key_pem, true),
+    ] {
+        let path = args.out.join(file);
+        let mode = if private { 0o600 } else { 0o644 };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+    }
+    println!(
+        "wrote ca.crt, ca.key, tls.crt, tls.key to {}",
+        args.out.display()
+    );
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The `zerodrop` binary: parse flags, set up logging, run the command.
 
 use clap::Parser;
-use zerodrop::cli::{Cli, Command, LogFormat};
+use zerodrop::cli::{CertsCommand, Cli, Command, LogFormat};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -32,5 +32,6 @@ fn main() -> anyhow::Result<()> {
                 });
             std::process::exit(code)
         }
+        Command::Certs(CertsCommand::Generate(args)) => zerodrop::commands::certs_generate(&args),
     }
 }

@@ -1,5 +1,6 @@
 //! Kubernetes access: connecting, reading the apiserver version, the namespace cache.
 
+pub mod certificates;
 pub mod namespaces;
 
 use crate::engine::Capabilities;

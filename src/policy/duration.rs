@@ -8,12 +8,17 @@ pub const EXPECTED: &str = "whole seconds like 10, 10s, 1m30s or 1h (at most 24h
 /// Parses a duration into whole seconds. Sub-second units are refused: preStop sleeps and
 /// grace periods are whole seconds in the Pod API.
 pub fn parse_seconds(raw: &str) -> Option<u32> {
+    parse_up_to(raw, u64::from(MAX_SECONDS)).and_then(|s| u32::try_from(s).ok())
+}
+
+/// The same forms with a caller-chosen ceiling (certificate lifetimes run to years).
+pub fn parse_up_to(raw: &str, max: u64) -> Option<u64> {
     let s = raw.trim();
     if s.is_empty() {
         return None;
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse::<u32>().ok().filter(|n| *n <= MAX_SECONDS);
+        return s.parse::<u64>().ok().filter(|n| *n <= max);
     }
     let mut total: u64 = 0;
     let mut digits = String::new();
@@ -21,7 +26,7 @@ pub fn parse_seconds(raw: &str) -> Option<u32> {
     for ch in s.chars() {
         if ch.is_ascii_digit() {
             digits.push(ch);
-            if digits.len() > 6 {
+            if digits.len() > 9 {
                 return None;
             }
             continue;
@@ -43,7 +48,7 @@ pub fn parse_seconds(raw: &str) -> Option<u32> {
     if !digits.is_empty() {
         return None;
     }
-    u32::try_from(total).ok().filter(|n| *n <= MAX_SECONDS)
+    Some(total).filter(|n| *n <= max)
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ pub enum CertSource {
     },
     /// An in-memory CA + certificate for localhost/127.0.0.1; the CA bundle is written out.
     SelfSigned { ca_bundle_out: PathBuf },
+    /// Kept current by someone else (self-managed certificates in a cluster).
+    Resolver(Arc<tls::Resolver>),
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +158,7 @@ impl Server {
                 state.metrics.cert_expiry.set(loaded.not_after);
                 tls::Resolver::new(loaded.key)
             }
+            CertSource::Resolver(resolver) => resolver.clone(),
         };
         let tls_config = tls::server_config(resolver, config.client_ca.as_deref())?;
         let tls_listener = bind(config.listen).await?;

@@ -1,0 +1,19 @@
+# zerodrop image: static binary on distroless, non-root, exec-form ENTRYPOINT so zerodrop is
+# PID 1 and receives SIGTERM itself (the mistake zerodrop warns others about).
+# Build: docker build -t zerodrop:0.1.0 .
+FROM rust:1.95-bookworm AS build
+RUN rustup target add x86_64-unknown-linux-musl && apt-get update && apt-get install -y --no-install-recommends musl-tools && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY benches ./benches
+COPY tests/fixtures/pod-typical.json ./tests/fixtures/pod-typical.json
+RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin zerodrop \
+ && cp target/x86_64-unknown-linux-musl/release/zerodrop /zerodrop
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /zerodrop /zerodrop
+USER 65532:65532
+EXPOSE 8443 8080
+ENTRYPOINT ["/zerodrop"]
+CMD ["serve"]
