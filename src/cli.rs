@@ -39,7 +39,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the admission webhook (TLS) and the admin port (health, readiness, metrics).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show what zerodrop would change, over manifests (-f) or a live cluster (--cluster).
     /// Exit code: 0 nothing reaches --fail-on, 1 something does, 2 usage or input errors.
     Audit(AuditArgs),

@@ -146,7 +146,12 @@ fn deployment_is_hardened_highly_available_and_eats_its_own_food() {
         pod["securityContext"]["seccompProfile"]["type"],
         "RuntimeDefault"
     );
-    assert!(pod["topologySpreadConstraints"].as_array().unwrap().len() >= 1);
+    assert!(
+        !pod["topologySpreadConstraints"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     assert!(pod["affinity"]["podAntiAffinity"].is_object());
     let c = &pod["containers"][0];
     let sc = &c["securityContext"];

@@ -123,10 +123,10 @@ impl SelfManaged {
         for _ in 0..5 {
             let current = api.get_opt(&self.secret).await?;
             let existing = current.as_ref().and_then(|s| material(s).map(|m| (s, m)));
-            if let Some((s, m)) = &existing {
-                if self.usable(s, m) {
-                    return Ok(m.clone());
-                }
+            if let Some((s, m)) = &existing
+                && self.usable(s, m)
+            {
+                return Ok(m.clone());
             }
             // Renewal keeps the CA while it outlives the new certificate, so the caBundle holds.
             let fresh = match &existing {
