@@ -20,7 +20,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(zerodrop::commands::serve(
-            args,
+            *args,
             zerodrop::commands::shutdown_signal(),
         )),
         Command::Audit(args) => {
