@@ -2,57 +2,15 @@
 //! combinations, with assertions on the rendered objects. Helm is built from the Go module
 //! proxy by tests/helm/build.sh.
 
+#[path = "support/helm.rs"]
+mod support;
+
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use support::{chart, helm};
 
-fn helm() -> &'static PathBuf {
-    static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| {
-        if let Ok(path) = std::env::var("ZERODROP_HELM") {
-            return PathBuf::from(path);
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helm/build.sh");
-        let out = Command::new(script)
-            .output()
-            .expect("run tests/helm/build.sh");
-        assert!(
-            out.status.success(),
-            "building helm failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .trim()
-                .lines()
-                .last()
-                .unwrap(),
-        )
-    })
-}
-
-fn chart() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("charts/zerodrop")
-}
-
-/// `helm template` with `--set` values; Err(stderr) when Helm refuses.
 pub fn render(sets: &[&str]) -> Result<Vec<Value>, String> {
-    let mut cmd = Command::new(helm());
-    cmd.args(["template", "zd", "-n", "zerodrop"]).arg(chart());
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    let out = cmd.output().unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let text = String::from_utf8(out.stdout).unwrap();
-    Ok(serde_yaml_ng::Deserializer::from_str(&text)
-        .filter_map(|d| <Value as serde::Deserialize>::deserialize(d).ok())
-        .filter(|v| v.is_object())
-        .collect())
+    support::render_release("zd", "zerodrop", sets)
 }
 
 fn find<'a>(objs: &'a [Value], kind: &str) -> &'a Value {

@@ -12,7 +12,19 @@ use std::time::{Duration, Instant};
 pub const WEBHOOK_LABEL: &str = "e2e.zerodrop.dev/webhook";
 
 pub async fn register(client: &Client, name: &str, port: u16, ca_pem: &str) {
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    register_url(
+        client,
+        name,
+        &format!("https://127.0.0.1:{port}"),
+        Some(ca_pem),
+    )
+    .await;
+}
+
+/// Registers both configurations for `base` (e.g. https://localhost:8443); without a CA the
+/// caBundle is left for zerodrop to fill in (self-managed certificates).
+pub async fn register_url(client: &Client, name: &str, base: &str, ca_pem: Option<&str>) {
+    let ca = ca_pem.map(|p| base64::engine::general_purpose::STANDARD.encode(p));
     let selector = json!({ "matchExpressions": [
         { "key": "zerodrop.dev/mode", "operator": "In", "values": ["enforce", "audit"] },
         { "key": WEBHOOK_LABEL, "operator": "In", "values": [name] }
@@ -22,7 +34,7 @@ pub async fn register(client: &Client, name: &str, port: u16, ca_pem: &str) {
         "metadata": { "name": name },
         "webhooks": [{
             "name": "pods.zerodrop.dev",
-            "clientConfig": { "url": format!("https://127.0.0.1:{port}/mutate"), "caBundle": ca },
+            "clientConfig": { "url": format!("{base}/mutate"), "caBundle": ca },
             "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
             "namespaceSelector": selector,
             "sideEffects": "None", "failurePolicy": "Ignore", "reinvocationPolicy": "IfNeeded",
@@ -34,7 +46,7 @@ pub async fn register(client: &Client, name: &str, port: u16, ca_pem: &str) {
         "metadata": { "name": name },
         "webhooks": [{
             "name": "workloads.zerodrop.dev",
-            "clientConfig": { "url": format!("https://127.0.0.1:{port}/validate"), "caBundle": ca },
+            "clientConfig": { "url": format!("{base}/validate"), "caBundle": ca },
             "rules": [
                 { "apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
                   "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"] },

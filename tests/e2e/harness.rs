@@ -117,7 +117,23 @@ impl Zerodrop {
             .unwrap();
         std::fs::write(dir.path().join("tls.crt"), &b.cert_pem).unwrap();
         std::fs::write(dir.path().join("tls.key"), &b.key_pem).unwrap();
-        Zerodrop::start_in(dir, port, b.ca_cert_pem)
+        let files = Zerodrop::cert_args(dir.path());
+        Zerodrop::start_in(dir, port, b.ca_cert_pem, &files)
+    }
+
+    fn cert_args(dir: &Path) -> Vec<String> {
+        let path = |f: &str| dir.join(f).display().to_string();
+        vec![
+            "--tls-cert".into(),
+            path("tls.crt"),
+            "--tls-key".into(),
+            path("tls.key"),
+        ]
+    }
+
+    /// A replica that manages its own certificates through the cluster (`--self-managed-*`).
+    pub fn start_self_managed(port: u16, args: &[String]) -> Zerodrop {
+        Zerodrop::start_in(tempfile::tempdir().unwrap(), port, String::new(), args)
     }
 
     /// Restarts with the same certificate and port.
@@ -131,10 +147,16 @@ impl Zerodrop {
         } = self;
         let _ = child.kill();
         let _ = child.wait();
-        Zerodrop::start_in(dir, tls_port, ca_pem)
+        let files = Zerodrop::cert_args(dir.path());
+        Zerodrop::start_in(dir, tls_port, ca_pem, &files)
     }
 
-    fn start_in(dir: tempfile::TempDir, port: u16, ca_pem: String) -> Zerodrop {
+    fn start_in(
+        dir: tempfile::TempDir,
+        port: u16,
+        ca_pem: String,
+        cert_args: &[String],
+    ) -> Zerodrop {
         let log = dir
             .path()
             .join(format!("zerodrop-{port}-{}.log", std::process::id()));
@@ -146,10 +168,7 @@ impl Zerodrop {
             "--admin-listen",
             "127.0.0.1:0",
         ])
-        .arg("--tls-cert")
-        .arg(dir.path().join("tls.crt"))
-        .arg("--tls-key")
-        .arg(dir.path().join("tls.key"))
+        .args(cert_args)
         .arg("--kubeconfig")
         .arg(&control_plane().kubeconfig)
         .args(["--shutdown-delay", "0", "--log-format", "json"])

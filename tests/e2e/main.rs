@@ -1,6 +1,7 @@
 //! End-to-end tests: `zerodrop serve` behind a real kube-apiserver + etcd (tests/harness).
 
 mod audit;
+mod chart;
 mod cluster;
 mod fixtures;
 mod harness;
