@@ -163,6 +163,20 @@ proptest! {
         let ns = Layer::for_namespace(Some("enforce"), []);
         let decision = engine.evaluate(&obj, Workload::Pod, &ns);
 
+        // The webhook decodes only a projection of the object; it must decide exactly the same.
+        let text = obj.to_string();
+        let mut de = serde_json::Deserializer::from_str(&text);
+        let decoded = zerodrop::admission::projection::object(&mut de).unwrap().unwrap();
+        let webhook = engine.evaluate_decoded(&decoded, Workload::Pod, &ns);
+        // Same operations; their order follows each projection's key order, which may differ.
+        let ops = |p: &json_patch::Patch| {
+            let mut v: Vec<String> = p.0.iter().map(|op| serde_json::to_string(op).unwrap()).collect();
+            v.sort();
+            v
+        };
+        prop_assert_eq!(ops(&webhook.patch), ops(&decision.patch));
+        prop_assert_eq!(&webhook.findings, &decision.findings);
+
         let mut patched = obj.clone();
         json_patch::patch(&mut patched, &decision.patch).map_err(|e| TestCaseError::fail(format!("patch: {e}")))?;
 

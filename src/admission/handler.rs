@@ -102,7 +102,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         return Ok(outcome);
     };
     let layer = namespace_layer(ctx, &outcome.request);
-    let decision = ctx.engine.evaluate(template, workload, &layer);
+    let decision = ctx.engine.evaluate_decoded(template, workload, &layer);
     outcome.mode = Some(decision.mode);
     outcome.changes = decision.changes.iter().map(|c| c.kind()).collect();
     outcome.findings = decision.findings.iter().map(|f| f.code).collect();

@@ -1,6 +1,7 @@
 //! Admission: AdmissionReview in, the engine's decision out as an AdmissionReview response.
 
 pub mod handler;
+pub mod projection;
 pub mod response;
 pub mod review;
 

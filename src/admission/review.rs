@@ -60,7 +60,8 @@ pub struct Request {
     pub operation: String,
     #[serde(default)]
     pub dry_run: Option<bool>,
-    #[serde(default)]
+    /// Only what the engine reads (see `projection`); patch paths are the object's own.
+    #[serde(default, deserialize_with = "super::projection::object")]
     pub object: Option<Value>,
     /// Never read: skipping it without building a tree halves the work on UPDATE.
     #[serde(default, rename = "oldObject")]

@@ -147,6 +147,24 @@ impl Engine {
 
     /// Evaluates a Pod, or a pod template (`{metadata, spec}`) of `workload`.
     pub fn evaluate(&self, obj: &Value, workload: Workload, namespace: &Layer) -> Decision {
+        self.evaluate_projected(&pod::projection(obj), obj, workload, namespace)
+    }
+
+    /// Like `evaluate` for an object that was decoded as a projection already (the webhook's
+    /// request path: see `admission::projection`), without copying it once more.
+    pub fn evaluate_decoded(&self, obj: &Value, workload: Workload, namespace: &Layer) -> Decision {
+        self.evaluate_projected(obj, obj, workload, namespace)
+    }
+
+    /// `before` holds what the rules may change (at the object's own paths); `obj` is read
+    /// for scope and policy.
+    fn evaluate_projected(
+        &self,
+        before: &Value,
+        obj: &Value,
+        workload: Workload,
+        namespace: &Layer,
+    ) -> Decision {
         let pod_layer = Layer::from_annotations(Source::Pod, pod::annotations(obj));
         let mut findings = namespace.findings.clone();
         findings.extend(pod_layer.findings.iter().cloned());
@@ -191,7 +209,6 @@ impl Engine {
         let outcome = required.map(|r| grace::decide(current, r, self.cluster.max_grace_period));
         let effective = outcome.as_ref().map_or(current, |o| o.effective);
 
-        let before = pod::projection(obj);
         let mut after = before.clone();
         let mut changes = Vec::new();
         let mut ledger = ledger::Ledger::default();
@@ -252,7 +269,7 @@ impl Engine {
         if !ledger.is_empty() {
             ledger.stamp(&mut after);
         }
-        let patch = json_patch::diff(&before, &after);
+        let patch = json_patch::diff(before, &after);
         Decision {
             mode,
             skipped: None,

@@ -1,0 +1,88 @@
+//! The admission path per request, as ratios against a floor measured in the same run:
+//! floor = parse the AdmissionReview + serialise an `allowed` response (what any webhook must do);
+//! full = parse + engine + patch + response. bench/run.sh prints full/floor from these.
+
+#[path = "support/reviews.rs"]
+mod reviews;
+
+// The binary's allocator, so the numbers are the server's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::collections::HashMap;
+use std::hint::black_box;
+use zerodrop::admission::review::{self, Response};
+use zerodrop::admission::{Context, Endpoint, handle};
+use zerodrop::engine::{Capabilities, Engine, Workload};
+use zerodrop::policy::{ClusterPolicy, Layer, Mode};
+
+fn admission(c: &mut Criterion) {
+    let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
+    let ns = Layer::for_namespace(Some("enforce"), []);
+    let namespaces: HashMap<String, Layer> = [(reviews::namespace(), ns.clone())].into();
+    let ctx = Context {
+        engine: &engine,
+        namespaces: &namespaces,
+        unknown_namespace_mode: Mode::Audit,
+    };
+    let mut group = c.benchmark_group("admission");
+    for (name, body) in [
+        ("small", reviews::small()),
+        ("typical", reviews::typical()),
+        ("large", reviews::large()),
+    ] {
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        let label = format!("{name}-{}B", body.len());
+        group.bench_with_input(BenchmarkId::new("parse", &label), &body, |b, body| {
+            b.iter(|| review::decode(black_box(body)).expect("decode"))
+        });
+        group.bench_with_input(BenchmarkId::new("floor", &label), &body, |b, body| {
+            b.iter(|| {
+                let req = review::decode(black_box(body)).expect("decode");
+                review::encode(&Response {
+                    uid: req.uid,
+                    allowed: true,
+                    ..Response::default()
+                })
+            })
+        });
+        // What a generic webhook does: the whole object into a tree (kube-rs DynamicObject and
+        // the like). Shown for reference; the floor above uses zerodrop's own lean decoding.
+        group.bench_with_input(
+            BenchmarkId::new("floor-full-tree", &label),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let v: serde_json::Value =
+                        serde_json::from_slice(black_box(body)).expect("parse");
+                    let uid = v["request"]["uid"].as_str().unwrap_or_default().to_owned();
+                    review::encode(&Response {
+                        uid,
+                        allowed: true,
+                        ..Response::default()
+                    })
+                })
+            },
+        );
+        let object = review::decode(&body)
+            .expect("decode")
+            .object
+            .expect("object");
+        group.bench_with_input(
+            BenchmarkId::new("evaluate", &label),
+            &object,
+            |b, object| b.iter(|| engine.evaluate_decoded(black_box(object), Workload::Pod, &ns)),
+        );
+        group.bench_with_input(BenchmarkId::new("full", &label), &body, |b, body| {
+            b.iter(|| {
+                let outcome = handle(Endpoint::Mutate, black_box(body), &ctx).expect("handle");
+                review::encode(&outcome.response)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, admission);
+criterion_main!(benches);
