@@ -12,8 +12,19 @@ use std::sync::atomic::AtomicI64;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub endpoint: &'static str,
-    pub operation: String,
+    pub operation: &'static str,
     pub result: &'static str,
+}
+
+/// Admission operations as static labels: no allocation per request, bounded cardinality.
+fn operation_label(op: &str) -> &'static str {
+    match op {
+        "CREATE" => "CREATE",
+        "UPDATE" => "UPDATE",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        _ => "other",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -134,7 +145,7 @@ impl Metrics {
         self.requests
             .get_or_create(&RequestLabels {
                 endpoint,
-                operation: outcome.request.operation.clone(),
+                operation: operation_label(&outcome.request.operation),
                 result: outcome.verdict.as_str(),
             })
             .inc();
