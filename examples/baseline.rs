@@ -13,7 +13,14 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 async fn allow(body: Bytes) -> ([(&'static str, &'static str); 1], Vec<u8>) {
     let uid = review::decode(&body).map(|r| r.uid).unwrap_or_default();
-    ([("content-type", "application/json")], review::encode(&Response { uid, allowed: true, ..Response::default() }))
+    (
+        [("content-type", "application/json")],
+        review::encode(&Response {
+            uid,
+            allowed: true,
+            ..Response::default()
+        }),
+    )
 }
 
 #[tokio::main]
@@ -24,8 +31,12 @@ async fn main() -> anyhow::Result<()> {
     let ips = ["127.0.0.1".parse()?];
     let bundle = zerodrop::certs::generate(&["localhost".into()], &ips, time::Duration::days(1))?;
     std::fs::write(&ca_out, &bundle.ca_cert_pem)?;
-    let loaded = zerodrop::server::tls::load_pair(bundle.cert_pem.as_bytes(), bundle.key_pem.as_bytes())?;
-    let config = zerodrop::server::tls::server_config(zerodrop::server::tls::Resolver::new(loaded.key), None)?;
+    let loaded =
+        zerodrop::server::tls::load_pair(bundle.cert_pem.as_bytes(), bundle.key_pem.as_bytes())?;
+    let config = zerodrop::server::tls::server_config(
+        zerodrop::server::tls::Resolver::new(loaded.key),
+        None,
+    )?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("baseline listening on {}", listener.local_addr()?);
@@ -33,6 +44,14 @@ async fn main() -> anyhow::Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let header_timeout = std::time::Duration::from_secs(5);
-    zerodrop::server::listener::accept_loop(listener, acceptor, app, &graceful, header_timeout, stop_rx).await;
+    zerodrop::server::listener::accept_loop(
+        listener,
+        acceptor,
+        app,
+        &graceful,
+        header_timeout,
+        stop_rx,
+    )
+    .await;
     Ok(())
 }

@@ -7,7 +7,11 @@ mod reviews;
 fn main() -> std::io::Result<()> {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| ".".into()));
     std::fs::create_dir_all(&dir)?;
-    for (name, body) in [("small", reviews::small()), ("typical", reviews::typical()), ("large", reviews::large())] {
+    for (name, body) in [
+        ("small", reviews::small()),
+        ("typical", reviews::typical()),
+        ("large", reviews::large()),
+    ] {
         std::fs::write(dir.join(format!("{name}.json")), body)?;
     }
     println!("{}", reviews::namespace());

@@ -17,7 +17,10 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    anyhow::ensure!(args.len() == 4, "usage: e2e_latency KUBECONFIG WEBHOOK_BASE_URL CA_FILE ITERATIONS");
+    anyhow::ensure!(
+        args.len() == 4,
+        "usage: e2e_latency KUBECONFIG WEBHOOK_BASE_URL CA_FILE ITERATIONS"
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
     let kc = kube::config::Kubeconfig::read_from(&args[0])?;
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;

@@ -52,16 +52,21 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    anyhow::ensure!(args.len() >= 5, "usage: loadgen URL CA_FILE BODY_FILE CONNECTIONS SECONDS [fresh]");
+    anyhow::ensure!(
+        args.len() >= 5,
+        "usage: loadgen URL CA_FILE BODY_FILE CONNECTIONS SECONDS [fresh]"
+    );
     let url: hyper::Uri = args[0].parse()?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::pem::PemObject::pem_file_iter(&args[1])? {
         roots.add(cert?)?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let target = Arc::new(Target {
         host: url.host().unwrap_or("127.0.0.1").to_owned(),
         port: url.port_u16().unwrap_or(443),

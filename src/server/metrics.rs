@@ -173,7 +173,7 @@ impl Metrics {
         self.requests
             .get_or_create(&RequestLabels {
                 endpoint,
-                operation: String::new(),
+                operation: "",
                 result,
             })
             .inc();
