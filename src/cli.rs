@@ -199,6 +199,12 @@ pub struct ServeArgs {
     /// How often every replica re-reads the Secret (renewals by others, expiry).
     #[arg(long, env = "ZERODROP_SELF_MANAGED_CHECK_INTERVAL", default_value = "1m", value_parser = duration)]
     pub self_managed_check_interval: Duration,
+    /// Admission requests in flight at once; more are refused with 503 at once.
+    #[arg(long, env = "ZERODROP_MAX_CONCURRENT_REQUESTS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_requests: u32,
+    /// Time a client has to send the request body (slow clients).
+    #[arg(long, env = "ZERODROP_BODY_TIMEOUT", default_value = "10s", value_parser = duration)]
+    pub body_timeout: Duration,
     /// Time a client has to send request headers (slowloris protection).
     #[arg(long, env = "ZERODROP_HEADER_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub header_timeout: Duration,

@@ -108,6 +108,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
         unknown_namespace_mode: config.unknown_namespace_mode,
         metrics,
         health,
+        limits: server::Limits::new(args.max_concurrent_requests as usize, args.body_timeout),
     };
     let server = Server::bind(config, state).await?;
     tracing::info!(tls = %server.tls_addr, admin = %server.admin_addr, "serving");

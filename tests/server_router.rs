@@ -1,76 +1,18 @@
 //! The admission and admin routes in-process, fed AdmissionReviews captured from the real
 //! apiserver (tests/fixtures/admission, written by the e2e fixtures test).
 
-use axum::body::{Body, to_bytes};
-use axum::http::{Method, Request, StatusCode};
+#[path = "support/router.rs"]
+mod support;
+
+use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tower::ServiceExt;
+use support::{call, fixture, state, state_with};
 use zerodrop::admission::NamespaceLookup;
-use zerodrop::engine::{Capabilities, Engine};
-use zerodrop::policy::{ClusterPolicy, Layer, Mode};
-use zerodrop::server::metrics::Metrics;
-use zerodrop::server::{Health, State, router};
-
-fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/admission/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn namespace_of(review: &Value) -> String {
-    review["request"]["namespace"].as_str().unwrap().to_owned()
-}
-
-fn state_with(namespaces: Arc<dyn NamespaceLookup>, ready: bool) -> Arc<State> {
-    Arc::new(State {
-        engine: Engine::new(ClusterPolicy::default(), Capabilities::LATEST),
-        namespaces,
-        unknown_namespace_mode: Mode::Audit,
-        metrics: Arc::new(Metrics::new()),
-        health: Health::new(Box::new(move || ready)),
-    })
-}
-
-fn state(review: &Value, mode: &str) -> Arc<State> {
-    let mut map = HashMap::new();
-    map.insert(namespace_of(review), Layer::for_namespace(Some(mode), []));
-    state_with(Arc::new(map), true)
-}
-
-async fn call(
-    state: Arc<State>,
-    method: Method,
-    path: &str,
-    content_type: Option<&str>,
-    body: Vec<u8>,
-) -> (StatusCode, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
-    }
-    let app = if path.starts_with("/mutate") || path.starts_with("/validate") || path == "/other" {
-        router::admission(state)
-    } else {
-        router::admin(state)
-    };
-    let resp = app
-        .oneshot(req.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    (
-        status,
-        to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec(),
-    )
-}
+use zerodrop::policy::Layer;
+use zerodrop::server::State;
 
 async fn review(state: Arc<State>, path: &str, body: &Value) -> Value {
     let (status, bytes) = call(

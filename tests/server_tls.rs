@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zerodrop::engine::{Capabilities, Engine};
 use zerodrop::policy::{ClusterPolicy, Layer, Mode};
 use zerodrop::server::metrics::Metrics;
-use zerodrop::server::{CertSource, Config, Health, Server, State};
+use zerodrop::server::{CertSource, Config, Health, Limits, Server, State};
 
 const BODY: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"n","object":{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i"}]}}}}"#;
 
@@ -53,6 +54,15 @@ fn mount(dir: &Path, version: &str, cert: &str, key: &str) {
 }
 
 async fn start(dir: &Path, client_ca: Option<PathBuf>) -> (Server, Arc<Metrics>) {
+    start_with(dir, client_ca, Limits::default(), Duration::from_secs(5)).await
+}
+
+async fn start_with(
+    dir: &Path,
+    client_ca: Option<PathBuf>,
+    limits: Limits,
+    header_timeout: Duration,
+) -> (Server, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let state = State {
         engine: Engine::new(ClusterPolicy::default(), Capabilities::LATEST),
@@ -60,6 +70,7 @@ async fn start(dir: &Path, client_ca: Option<PathBuf>) -> (Server, Arc<Metrics>)
         unknown_namespace_mode: Mode::Audit,
         metrics: metrics.clone(),
         health: Health::new(Box::new(|| true)),
+        limits,
     };
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -73,7 +84,7 @@ async fn start(dir: &Path, client_ca: Option<PathBuf>) -> (Server, Arc<Metrics>)
         unknown_namespace_mode: Mode::Audit,
         shutdown_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(1),
-        header_timeout: Duration::from_secs(5),
+        header_timeout,
     };
     (Server::bind(config, state).await.unwrap(), metrics)
 }
@@ -334,4 +345,93 @@ async fn client_ca_rejects_connections_without_a_valid_client_certificate() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+/// A raw TLS connection for writing partial requests.
+async fn raw(port: u16, ca: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let connector =
+        tokio_rustls::TlsConnector::from(Arc::new(client_config(&[ca], rustls::DEFAULT_VERSIONS)));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// Reads until the server answers or closes; returns what it sent and how long it took.
+async fn read_all(
+    conn: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> (String, Duration) {
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut buf)).await;
+    (
+        String::from_utf8_lossy(&buf).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_overload_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pair();
+    mount(dir.path(), "1", &p.cert, &p.key);
+    let limits = Limits::new(1, Duration::from_millis(500));
+    let (server, metrics) = start_with(dir.path(), None, limits, Duration::from_millis(500)).await;
+    let port = server.tls_addr.port();
+    tokio::spawn(server.serve(std::future::pending()));
+
+    // Slowloris: headers never finish; the connection is closed after the header timeout.
+    let mut slow = raw(port, &p.ca).await;
+    slow.write_all(b"POST /mutate HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .unwrap();
+    let (_, took) = read_all(&mut slow).await;
+    assert!(
+        took < Duration::from_secs(3),
+        "header timeout not enforced: {took:?}"
+    );
+
+    // A slow body holds the only slot: another request is refused with 503 at once.
+    let mut holder = raw(port, &p.ca).await;
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        BODY.len()
+    );
+    holder.write_all(head.as_bytes()).await.unwrap();
+    holder.write_all(&BODY.as_bytes()[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let client = http_client(&[&p.ca]);
+    let started = Instant::now();
+    let refused = client
+        .post(format!("https://localhost:{port}/mutate"))
+        .header("content-type", "application/json")
+        .body(BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "503 was not immediate"
+    );
+    assert!(metrics.encode().contains("zerodrop_overloaded_total 1"));
+
+    // The slow body itself times out with a 4xx, which frees the slot.
+    let (answer, took) = read_all(&mut holder).await;
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(
+        took < Duration::from_secs(3),
+        "body timeout not enforced: {took:?}"
+    );
+    let ok = client
+        .post(format!("https://localhost:{port}/mutate"))
+        .header("content-type", "application/json")
+        .body(BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
 }

@@ -87,6 +87,30 @@ impl Health {
     }
 }
 
+/// Protection against overload and slow clients.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Admission requests in flight (reading, evaluating or answering); beyond: 503 at once.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Time a client has to send the request body once headers are in.
+    pub body_timeout: Duration,
+}
+
+impl Limits {
+    pub fn new(max_in_flight: usize, body_timeout: Duration) -> Limits {
+        Limits {
+            in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
+            body_timeout,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::new(256, Duration::from_secs(10))
+    }
+}
+
 /// Shared by every request.
 pub struct State {
     pub engine: Engine,
@@ -94,6 +118,7 @@ pub struct State {
     pub unknown_namespace_mode: Mode,
     pub metrics: Arc<Metrics>,
     pub health: Health,
+    pub limits: Limits,
 }
 
 /// A server with its ports bound, ready to serve.

@@ -4,26 +4,72 @@ use super::State;
 use crate::admission::{self, Context, Endpoint, Outcome};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State as Shared};
+use axum::extract::{DefaultBodyLimit, RawQuery, Request, State as Shared};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// Above what the apiserver can send: objects up to 3 MiB, plus oldObject, plus the envelope.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// Bodies above this are evaluated off the async workers so one huge pod cannot stall others.
 const BLOCKING_THRESHOLD: usize = 256 * 1024;
 
+/// When the apiserver gives no `?timeout=`, its own default for webhooks.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
+
 pub fn admission(state: Arc<State>) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route("/validate", post(validate))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(RequestBodyTimeoutLayer::new(state.limits.body_timeout))
+        // Outside the body read, so a slow upload holds its slot like any other request.
+        .layer(middleware::from_fn_with_state(state.clone(), limit))
         .layer(CatchPanicLayer::custom(on_panic))
         .with_state(state)
+}
+
+/// Refuses at once when too many requests are in flight: queueing would only make every
+/// answer late (the apiserver gives up after its timeout anyway).
+async fn limit(Shared(state): Shared<Arc<State>>, req: Request, next: Next) -> Response {
+    let Ok(permit) = state.limits.in_flight.clone().try_acquire_owned() else {
+        state.metrics.overloaded.inc();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many admission requests in flight\n",
+        )
+            .into_response();
+    };
+    let response = next.run(req).await;
+    drop(permit);
+    response
+}
+
+/// The apiserver's `?timeout=10s` (Go duration: `500ms`, `10s`, `1m0s`), minus a margin so the
+/// answer arrives before it gives up.
+pub fn deadline(query: Option<&str>) -> Duration {
+    let raw = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("timeout="));
+    let total = raw
+        .and_then(go_duration)
+        .unwrap_or(DEFAULT_DEADLINE)
+        .min(Duration::from_secs(30));
+    total.saturating_sub((total / 10).min(Duration::from_millis(100)))
+}
+
+fn go_duration(raw: &str) -> Option<Duration> {
+    if let Some(ms) = raw.strip_suffix("ms") {
+        return ms.parse::<u64>().ok().map(Duration::from_millis);
+    }
+    crate::policy::duration::parse_up_to(raw, 3600).map(Duration::from_secs)
 }
 
 pub fn admin(state: Arc<State>) -> Router {
@@ -34,17 +80,42 @@ pub fn admin(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
-async fn mutate(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    review(state, Endpoint::Mutate, &headers, body).await
+async fn mutate(
+    Shared(state): Shared<Arc<State>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    review(
+        state,
+        Endpoint::Mutate,
+        deadline(q.as_deref()),
+        &headers,
+        body,
+    )
+    .await
 }
 
-async fn validate(Shared(state): Shared<Arc<State>>, headers: HeaderMap, body: Bytes) -> Response {
-    review(state, Endpoint::Validate, &headers, body).await
+async fn validate(
+    Shared(state): Shared<Arc<State>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    review(
+        state,
+        Endpoint::Validate,
+        deadline(q.as_deref()),
+        &headers,
+        body,
+    )
+    .await
 }
 
 async fn review(
     state: Arc<State>,
     endpoint: Endpoint,
+    deadline: Duration,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -68,10 +139,12 @@ async fn review(
     }
     let started = Instant::now();
     let result = if body.len() > BLOCKING_THRESHOLD {
-        let state = state.clone();
-        match tokio::task::spawn_blocking(move || evaluate(&state, endpoint, &body)).await {
-            Ok(r) => r,
-            Err(_) => return on_panic(Box::new("evaluation task failed")),
+        let (shared, input) = (state.clone(), body.clone());
+        let work = tokio::task::spawn_blocking(move || evaluate(&shared, endpoint, &input));
+        match tokio::time::timeout(deadline, work).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => return on_panic(Box::new("evaluation task failed")),
+            Err(_) => return late(&state, endpoint, &body, deadline),
         }
     } else {
         evaluate(&state, endpoint, &body)
@@ -96,6 +169,44 @@ async fn review(
             (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
         }
     }
+}
+
+/// No decision within the apiserver's deadline: admit unchanged (as failurePolicy Ignore would,
+/// but with an answer the apiserver can log) and say so.
+fn late(state: &State, endpoint: Endpoint, body: &[u8], deadline: Duration) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Uid {
+        request: Option<UidOnly>,
+    }
+    #[derive(serde::Deserialize)]
+    struct UidOnly {
+        uid: String,
+    }
+    state.metrics.record_error(endpoint.as_str(), "deadline");
+    let Some(uid) = serde_json::from_slice::<Uid>(body)
+        .ok()
+        .and_then(|u| u.request)
+        .map(|r| r.uid)
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "AdmissionReview request has no uid\n",
+        )
+            .into_response();
+    };
+    tracing::warn!(endpoint = endpoint.as_str(), %uid, ?deadline, "no decision within the deadline; admitted unchanged");
+    let response = admission::review::Response {
+        uid,
+        allowed: true,
+        warnings: vec!["zerodrop: no decision within the deadline; admitted unchanged".into()],
+        ..Default::default()
+    };
+    let mut out = admission::review::encode(&response).into_response();
+    out.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    out
 }
 
 fn evaluate(

@@ -1,0 +1,77 @@
+//! What must hold for any input; shared by the fuzz targets and by tests/fuzz_corpus.rs, which
+//! replays the saved corpus on every CI run.
+
+use base64::Engine as _;
+use serde_json::Value;
+use std::collections::HashMap;
+use zerodrop::admission::{Context, Endpoint, handle, review};
+use zerodrop::engine::{Capabilities, Engine};
+use zerodrop::findings::MAX_MESSAGE;
+use zerodrop::policy::{ClusterPolicy, Layer, Mode, Setting, Source, duration};
+
+/// Any body: a DecodeError with a reason, or a valid response whose patch applies.
+pub fn admission_body(data: &[u8]) {
+    let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
+    let namespaces: HashMap<String, Layer> = HashMap::new();
+    let ctx = Context {
+        engine: &engine,
+        namespaces: &namespaces,
+        unknown_namespace_mode: Mode::Enforce,
+    };
+    for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
+        match handle(endpoint, data, &ctx) {
+            Err(e) => assert!(!e.to_string().is_empty()),
+            Ok(outcome) => {
+                let bytes = review::encode(&outcome.response);
+                let answer: Value = serde_json::from_slice(&bytes).expect("response is JSON");
+                assert_eq!(answer["response"]["allowed"], true);
+                assert_eq!(
+                    answer["response"]["uid"],
+                    Value::String(outcome.request.uid.clone())
+                );
+                let warnings = answer["response"]["warnings"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                assert!(warnings.len() <= 8);
+                assert!(
+                    warnings
+                        .iter()
+                        .all(|w| w.as_str().is_some_and(|w| w.chars().count() <= MAX_MESSAGE))
+                );
+                if let Some(p) = answer["response"]["patch"].as_str() {
+                    assert_eq!(endpoint, Endpoint::Mutate);
+                    let raw = base64::engine::general_purpose::STANDARD
+                        .decode(p)
+                        .expect("base64");
+                    let patch: json_patch::Patch = serde_json::from_slice(&raw).expect("patch");
+                    let full: Value = serde_json::from_slice(data).expect("the body parsed before");
+                    let mut object = full["request"]["object"].clone();
+                    json_patch::patch(&mut object, &patch)
+                        .expect("patch applies to the whole object");
+                }
+            }
+        }
+    }
+}
+
+/// Any text as a policy value, a duration, or an annotation key=value: never a panic.
+pub fn policy_values(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = duration::parse_seconds(&text);
+    let _ = duration::parse_up_to(&text, u64::MAX);
+    for setting in Setting::ALL {
+        let mut p = zerodrop::policy::Partial::default();
+        let _ = setting.parse_into(&text, &mut p);
+    }
+    let (key, value) = text.split_once('=').unwrap_or((&text, ""));
+    let layer = Layer::from_annotations(Source::Pod, [(key, value)]);
+    assert!(
+        layer
+            .findings
+            .iter()
+            .all(|f| f.message.chars().count() <= MAX_MESSAGE)
+    );
+    let _ = Layer::for_namespace(Some(value), [(key, value)]);
+    let _ = ClusterPolicy::from_yaml(&text);
+}

@@ -1,0 +1,7 @@
+//! Fuzz target: HTTP body -> AdmissionReview handler (both endpoints).
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::admission_body(data));

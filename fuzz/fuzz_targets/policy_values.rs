@@ -1,0 +1,7 @@
+//! Fuzz target: annotation values, durations and the cluster config parser.
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::policy_values(data));

@@ -1,0 +1,72 @@
+//! In-process router helpers for the tests: state over a fixed namespace map, one call.
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Method, Request, StatusCode};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tower::ServiceExt;
+use zerodrop::admission::NamespaceLookup;
+use zerodrop::engine::{Capabilities, Engine};
+use zerodrop::policy::{ClusterPolicy, Layer, Mode};
+use zerodrop::server::metrics::Metrics;
+use zerodrop::server::{Health, State, router};
+
+pub fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/admission/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+pub fn namespace_of(review: &Value) -> String {
+    review["request"]["namespace"].as_str().unwrap().to_owned()
+}
+
+pub fn state_with(namespaces: Arc<dyn NamespaceLookup>, ready: bool) -> Arc<State> {
+    Arc::new(State {
+        engine: Engine::new(ClusterPolicy::default(), Capabilities::LATEST),
+        namespaces,
+        unknown_namespace_mode: Mode::Audit,
+        metrics: Arc::new(Metrics::new()),
+        health: Health::new(Box::new(move || ready)),
+        limits: Default::default(),
+    })
+}
+
+pub fn state(review: &Value, mode: &str) -> Arc<State> {
+    let mut map = HashMap::new();
+    map.insert(namespace_of(review), Layer::for_namespace(Some(mode), []));
+    state_with(Arc::new(map), true)
+}
+
+pub async fn call(
+    state: Arc<State>,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let app = if path.starts_with("/mutate") || path.starts_with("/validate") || path == "/other" {
+        router::admission(state)
+    } else {
+        router::admin(state)
+    };
+    let resp = app
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    (
+        status,
+        to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+}
