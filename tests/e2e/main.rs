@@ -4,6 +4,7 @@ mod audit;
 mod chart;
 mod cluster;
 mod fixtures;
+mod generated;
 mod harness;
 mod outage;
 mod pods;

@@ -1,0 +1,121 @@
+//! Generated Pods for property tests (random containers, ports, probes, lifecycles,
+//! annotations, grace periods), shared by the engine's property tests and the e2e test that
+//! sends them through the real apiserver.
+
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+fn port() -> impl Strategy<Value = Value> {
+    (
+        1u16..=65535,
+        prop::option::of(prop::sample::select(vec![
+            "http", "http-api", "grpc", "metrics",
+        ])),
+        any::<bool>(),
+    )
+        .prop_map(|(n, name, udp)| {
+            let mut p = json!({ "containerPort": n });
+            if let Some(name) = name {
+                p["name"] = json!(name);
+            }
+            if udp {
+                p["protocol"] = json!("UDP");
+            }
+            p
+        })
+}
+
+fn probe() -> impl Strategy<Value = Option<Value>> {
+    prop::option::of(prop_oneof![
+        Just(json!({ "httpGet": { "path": "/h", "port": 8080 } })),
+        Just(json!({ "tcpSocket": { "port": 8080 }, "periodSeconds": 3 })),
+        Just(json!({ "grpc": { "port": 9000 } })),
+        Just(json!({ "exec": { "command": ["check"] } })),
+    ])
+}
+
+fn lifecycle() -> impl Strategy<Value = Option<Value>> {
+    prop::option::of(prop_oneof![
+        Just(json!({ "preStop": { "sleep": { "seconds": 3 } } })),
+        Just(json!({ "preStop": { "exec": { "command": ["sleep", "7"] } } })),
+        Just(json!({ "postStart": { "exec": { "command": ["true"] } } })),
+        Just(json!({})),
+    ])
+}
+
+fn command() -> impl Strategy<Value = Option<Value>> {
+    prop::option::of(prop_oneof![
+        Just(json!(["sh", "-c", "node server.js"])),
+        Just(json!(["/bin/bash", "-c", "migrate && serve"])),
+        Just(json!(["/start.sh"])),
+        Just(json!(["/app"])),
+    ])
+}
+
+prop_compose! {
+    fn container(i: usize)(
+        ports in prop::collection::vec(port(), 0..3),
+        readiness in probe(),
+        liveness in probe(),
+        lifecycle in lifecycle(),
+        command in command(),
+        future in any::<bool>(),
+    ) -> Value {
+        let mut c = json!({ "name": format!("c{i}"), "image": "img" });
+        // Kubernetes rejects duplicate container ports; keep the generated ones unique.
+        let mut seen = std::collections::BTreeSet::new();
+        let ports: Vec<Value> = ports.into_iter().filter(|p| seen.insert(p["containerPort"].as_u64())).collect();
+        if !ports.is_empty() { c["ports"] = json!(ports); }
+        if let Some(p) = readiness { c["readinessProbe"] = p; }
+        if let Some(p) = liveness { c["livenessProbe"] = p; }
+        if let Some(l) = lifecycle { c["lifecycle"] = l; }
+        if let Some(cmd) = command { c["command"] = cmd; }
+        if future { c["fieldFromKubernetes2030"] = json!({ "x": i }); }
+        c
+    }
+}
+
+fn annotations() -> impl Strategy<Value = Map<String, Value>> {
+    let key = prop::sample::select(vec![
+        "zerodrop.dev/prestop-sleep",
+        "zerodrop.dev/drain-timeout",
+        "zerodrop.dev/readiness-path",
+        "zerodrop.dev/readiness-port",
+        "zerodrop.dev/prestop-action",
+        "zerodrop.dev/shell-exec",
+        "zerodrop.dev/mode",
+        "zerodrop.dev/prestop-sleep.c0",
+        "zerodrop.dev/drain-timeout.c1",
+        "a~b/c",
+        "example.com/x",
+    ]);
+    let value = prop::sample::select(vec![
+        "0", "3", "45s", "1m30s", "banana", "/ready", "http", "8080", "exec", "sleep", "true",
+        "enforce", "audit", "-1",
+    ]);
+    prop::collection::btree_map(key, value, 0..6).prop_map(|m| {
+        m.into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect()
+    })
+}
+
+prop_compose! {
+    pub fn pod()(
+        n in 1usize..4,
+        annotations in annotations(),
+        grace in prop::option::of(0i64..200),
+    )(
+        containers in (0..n).map(container).collect::<Vec<_>>(),
+        annotations in Just(annotations),
+        grace in Just(grace),
+    ) -> Value {
+        let mut p = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "p", "namespace": "ns", "annotations": annotations },
+            "spec": { "containers": containers }
+        });
+        if let Some(g) = grace { p["spec"]["terminationGracePeriodSeconds"] = json!(g); }
+        p
+    }
+}
