@@ -34,3 +34,6 @@ echo "$ZERODROP_HELM"
 
 step "cargo test (unit, property, server, chart, end-to-end)"
 cargo test --all-targets --locked
+
+step "benchmark scripts (smoke run: keeps bench/run.sh working; numbers are not judged here)"
+bench/run.sh --smoke

@@ -14,15 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let policy = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading --config {}", path.display()))?;
-            ClusterPolicy::from_yaml(&text)
-                .with_context(|| format!("--config {}", path.display()))?
-        }
-        None => ClusterPolicy::default(),
-    };
+    let policy = load_policy(args.config.as_deref())?;
     let metrics = Arc::new(Metrics::new());
 
     let client = if args.standalone {
@@ -158,6 +150,16 @@ async fn connect(args: &ServeArgs) -> anyhow::Result<(kube::Client, Capabilities
     Ok((client, caps))
 }
 
+/// The cluster layer from `--config`, validated; built-in defaults without one.
+fn load_policy(path: Option<&std::path::Path>) -> anyhow::Result<ClusterPolicy> {
+    let Some(path) = path else {
+        return Ok(ClusterPolicy::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --config {}", path.display()))?;
+    ClusterPolicy::from_yaml(&text).with_context(|| format!("--config {}", path.display()))
+}
+
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -179,15 +181,7 @@ pub async fn shutdown_signal() {
 pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
     use crate::audit::{self, output};
     use std::io::IsTerminal;
-    let policy = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading --config {}", path.display()))?;
-            ClusterPolicy::from_yaml(&text)
-                .with_context(|| format!("--config {}", path.display()))?
-        }
-        None => ClusterPolicy::default(),
-    };
+    let policy = load_policy(args.config.as_deref())?;
     let (report, docs) = if args.cluster {
         let client = cluster::client(args.kubeconfig.as_deref()).await?;
         let caps = match args.kube_version {

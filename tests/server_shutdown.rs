@@ -1,9 +1,10 @@
 //! The real binary under continuous load receives SIGTERM: readiness flips first, no request
 //! fails, the process exits 0.
 
+#[path = "support/load.rs"]
+mod support;
+
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const BODY: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"n","object":{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i"}]}}}}"#;
@@ -67,32 +68,12 @@ async fn sigterm_under_load_loses_nothing() {
 
     // Like the apiserver: keep sending over keep-alive connections until the endpoint is gone
     // (here: shortly after readiness fails, well within the shutdown delay).
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut senders = Vec::new();
-    for _ in 0..4 {
-        let (client, stop, ok, failed, port) = (
-            client.clone(),
-            stop.clone(),
-            ok.clone(),
-            failed.clone(),
-            port.clone(),
-        );
-        senders.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let r = client
-                    .post(format!("https://localhost:{port}/mutate"))
-                    .header("content-type", "application/json")
-                    .body(BODY)
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
+    let load = support::Load::start(
+        &client,
+        &format!("https://localhost:{port}/mutate"),
+        BODY,
+        4,
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         reqwest::get(format!("http://{admin}/readyz"))
@@ -119,16 +100,13 @@ async fn sigterm_under_load_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let at_flip = ok.load(Ordering::Relaxed);
+    let at_flip = load.ok();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        ok.load(Ordering::Relaxed) > at_flip,
+        load.ok() > at_flip,
         "requests were not served after readiness failed"
     );
-    stop.store(true, Ordering::Relaxed);
-    for s in senders {
-        s.await.unwrap();
-    }
+    let (_, failed) = load.finish().await;
 
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
@@ -138,11 +116,7 @@ async fn sigterm_under_load_loses_nothing() {
         signalled.elapsed() >= Duration::from_secs(2),
         "exited before the shutdown delay"
     );
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "requests failed during shutdown"
-    );
+    assert_eq!(failed, 0, "requests failed during shutdown");
     let logs = std::fs::read_to_string(&log).unwrap();
     assert!(logs.contains("shutdown complete"), "{logs}");
 }

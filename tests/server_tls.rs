@@ -1,11 +1,14 @@
 //! Real TLS on an ephemeral port: handshake, hot reload by symlink swap under load, broken
 //! pairs never replacing the working one, and client-certificate enforcement.
 
+#[allow(dead_code)] // shared with server_shutdown, which also reads progress
+#[path = "support/load.rs"]
+mod support;
+
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zerodrop::engine::{Capabilities, Engine};
@@ -185,27 +188,12 @@ async fn symlink_swap_reloads_under_load_and_broken_pairs_never_replace_it() {
     tokio::spawn(server.serve(std::future::pending()));
     let cas = [old.ca.as_str(), new.ca.as_str()];
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut load = Vec::new();
-    for _ in 0..4 {
-        let (client, stop, ok, failed) =
-            (http_client(&cas), stop.clone(), ok.clone(), failed.clone());
-        load.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let r = client
-                    .post(format!("https://localhost:{port}/mutate"))
-                    .header("content-type", "application/json")
-                    .body(BODY)
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-        }));
-    }
+    let load = support::Load::start(
+        &http_client(&cas),
+        &format!("https://localhost:{port}/mutate"),
+        BODY,
+        4,
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // A half-written pair and a mismatched pair are refused; the old one keeps serving.
@@ -248,20 +236,9 @@ async fn symlink_swap_reloads_under_load_and_broken_pairs_never_replace_it() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    for l in load {
-        l.await.unwrap();
-    }
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "requests failed during rotation"
-    );
-    assert!(
-        ok.load(Ordering::Relaxed) > 50,
-        "too little load: {}",
-        ok.load(Ordering::Relaxed)
-    );
+    let (ok, failed) = load.finish().await;
+    assert_eq!(failed, 0, "requests failed during rotation");
+    assert!(ok > 50, "too little load: {ok}");
     let text = metrics.encode();
     assert!(
         text.contains(r#"zerodrop_certificate_reloads_total{result="success"} 1"#),
@@ -276,14 +253,22 @@ async fn symlink_swap_reloads_under_load_and_broken_pairs_never_replace_it() {
     assert!(text.contains(&expiry), "{text}");
 }
 
-fn client_identity(ca_cert: &str, ca_key: &str) -> (String, String) {
+/// A client trusting `server_ca` and presenting a client certificate signed by the given CA.
+fn client_signed_by(server_ca: &str, ca_cert: &str, ca_key: &str) -> reqwest::Client {
     let ca_key = rcgen::KeyPair::from_pem(ca_key).unwrap();
     let issuer = rcgen::Issuer::from_ca_cert_pem(ca_cert, ca_key).unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["kube-apiserver".into()]).unwrap();
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, &issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
+    let identity = format!("{}{}", cert.pem(), key.serialize_pem());
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(server_ca.as_bytes()).unwrap())
+        .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,14 +296,7 @@ async fn client_ca_rejects_connections_without_a_valid_client_certificate() {
     );
 
     let stranger = zerodrop::certs::generate(&["x".into()], &[], time::Duration::days(1)).unwrap();
-    let (cert, key) = client_identity(&stranger.ca_cert_pem, &stranger.ca_key_pem);
-    let wrong = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(b.ca_cert_pem.as_bytes()).unwrap())
-        .identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let wrong = client_signed_by(&b.ca_cert_pem, &stranger.ca_cert_pem, &stranger.ca_key_pem);
     assert!(
         wrong
             .post(&url)
@@ -329,14 +307,11 @@ async fn client_ca_rejects_connections_without_a_valid_client_certificate() {
             .is_err()
     );
 
-    let (cert, key) = client_identity(&client_ca.ca_cert_pem, &client_ca.ca_key_pem);
-    let apiserver = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(b.ca_cert_pem.as_bytes()).unwrap())
-        .identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap())
-        .build()
-        .unwrap();
+    let apiserver = client_signed_by(
+        &b.ca_cert_pem,
+        &client_ca.ca_cert_pem,
+        &client_ca.ca_key_pem,
+    );
     let resp = apiserver
         .post(&url)
         .header("content-type", "application/json")

@@ -194,39 +194,44 @@ impl SelfManaged {
         let bundle = ByteString(ca_pem.as_bytes().to_vec());
         let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
         if let Some(cfg) = mutating.get_opt(&self.webhook).await? {
-            let n = cfg.webhooks.as_ref().map_or(0, Vec::len);
-            let differs = cfg
+            let current: Vec<_> = cfg
                 .webhooks
                 .iter()
                 .flatten()
-                .any(|w| w.client_config.ca_bundle.as_ref() != Some(&bundle));
-            if differs {
-                mutating
-                    .patch(
-                        &self.webhook,
-                        &PatchParams::default(),
-                        &Patch::Json::<()>(ca_patch(n, ca_pem)),
-                    )
-                    .await?;
-            }
+                .map(|w| w.client_config.ca_bundle.clone())
+                .collect();
+            self.set_bundles(&mutating, &current, &bundle, ca_pem)
+                .await?;
         }
         let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
         if let Some(cfg) = validating.get_opt(&self.webhook).await? {
-            let n = cfg.webhooks.as_ref().map_or(0, Vec::len);
-            let differs = cfg
+            let current: Vec<_> = cfg
                 .webhooks
                 .iter()
                 .flatten()
-                .any(|w| w.client_config.ca_bundle.as_ref() != Some(&bundle));
-            if differs {
-                validating
-                    .patch(
-                        &self.webhook,
-                        &PatchParams::default(),
-                        &Patch::Json::<()>(ca_patch(n, ca_pem)),
-                    )
-                    .await?;
-            }
+                .map(|w| w.client_config.ca_bundle.clone())
+                .collect();
+            self.set_bundles(&validating, &current, &bundle, ca_pem)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Patches every webhook's caBundle when any differs from `bundle`.
+    async fn set_bundles<K>(
+        &self,
+        api: &Api<K>,
+        current: &[Option<ByteString>],
+        bundle: &ByteString,
+        ca_pem: &str,
+    ) -> Result<(), SelfManagedError>
+    where
+        K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        if current.iter().any(|b| b.as_ref() != Some(bundle)) {
+            let patch = Patch::Json::<()>(ca_patch(current.len(), ca_pem));
+            api.patch(&self.webhook, &PatchParams::default(), &patch)
+                .await?;
         }
         Ok(())
     }

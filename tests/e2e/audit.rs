@@ -85,11 +85,7 @@ async fn fixed_manifests_are_accepted_by_the_apiserver() {
 async fn cluster_audit_shows_each_namespace_mode_and_what_would_change() {
     shared().await;
     let c = client().await;
-    let deployment = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "shop" },
-        "spec": { "replicas": 0, "selector": { "matchLabels": { "app": "shop" } },
-            "template": { "metadata": { "labels": { "app": "shop" } }, "spec": { "containers": [web()] } } }
-    });
+    let deployment = crate::cluster::deployment(0, web());
     for (mode, shown) in [
         (Some("enforce"), "enforce"),
         (Some("audit"), "audit"),
@@ -125,11 +121,7 @@ async fn policy_reports_need_the_crd_and_are_written_when_it_exists() {
     create_pod(&c, &ns, &pod("p", json!({}), json!([web()])), false)
         .await
         .ok_status();
-    let deployment = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "shop" },
-        "spec": { "replicas": 0, "selector": { "matchLabels": { "app": "shop" } },
-            "template": { "metadata": { "labels": { "app": "shop" } }, "spec": { "containers": [web()] } } }
-    });
+    let deployment = crate::cluster::deployment(0, web());
     post(
         &c,
         &format!("/apis/apps/v1/namespaces/{ns}/deployments"),

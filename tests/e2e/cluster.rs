@@ -175,6 +175,15 @@ pub fn pod(name: &str, annotations: Value, containers: Value) -> Value {
     })
 }
 
+/// A Deployment "shop" of `replicas` pods running `container`.
+pub fn deployment(replicas: u32, container: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "shop" },
+        "spec": { "replicas": replicas, "selector": { "matchLabels": { "app": "shop" } },
+            "template": { "metadata": { "labels": { "app": "shop" } }, "spec": { "containers": [container] } } }
+    })
+}
+
 pub fn web() -> Value {
     json!({ "name": "web", "image": "registry.invalid/web:1", "ports": [{ "name": "http", "containerPort": 8080 }] })
 }

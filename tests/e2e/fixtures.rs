@@ -150,11 +150,7 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
     }
     let stored = create_pod(&c, &ns, &pod_sent, false).await;
     stored.ok_status();
-    let deployment = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "shop" },
-        "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "shop" } },
-            "template": { "metadata": { "labels": { "app": "shop" } }, "spec": { "containers": [web()] } } }
-    });
+    let deployment = crate::cluster::deployment(1, web());
     post(
         &c,
         &format!("/apis/apps/v1/namespaces/{ns}/deployments"),

@@ -15,15 +15,7 @@ async fn deployment_create_returns_warnings_and_its_pods_are_mutated() {
     let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
     let mut container = web();
     container["command"] = json!(["sh", "-c", "web --port 8080"]);
-    let deployment = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": { "name": "shop" },
-        "spec": {
-            "replicas": 2,
-            "selector": { "matchLabels": { "app": "shop" } },
-            "template": { "metadata": { "labels": { "app": "shop" } }, "spec": { "containers": [container] } }
-        }
-    });
+    let deployment = crate::cluster::deployment(2, container);
     let r = post(
         &c,
         &format!(
