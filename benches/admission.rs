@@ -12,6 +12,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::collections::HashMap;
 use std::hint::black_box;
+use zerodrop::admission::cache::DecisionCache;
 use zerodrop::admission::review::{self, Response};
 use zerodrop::admission::{Context, Endpoint, handle};
 use zerodrop::engine::{Capabilities, Engine, Workload};
@@ -23,6 +24,7 @@ fn admission(c: &mut Criterion) {
     let namespaces: HashMap<String, Layer> = [(reviews::namespace(), ns.clone())].into();
     let ctx = Context {
         engine: &engine,
+        cache: None,
         namespaces: &namespaces,
         unknown_namespace_mode: Mode::Audit,
     };
@@ -74,6 +76,19 @@ fn admission(c: &mut Criterion) {
             &object,
             |b, object| b.iter(|| engine.evaluate_decoded(black_box(object), Workload::Pod, &ns)),
         );
+        // The webhook's default: a rollout's pods are byte-identical, so after the first one
+        // the answer comes from the decision cache (only the uid differs).
+        let cache = DecisionCache::new(16);
+        let cached = Context {
+            cache: Some(&cache),
+            ..ctx
+        };
+        group.bench_with_input(BenchmarkId::new("full-cached", &label), &body, |b, body| {
+            b.iter(|| {
+                let outcome = handle(Endpoint::Mutate, black_box(body), &cached).expect("handle");
+                review::encode(&outcome.response)
+            })
+        });
         group.bench_with_input(BenchmarkId::new("full", &label), &body, |b, body| {
             b.iter(|| {
                 let outcome = handle(Endpoint::Mutate, black_box(body), &ctx).expect("handle");

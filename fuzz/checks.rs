@@ -15,6 +15,7 @@ pub fn admission_body(data: &[u8]) {
     let namespaces: HashMap<String, Layer> = HashMap::new();
     let ctx = Context {
         engine: &engine,
+        cache: None,
         namespaces: &namespaces,
         unknown_namespace_mode: Mode::Enforce,
     };

@@ -101,6 +101,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
         metrics,
         health,
         limits: server::Limits::new(args.max_concurrent_requests as usize, args.body_timeout),
+        cache: crate::admission::cache::DecisionCache::new(args.decision_cache_size),
     };
     let server = Server::bind(config, state).await?;
     tracing::info!(tls = %server.tls_addr, admin = %server.admin_addr, "serving");

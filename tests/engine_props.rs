@@ -92,3 +92,28 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The decision cache answers exactly what evaluating would answer.
+    #[test]
+    fn cached_answers_equal_fresh_ones(obj in pod()) {
+        use zerodrop::admission::{Context, Endpoint, cache::DecisionCache, handle};
+        let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
+        let namespaces: std::collections::HashMap<String, Layer> = std::collections::HashMap::new();
+        let cache = DecisionCache::new(16);
+        let review = |uid: &str| serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": { "uid": uid, "kind": { "group": "", "version": "v1", "kind": "Pod" },
+                "operation": "CREATE", "namespace": "ns", "object": obj }
+        })).unwrap();
+        let fresh = Context { engine: &engine, cache: None, namespaces: &namespaces, unknown_namespace_mode: zerodrop::policy::Mode::Enforce };
+        let memo = Context { cache: Some(&cache), ..fresh };
+        let want = zerodrop::admission::review::encode(&handle(Endpoint::Mutate, &review("u2"), &fresh).unwrap().response);
+        let _ = handle(Endpoint::Mutate, &review("u1"), &memo).unwrap();
+        let hit = handle(Endpoint::Mutate, &review("u2"), &memo).unwrap();
+        prop_assert!(hit.cached);
+        prop_assert_eq!(zerodrop::admission::review::encode(&hit.response), want);
+    }
+}

@@ -318,3 +318,31 @@ async fn admin_endpoints() {
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert!(String::from_utf8(body).unwrap().contains("namespace cache"));
 }
+
+#[tokio::test]
+async fn identical_requests_are_answered_from_the_cache_with_their_own_uid() {
+    let first = fixture("pod-create");
+    let st = state(&first, "enforce");
+    let a = review(st.clone(), "/mutate", &first).await;
+    let mut second = first.clone();
+    second["request"]["uid"] = json!("another-uid");
+    let b = review(st.clone(), "/mutate", &second).await;
+    assert_eq!(b["uid"], "another-uid");
+    let (mut a2, mut b2) = (a.clone(), b.clone());
+    a2["uid"] = json!(null);
+    b2["uid"] = json!(null);
+    assert_eq!(a2, b2);
+    // A different pod (here: its policy annotation) is a different key.
+    let mut third = first.clone();
+    third["request"]["object"]["metadata"]["annotations"]["zerodrop.dev/prestop-sleep"] =
+        json!("9s");
+    let c = review(st.clone(), "/mutate", &third).await;
+    assert!(decode_patch(&c).0.len() >= 2);
+    assert_ne!(decode_patch(&c), decode_patch(&a));
+    let (_, metrics) = call(st, Method::GET, "/metrics", None, Vec::new()).await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("zerodrop_decision_cache_hits_total 1"),
+        "{metrics}"
+    );
+}

@@ -74,6 +74,7 @@ async fn start_with(
         metrics: metrics.clone(),
         health: Health::new(Box::new(|| true)),
         limits,
+        cache: zerodrop::admission::cache::DecisionCache::new(1024),
     };
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),

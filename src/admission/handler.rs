@@ -1,5 +1,6 @@
 //! What each endpoint does with a decoded request; no I/O, so the router and tests share it.
 
+use super::cache::{Answer, DecisionCache, Key};
 use super::response::{self, Advice};
 use super::review::{self, DecodeError, Request, Response};
 use crate::engine::{Decision, Engine, Workload};
@@ -8,7 +9,7 @@ use crate::policy::{Layer, Mode, Partial};
 use serde_json::Value;
 use std::collections::HashMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     /// Pods: the engine's patch.
     Mutate,
@@ -40,6 +41,8 @@ impl NamespaceLookup for HashMap<String, Layer> {
 
 pub struct Context<'a> {
     pub engine: &'a Engine,
+    /// Answers of identical requests (None: always evaluate).
+    pub cache: Option<&'a DecisionCache>,
     pub namespaces: &'a dyn NamespaceLookup,
     /// Mode for namespaces we cannot see: the webhook was called, so the namespace opted in,
     /// but whether to enforce or audit is unknown.
@@ -81,6 +84,8 @@ pub struct Outcome {
     pub mode: Option<Mode>,
     pub changes: Vec<&'static str>,
     pub findings: Vec<Code>,
+    /// Answered from the decision cache.
+    pub cached: bool,
 }
 
 pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outcome, DecodeError> {
@@ -97,11 +102,30 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         mode: None,
         changes: Vec::new(),
         findings: Vec::new(),
+        cached: false,
     };
     let Some((workload, template)) = subject(endpoint, &outcome.request) else {
         return Ok(outcome);
     };
-    let layer = namespace_layer(ctx, &outcome.request);
+    let (namespace, layer) = namespace_layer(ctx, &outcome.request);
+    let key = ctx
+        .cache
+        .and_then(|_| Key::new(endpoint, workload, namespace, &layer, template));
+    if let (Some(cache), Some(key)) = (ctx.cache, &key)
+        && let Some(hit) = cache.get(key)
+    {
+        let uid = std::mem::take(&mut outcome.response.uid);
+        outcome.response = Response {
+            uid,
+            ..hit.response.clone()
+        };
+        outcome.verdict = hit.verdict;
+        outcome.mode = hit.mode;
+        outcome.changes.clone_from(&hit.changes);
+        outcome.findings.clone_from(&hit.findings);
+        outcome.cached = true;
+        return Ok(outcome);
+    }
     let decision = ctx.engine.evaluate_decoded(template, workload, &layer);
     outcome.mode = Some(decision.mode);
     outcome.changes = decision.changes.iter().map(|c| c.kind()).collect();
@@ -110,6 +134,19 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         Endpoint::Mutate => mutate(&decision, &mut outcome.response),
         Endpoint::Validate => validate(&decision, &mut outcome.response),
     };
+    if let (Some(cache), Some(key)) = (ctx.cache, key) {
+        let answer = Answer {
+            response: Response {
+                uid: String::new(),
+                ..outcome.response.clone()
+            },
+            verdict: outcome.verdict,
+            mode: outcome.mode,
+            changes: outcome.changes.clone(),
+            findings: outcome.findings.clone(),
+        };
+        cache.put(key, answer);
+    }
     Ok(outcome)
 }
 
@@ -142,7 +179,7 @@ fn subject(endpoint: Endpoint, req: &Request) -> Option<(Workload, &Value)> {
     }
 }
 
-fn namespace_layer(ctx: &Context<'_>, req: &Request) -> Layer {
+fn namespace_layer<'r>(ctx: &Context<'_>, req: &'r Request) -> (&'r str, Layer) {
     let namespace = req
         .namespace
         .as_deref()
@@ -153,13 +190,14 @@ fn namespace_layer(ctx: &Context<'_>, req: &Request) -> Layer {
                 .as_str()
         })
         .unwrap_or_default();
-    ctx.namespaces.layer(namespace).unwrap_or_else(|| Layer {
+    let layer = ctx.namespaces.layer(namespace).unwrap_or_else(|| Layer {
         all: Partial {
             mode: Some(ctx.unknown_namespace_mode),
             ..Partial::default()
         },
         ..Layer::default()
-    })
+    });
+    (namespace, layer)
 }
 
 fn mutate(decision: &Decision, response: &mut Response) -> Verdict {

@@ -1,5 +1,6 @@
 //! Admission: AdmissionReview in, the engine's decision out as an AdmissionReview response.
 
+pub mod cache;
 pub mod handler;
 pub mod projection;
 pub mod response;

@@ -98,7 +98,7 @@ pub fn decode(body: &[u8]) -> Result<Request, DecodeError> {
     Ok(request)
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Response {
     pub uid: String,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The kind of object whose pod (template) is evaluated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Workload {
     Pod,
     Deployment,

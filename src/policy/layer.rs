@@ -11,7 +11,7 @@ pub enum Source {
     Pod,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Layer {
     /// Pod-wide values (`zerodrop.dev/<setting>`).
     pub all: Partial,

@@ -17,7 +17,7 @@ pub const MODE_LABEL: &str = "zerodrop.dev/mode";
 /// Annotation recording what zerodrop changed (see engine::ledger).
 pub const LEDGER_ANNOTATION: &str = "zerodrop.dev/injected";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Enforce,
@@ -41,7 +41,7 @@ impl fmt::Display for Mode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum PrestopAction {
     Auto,
@@ -49,7 +49,7 @@ pub enum PrestopAction {
     Exec,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash)]
 pub enum Scheme {
     #[serde(rename = "HTTP")]
     Http,
@@ -67,7 +67,7 @@ impl Scheme {
 }
 
 /// A container port given by number or by its name in `ports[].name`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Hash)]
 #[serde(untagged)]
 pub enum PortRef {
     Number(u16),
@@ -106,7 +106,7 @@ impl Default for Settings {
 }
 
 /// One layer's worth of settings: only what that layer sets.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Partial {
     pub mode: Option<Mode>,
     pub prestop_sleep: Option<u32>,

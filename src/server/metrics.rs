@@ -58,6 +58,7 @@ pub struct Metrics {
     pub cert_expiry: Gauge<i64, AtomicI64>,
     pub namespace_cache_ready: Gauge<i64, AtomicI64>,
     pub overloaded: Counter,
+    pub cache_hits: Counter,
 }
 
 impl Default for Metrics {
@@ -85,6 +86,7 @@ impl Metrics {
         let cert_expiry = Gauge::default();
         let namespace_cache_ready = Gauge::default();
         let overloaded = Counter::default();
+        let cache_hits = Counter::default();
         registry.register(
             "admission_requests",
             "Admission requests by endpoint, operation and result",
@@ -126,6 +128,11 @@ impl Metrics {
             "Requests refused with 503 because the concurrency limit was reached",
             overloaded.clone(),
         );
+        registry.register(
+            "decision_cache_hits",
+            "Admission answers served from the decision cache (identical pods of a rollout)",
+            cache_hits.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -137,6 +144,7 @@ impl Metrics {
             cert_expiry,
             namespace_cache_ready,
             overloaded,
+            cache_hits,
         }
     }
 
@@ -153,6 +161,9 @@ impl Metrics {
             for kind in &outcome.changes {
                 self.mutations.get_or_create(&KindLabels { kind }).inc();
             }
+        }
+        if outcome.cached {
+            self.cache_hits.inc();
         }
         if outcome.verdict == Verdict::WouldMutate {
             self.audit_would_mutate.inc();

@@ -119,6 +119,7 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     pub health: Health,
     pub limits: Limits,
+    pub cache: crate::admission::cache::DecisionCache,
 }
 
 /// A server with its ports bound, ready to serve.

@@ -216,6 +216,7 @@ fn evaluate(
 ) -> Result<(Outcome, Vec<u8>), admission::DecodeError> {
     let ctx = Context {
         engine: &state.engine,
+        cache: Some(&state.cache),
         namespaces: state.namespaces.as_ref(),
         unknown_namespace_mode: state.unknown_namespace_mode,
     };

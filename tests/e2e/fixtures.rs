@@ -183,6 +183,7 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
     );
     let ctx = Context {
         engine: &engine,
+        cache: None,
         namespaces: &namespaces,
         unknown_namespace_mode: zerodrop::policy::Mode::Audit,
     };

@@ -32,6 +32,7 @@ pub fn state_with(namespaces: Arc<dyn NamespaceLookup>, ready: bool) -> Arc<Stat
         metrics: Arc::new(Metrics::new()),
         health: Health::new(Box::new(move || ready)),
         limits: Default::default(),
+        cache: zerodrop::admission::cache::DecisionCache::new(1024),
     })
 }
 
