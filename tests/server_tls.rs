@@ -255,6 +255,16 @@ async fn symlink_swap_reloads_under_load_and_broken_pairs_never_replace_it() {
 }
 
 /// A client trusting `server_ca` and presenting a client certificate signed by the given CA.
+/// POSTs the test review to /mutate.
+async fn mutate(client: &reqwest::Client, port: u16) -> reqwest::Result<reqwest::Response> {
+    client
+        .post(format!("https://localhost:{port}/mutate"))
+        .header("content-type", "application/json")
+        .body(BODY)
+        .send()
+        .await
+}
+
 fn client_signed_by(server_ca: &str, ca_cert: &str, ca_key: &str) -> reqwest::Client {
     let ca_key = rcgen::KeyPair::from_pem(ca_key).unwrap();
     let issuer = rcgen::Issuer::from_ca_cert_pem(ca_cert, ca_key).unwrap();
@@ -381,13 +391,7 @@ async fn slow_clients_are_cut_off_and_overload_is_refused_at_once() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let client = http_client(&[&p.ca]);
     let started = Instant::now();
-    let refused = client
-        .post(format!("https://localhost:{port}/mutate"))
-        .header("content-type", "application/json")
-        .body(BODY)
-        .send()
-        .await
-        .unwrap();
+    let refused = mutate(&client, port).await.unwrap();
     assert_eq!(refused.status(), 503);
     assert!(
         started.elapsed() < Duration::from_millis(300),
@@ -402,12 +406,6 @@ async fn slow_clients_are_cut_off_and_overload_is_refused_at_once() {
         took < Duration::from_secs(3),
         "body timeout not enforced: {took:?}"
     );
-    let ok = client
-        .post(format!("https://localhost:{port}/mutate"))
-        .header("content-type", "application/json")
-        .body(BODY)
-        .send()
-        .await
-        .unwrap();
+    let ok = mutate(&client, port).await.unwrap();
     assert_eq!(ok.status(), 200);
 }

@@ -92,13 +92,9 @@ async fn cluster_audit_shows_each_namespace_mode_and_what_would_change() {
         (None, "off"),
     ] {
         let ns = namespace(&c, SHARED, mode, json!({})).await;
-        post(
-            &c,
-            &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
-            &deployment,
-        )
-        .await
-        .ok_status();
+        crate::cluster::create_deployment(&c, &ns, &deployment)
+            .await
+            .ok_status();
         let report = cluster_report(&ns);
         assert_eq!(report["namespaces"][0]["mode"], shown);
         let w = &report["workloads"][0];
@@ -122,13 +118,9 @@ async fn policy_reports_need_the_crd_and_are_written_when_it_exists() {
         .await
         .ok_status();
     let deployment = crate::cluster::deployment(0, web());
-    post(
-        &c,
-        &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
-        &deployment,
-    )
-    .await
-    .ok_status();
+    crate::cluster::create_deployment(&c, &ns, &deployment)
+        .await
+        .ok_status();
     let crd_exists = post(&c, "/apis/wgpolicyk8s.io/v1alpha2", &json!({}))
         .await
         .status

@@ -184,6 +184,15 @@ pub fn deployment(replicas: u32, container: Value) -> Value {
     })
 }
 
+pub async fn create_deployment(client: &Client, ns: &str, deployment: &Value) -> Reply {
+    post(
+        client,
+        &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
+        deployment,
+    )
+    .await
+}
+
 pub fn web() -> Value {
     json!({ "name": "web", "image": "registry.invalid/web:1", "ports": [{ "name": "http", "containerPort": 8080 }] })
 }

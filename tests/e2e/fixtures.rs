@@ -151,13 +151,9 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
     let stored = create_pod(&c, &ns, &pod_sent, false).await;
     stored.ok_status();
     let deployment = crate::cluster::deployment(1, web());
-    post(
-        &c,
-        &format!("/apis/apps/v1/namespaces/{ns}/deployments"),
-        &deployment,
-    )
-    .await
-    .ok_status();
+    crate::cluster::create_deployment(&c, &ns, &deployment)
+        .await
+        .ok_status();
     delete_recorder(&c).await;
     task.abort();
 
