@@ -10,10 +10,18 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The server writes one line per admission: a background writer keeps the write(2) off the
+    // request path, and under overload drops lines rather than delaying admissions.
+    let (writer, flush_on_exit) = match cli.command {
+        Command::Serve(_) => tracing_appender::non_blocking(std::io::stderr()),
+        _ => tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(std::io::stderr()),
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match cli.log_format {
         LogFormat::Json => logs.json().flatten_event(true).init(),
         LogFormat::Text => logs.init(),
@@ -35,6 +43,7 @@ fn main() -> anyhow::Result<()> {
                     eprintln!("error: {e:#}");
                     2
                 });
+            drop(flush_on_exit);
             std::process::exit(code)
         }
         Command::Certs(CertsCommand::Generate(args)) => zerodrop::commands::certs_generate(&args),
