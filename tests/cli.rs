@@ -1,0 +1,79 @@
+//! The binary's edges: `certs generate`, and `serve` refusing a bad config with a clear error.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+fn zerodrop(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_zerodrop"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn certs_generate_writes_a_usable_pair_with_private_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("certs");
+    let o = zerodrop(&[
+        "certs",
+        "generate",
+        "--out",
+        out.to_str().unwrap(),
+        "--dns",
+        "zerodrop.zerodrop.svc",
+        "--ip",
+        "127.0.0.1",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |f: &str| std::fs::read(out.join(f)).unwrap();
+    let loaded = zerodrop::server::tls::load_pair(&read("tls.crt"), &read("tls.key")).unwrap();
+    assert!(loaded.not_after > time::OffsetDateTime::now_utc().unix_timestamp() + 300 * 86_400);
+    let der = rustls::pki_types::pem::PemObject::pem_slice_iter(&read("tls.crt"))
+        .next()
+        .unwrap();
+    let der: rustls::pki_types::CertificateDer<'static> = der.unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let sans = format!(
+        "{:?}",
+        cert.subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+    );
+    assert!(
+        sans.contains("zerodrop.zerodrop.svc") && sans.contains("[127, 0, 0, 1]"),
+        "{sans}"
+    );
+    for key in ["ca.key", "tls.key"] {
+        let mode = std::fs::metadata(out.join(key))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{key}");
+    }
+}
+
+#[test]
+fn serve_refuses_a_bad_config_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("policy.yaml");
+    std::fs::write(&config, "defaults:\n  prestop-sleep: banana\n").unwrap();
+    let o = zerodrop(&[
+        "serve",
+        "--standalone",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("prestop-sleep") && err.contains("banana") && err.contains("policy.yaml"),
+        "{err}"
+    );
+}
