@@ -40,10 +40,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
         match client {
             Some((client, caps)) => {
                 kube_client = Some(client.clone());
-                let gauge = metrics.clone();
-                let cache = NamespaceCache::start(client, move || {
-                    gauge.namespace_cache_ready.set(1);
-                });
+                let cache = NamespaceCache::start(client, metrics.clone());
                 let probe = cache.clone();
                 let health = Health::new(Box::new(move || probe.synced()));
                 (Arc::new(cache), health, Some(caps))

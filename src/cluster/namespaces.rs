@@ -3,6 +3,7 @@
 
 use crate::admission::NamespaceLookup;
 use crate::policy::{Layer, MODE_LABEL};
+use crate::server::metrics::Metrics;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
@@ -20,7 +21,7 @@ pub struct NamespaceCache {
 
 impl NamespaceCache {
     /// Starts the watch in the background; `synced()` turns true after the first full list.
-    pub fn start(client: Client, on_synced: impl FnOnce() + Send + 'static) -> NamespaceCache {
+    pub fn start(client: Client, metrics: Arc<Metrics>) -> NamespaceCache {
         let (store, writer) = reflector::store();
         let synced = Arc::new(AtomicBool::new(false));
         // Api<PartialObjectMeta<_>> asks for metadata only: labels and annotations are all we need.
@@ -28,12 +29,17 @@ impl NamespaceCache {
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff()
             .applied_objects();
+        let watch_metrics = metrics.clone();
         tokio::spawn(async move {
             stream
-                .for_each(|event| async move {
+                .for_each(|event| {
+                    let errors = watch_metrics.namespace_watch_errors.clone();
+                    async move {
                     if let Err(e) = event {
+                        errors.inc();
                         // The reflector keeps its last state; we keep answering from it.
                         tracing::warn!(error = %e, "namespace watch failed; retrying with backoff");
+                    }
                     }
                 })
                 .await;
@@ -43,7 +49,7 @@ impl NamespaceCache {
         tokio::spawn(async move {
             if ready_store.wait_until_ready().await.is_ok() {
                 flag.store(true, Ordering::Release);
-                on_synced();
+                metrics.namespace_cache_ready.set(1);
                 tracing::info!(namespaces = ready_store.len(), "namespace cache synced");
             }
         });

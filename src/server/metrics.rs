@@ -59,6 +59,7 @@ pub struct Metrics {
     pub namespace_cache_ready: Gauge<i64, AtomicI64>,
     pub overloaded: Counter,
     pub cache_hits: Counter,
+    pub namespace_watch_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -87,6 +88,7 @@ impl Metrics {
         let namespace_cache_ready = Gauge::default();
         let overloaded = Counter::default();
         let cache_hits = Counter::default();
+        let namespace_watch_errors = Counter::default();
         registry.register(
             "admission_requests",
             "Admission requests by endpoint, operation and result",
@@ -133,6 +135,11 @@ impl Metrics {
             "Admission answers served from the decision cache (identical pods of a rollout)",
             cache_hits.clone(),
         );
+        registry.register(
+            "namespace_watch_errors",
+            "Failed namespace watch attempts; admission keeps using the last known namespaces",
+            namespace_watch_errors.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -145,6 +152,7 @@ impl Metrics {
             namespace_cache_ready,
             overloaded,
             cache_hits,
+            namespace_watch_errors,
         }
     }
 
