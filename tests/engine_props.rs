@@ -117,3 +117,19 @@ proptest! {
         prop_assert_eq!(zerodrop::admission::review::encode(&hit.response), want);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The engine's pruning diff and json-patch's own diff lead to the same object.
+    #[test]
+    fn pruned_diff_agrees_with_json_patch(before in pod(), after in pod()) {
+        let ours = zerodrop::engine::patch::diff(&before, &after);
+        let mut a = before.clone();
+        json_patch::patch(&mut a, &ours).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        let mut b = before.clone();
+        json_patch::patch(&mut b, &json_patch::diff(&before, &after)).unwrap();
+        prop_assert_eq!(&a, &after);
+        prop_assert_eq!(a, b);
+    }
+}

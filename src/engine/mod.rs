@@ -2,6 +2,7 @@
 
 pub mod grace;
 pub mod ledger;
+pub mod patch;
 pub mod pod;
 pub mod prestop;
 pub mod readiness;
@@ -269,7 +270,7 @@ impl Engine {
         if !ledger.is_empty() {
             ledger.stamp(&mut after);
         }
-        let patch = json_patch::diff(before, &after);
+        let patch = patch::diff(before, &after);
         Decision {
             mode,
             skipped: None,
