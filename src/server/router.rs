@@ -4,8 +4,8 @@ use super::State;
 use crate::admission::{self, Context, Endpoint, Outcome};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, RawQuery, Request, State as Shared};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Request, State as Shared};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,8 +25,8 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 pub fn admission(state: Arc<State>) -> Router {
     Router::new()
-        .route("/mutate", post(mutate))
-        .route("/validate", post(validate))
+        .route("/mutate", post(admit))
+        .route("/validate", post(admit))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(RequestBodyTimeoutLayer::new(state.limits.body_timeout))
         // Outside the body read, so a slow upload holds its slot like any other request.
@@ -80,36 +80,19 @@ pub fn admin(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
-async fn mutate(
+/// Both admission routes: the path says which endpoint.
+async fn admit(
     Shared(state): Shared<Arc<State>>,
-    RawQuery(q): RawQuery,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    review(
-        state,
-        Endpoint::Mutate,
-        deadline(q.as_deref()),
-        &headers,
-        body,
-    )
-    .await
-}
-
-async fn validate(
-    Shared(state): Shared<Arc<State>>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    review(
-        state,
-        Endpoint::Validate,
-        deadline(q.as_deref()),
-        &headers,
-        body,
-    )
-    .await
+    let endpoint = if uri.path() == "/validate" {
+        Endpoint::Validate
+    } else {
+        Endpoint::Mutate
+    };
+    review(state, endpoint, deadline(uri.query()), &headers, body).await
 }
 
 async fn review(

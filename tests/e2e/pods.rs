@@ -5,6 +5,19 @@ use crate::harness::client;
 use crate::{SHARED, shared};
 use serde_json::{Value, json};
 
+/// A fresh namespace of the shared webhook, opted in with `mode`.
+async fn setup(mode: Option<&str>) -> (kube::Client, String) {
+    shared().await;
+    let c = client().await;
+    let ns = namespace(&c, SHARED, mode, json!({})).await;
+    (c, ns)
+}
+
+/// The first container's native preStop sleep.
+fn sleep_of(p: &Value) -> &Value {
+    &p["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+}
+
 fn ledger(p: &Value) -> Option<&str> {
     p.pointer("/metadata/annotations/zerodrop.dev~1injected")
         .and_then(Value::as_str)
@@ -42,9 +55,7 @@ async fn enforce_namespace_pod_is_stored_mutated() {
 
 #[tokio::test]
 async fn unlabelled_namespace_pod_is_stored_as_sent() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(&c, SHARED, None, json!({})).await;
+    let (c, ns) = setup(None).await;
     create_pod(
         &c,
         &ns,
@@ -70,9 +81,7 @@ async fn unlabelled_namespace_pod_is_stored_as_sent() {
 
 #[tokio::test]
 async fn audit_namespace_pod_is_unchanged_and_warned() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(&c, SHARED, Some("audit"), json!({})).await;
+    let (c, ns) = setup(Some("audit")).await;
     let r = create_pod(&c, &ns, &pod("web", json!({}), json!([web()])), false).await;
     r.ok_status();
     assert!(ledger(&r.body).is_none());
@@ -93,24 +102,17 @@ async fn audit_namespace_pod_is_unchanged_and_warned() {
 
 #[tokio::test]
 async fn server_side_dry_run_returns_the_mutation_and_persists_nothing() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
+    let (c, ns) = setup(Some("enforce")).await;
     let r = create_pod(&c, &ns, &pod("dry", json!({}), json!([web()])), true).await;
     r.ok_status();
-    assert_eq!(
-        r.body["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"],
-        5
-    );
+    assert_eq!(sleep_of(&r.body), 5);
     assert!(ledger(&r.body).is_some());
     assert!(get_pod(&c, &ns, "dry").await.is_none());
 }
 
 #[tokio::test]
 async fn long_sleep_is_accepted_because_grace_is_raised() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
+    let (c, ns) = setup(Some("enforce")).await;
     let r = create_pod(
         &c,
         &ns,
@@ -123,10 +125,7 @@ async fn long_sleep_is_accepted_because_grace_is_raised() {
     )
     .await;
     r.ok_status();
-    assert_eq!(
-        r.body["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"],
-        45
-    );
+    assert_eq!(sleep_of(&r.body), 45);
     assert_eq!(r.body["spec"]["terminationGracePeriodSeconds"], 70);
 
     // The same sleep made by hand, without the grace rule, is rejected by the apiserver.
@@ -150,9 +149,7 @@ async fn long_sleep_is_accepted_because_grace_is_raised() {
 
 #[tokio::test]
 async fn own_prestop_job_pods_and_tcp_probes_are_left_alone() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
+    let (c, ns) = setup(Some("enforce")).await;
     let mut own = web();
     own["lifecycle"] = json!({ "preStop": { "exec": { "command": ["/bin/drain"] } } });
     own["readinessProbe"] = json!({ "tcpSocket": { "port": 8080 } });
@@ -182,9 +179,7 @@ async fn own_prestop_job_pods_and_tcp_probes_are_left_alone() {
 
 #[tokio::test]
 async fn recreating_a_mutated_pod_does_not_inject_twice() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
+    let (c, ns) = setup(Some("enforce")).await;
     let first = create_pod(
         &c,
         &ns,
@@ -218,9 +213,7 @@ async fn recreating_a_mutated_pod_does_not_inject_twice() {
 
 #[tokio::test]
 async fn bad_annotation_uses_the_default_and_warns() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
+    let (c, ns) = setup(Some("enforce")).await;
     let r = create_pod(
         &c,
         &ns,
@@ -233,10 +226,7 @@ async fn bad_annotation_uses_the_default_and_warns() {
     )
     .await;
     r.ok_status();
-    assert_eq!(
-        r.body["spec"]["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"],
-        5
-    );
+    assert_eq!(sleep_of(&r.body), 5);
     let w = r
         .warnings
         .iter()
