@@ -1,5 +1,6 @@
 //! Grace period: long enough for the preStop sleep plus the app's drain, never lowered.
 
+use super::pod;
 use crate::findings::{Code, Finding};
 use serde_json::Value;
 
@@ -10,7 +11,7 @@ pub const MARGIN: u32 = 5;
 pub const KUBERNETES_DEFAULT: i64 = 30;
 
 pub fn current(obj: &Value) -> i64 {
-    obj.pointer("/spec/terminationGracePeriodSeconds")
+    pod::at(obj, &["spec", "terminationGracePeriodSeconds"])
         .and_then(Value::as_i64)
         .unwrap_or(KUBERNETES_DEFAULT)
 }

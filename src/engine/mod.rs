@@ -214,7 +214,10 @@ impl Engine {
         let mut changes = Vec::new();
         let mut ledger = ledger::Ledger::default();
         for plan in &plans {
-            let Some(container) = after.pointer_mut(&format!("/spec/containers/{}", plan.index))
+            let Some(container) = after
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("containers"))
+                .and_then(|c| c.get_mut(plan.index))
             else {
                 continue;
             };

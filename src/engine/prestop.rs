@@ -26,9 +26,8 @@ impl Action {
 /// Hooks we cannot read count as 0: they still delay SIGTERM, but by an unknown amount.
 pub fn existing_sleep(container: &Value) -> Option<u32> {
     let hook = pod::field(container, "lifecycle").and_then(|l| pod::field(l, "preStop"))?;
-    let native = hook.pointer("/sleep/seconds").and_then(Value::as_u64);
-    let exec = hook
-        .pointer("/exec/command")
+    let native = pod::at(hook, &["sleep", "seconds"]).and_then(Value::as_u64);
+    let exec = pod::at(hook, &["exec", "command"])
         .and_then(Value::as_array)
         .and_then(|cmd| match cmd.as_slice() {
             [bin, secs]

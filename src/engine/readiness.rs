@@ -47,8 +47,7 @@ fn upgrade_tcp(
     name: &str,
     findings: &mut Vec<Finding>,
 ) -> Option<Change> {
-    let port = container
-        .pointer("/readinessProbe/tcpSocket/port")
+    let port = pod::at(container, &["readinessProbe", "tcpSocket", "port"])
         .filter(|p| !p.is_null())
         .cloned();
     let (Some(path), Some(port)) = (&s.readiness_path, port) else {

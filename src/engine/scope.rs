@@ -64,8 +64,7 @@ pub fn pod_skip(obj: &Value, workload: Workload) -> Option<Skip> {
     if pod::annotation(obj, "kubernetes.io/config.mirror").is_some() {
         return Some(Skip::MirrorPod);
     }
-    let owned_by_job = obj
-        .pointer("/metadata/ownerReferences")
+    let owned_by_job = pod::at(obj, &["metadata", "ownerReferences"])
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -74,7 +73,7 @@ pub fn pod_skip(obj: &Value, workload: Workload) -> Option<Skip> {
         return Some(Skip::JobOwned);
     }
     if let Some(p @ ("Never" | "OnFailure")) =
-        obj.pointer("/spec/restartPolicy").and_then(Value::as_str)
+        pod::at(obj, &["spec", "restartPolicy"]).and_then(Value::as_str)
     {
         return Some(Skip::RestartPolicy(p.to_owned()));
     }
