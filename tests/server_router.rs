@@ -346,3 +346,33 @@ async fn identical_requests_are_answered_from_the_cache_with_their_own_uid() {
         "{metrics}"
     );
 }
+
+/// A namespace whose policy changes while the server runs.
+struct Changing(std::sync::Mutex<Layer>);
+impl NamespaceLookup for Changing {
+    fn layer(&self, _: &str) -> Option<Layer> {
+        Some(self.0.lock().unwrap().clone())
+    }
+}
+
+#[tokio::test]
+async fn a_namespace_policy_change_is_never_answered_from_the_cache() {
+    let req = fixture("pod-create");
+    let lookup = Arc::new(Changing(std::sync::Mutex::new(Layer::for_namespace(
+        Some("enforce"),
+        [],
+    ))));
+    let st = state_with(lookup.clone(), true);
+    let enforce = review(st.clone(), "/mutate", &req).await;
+    assert!(enforce.get("patch").is_some());
+    *lookup.0.lock().unwrap() = Layer::for_namespace(Some("audit"), []);
+    let audit = review(st.clone(), "/mutate", &req).await;
+    assert!(
+        audit.get("patch").is_none(),
+        "served the enforce answer after the switch to audit"
+    );
+    *lookup.0.lock().unwrap() =
+        Layer::for_namespace(Some("enforce"), [("zerodrop.dev/prestop-sleep", "9s")]);
+    let slower = review(st, "/mutate", &req).await;
+    assert_ne!(decode_patch(&slower), decode_patch(&enforce));
+}
