@@ -165,16 +165,14 @@ fn subject(endpoint: Endpoint, req: &Request) -> Option<(Workload, &Value)> {
             if !matches!(req.operation.as_str(), "CREATE" | "UPDATE") {
                 return None;
             }
-            let (workload, path) = match (req.kind.group.as_str(), req.kind.kind.as_str()) {
-                ("apps", "Deployment") => (Workload::Deployment, "/spec/template"),
-                ("apps", "StatefulSet") => (Workload::StatefulSet, "/spec/template"),
-                ("apps", "DaemonSet") => (Workload::DaemonSet, "/spec/template"),
-                ("apps", "ReplicaSet") => (Workload::ReplicaSet, "/spec/template"),
-                ("batch", "Job") => (Workload::Job, "/spec/template"),
-                ("batch", "CronJob") => (Workload::CronJob, "/spec/jobTemplate/spec/template"),
-                _ => return None,
-            };
-            Some((workload, object.pointer(path)?))
+            // Workloads of apps and batch (what the ValidatingWebhookConfiguration sends).
+            let workload = Workload::from_kind(&req.kind.kind).filter(|w| {
+                matches!(w.api_group(), "apps" | "batch") && w.api_group() == req.kind.group
+            })?;
+            Some((
+                workload,
+                crate::engine::pod::at(object, workload.template_path())?,
+            ))
         }
     }
 }

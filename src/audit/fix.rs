@@ -28,7 +28,7 @@ fn fixed_document(index: usize, doc: &Document, report: &Report) -> Option<Strin
             continue;
         }
         let patch = match item {
-            Some(n) => super::prefix(&entry.patch, &format!("/items/{n}")),
+            Some(n) => crate::engine::patch::under(&entry.patch, &["items", &n.to_string()]),
             None => entry.patch.clone(),
         };
         json_patch::patch(&mut value, &patch).ok()?;

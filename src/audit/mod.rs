@@ -67,28 +67,17 @@ impl Entry {
     }
 }
 
-/// The engine workload kind and where its pod template is.
-pub fn template_of(kind: &str) -> Option<(Workload, &'static str)> {
-    let workload = Workload::from_kind(kind)?;
-    let pointer = match workload {
-        Workload::Pod => "",
-        Workload::CronJob => "/spec/jobTemplate/spec/template",
-        _ => "/spec/template",
-    };
-    Some((workload, pointer))
-}
-
 /// Evaluates one object; `None` when it is not a workload zerodrop knows.
 pub fn evaluate(engine: &Engine, obj: &Value, namespace: &Layer) -> Option<Entry> {
     let kind = obj.get("kind")?.as_str()?;
-    let (workload, pointer) = template_of(kind)?;
+    let workload = Workload::from_kind(kind)?;
     let meta = |k: &str| {
         obj.pointer(&format!("/metadata/{k}"))
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned()
     };
-    let template = obj.pointer(pointer).unwrap_or(&Value::Null);
+    let template = crate::engine::pod::at(obj, workload.template_path()).unwrap_or(&Value::Null);
     let decision = engine.evaluate(template, workload, namespace);
     Some(Entry {
         file: None,
@@ -107,25 +96,9 @@ pub fn evaluate(engine: &Engine, obj: &Value, namespace: &Layer) -> Option<Entry
             })
             .collect(),
         findings: decision.findings,
-        patch: prefix(&decision.patch, pointer),
+        patch: crate::engine::patch::under(&decision.patch, workload.template_path()),
         origin: None,
     })
-}
-
-/// The patch with every path moved under `pointer` (a plain path with no escapes).
-pub fn prefix(patch: &json_patch::Patch, pointer: &str) -> json_patch::Patch {
-    if pointer.is_empty() {
-        return patch.clone();
-    }
-    let mut ops = serde_json::to_value(patch).unwrap_or_default();
-    for op in ops.as_array_mut().into_iter().flatten() {
-        for key in ["path", "from"] {
-            if let Some(Value::String(p)) = op.get_mut(key) {
-                *p = format!("{pointer}{p}");
-            }
-        }
-    }
-    serde_json::from_value(ops).unwrap_or(json_patch::Patch(Vec::new()))
 }
 
 /// Everything one audit run found.

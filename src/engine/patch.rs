@@ -119,7 +119,20 @@ fn walk<'a>(
     }
 }
 
+/// The same patch for the object `path` points into (a pod template inside its workload, an
+/// item inside a List).
+pub fn under(patch: &Patch, path: &[&str]) -> Patch {
+    let mut at = PointerBuf::new();
+    for token in path {
+        at.push_back(*token);
+    }
+    let mut ops = Vec::with_capacity(patch.0.len());
+    rebase(patch.clone(), &at, &mut ops);
+    Patch(ops)
+}
+
 fn rebase(patch: Patch, at: &Pointer, ops: &mut Vec<PatchOperation>) {
+    use json_patch::{CopyOperation, MoveOperation, TestOperation};
     for op in patch.0 {
         ops.push(match op {
             PatchOperation::Add(o) => PatchOperation::Add(AddOperation {
@@ -133,7 +146,18 @@ fn rebase(patch: Patch, at: &Pointer, ops: &mut Vec<PatchOperation>) {
                 path: at.concat(&o.path),
                 value: o.value,
             }),
-            other => other,
+            PatchOperation::Move(o) => PatchOperation::Move(MoveOperation {
+                from: at.concat(&o.from),
+                path: at.concat(&o.path),
+            }),
+            PatchOperation::Copy(o) => PatchOperation::Copy(CopyOperation {
+                from: at.concat(&o.from),
+                path: at.concat(&o.path),
+            }),
+            PatchOperation::Test(o) => PatchOperation::Test(TestOperation {
+                path: at.concat(&o.path),
+                value: o.value,
+            }),
         });
     }
 }
@@ -168,6 +192,20 @@ mod tests {
         );
         check(json!({ "gone": 1, "kept": 2 }), json!({ "kept": 2 }));
         check(json!([{ "a": 1 }]), json!({ "a": 1 }));
+    }
+
+    #[test]
+    fn under_moves_every_operation_below_the_path() {
+        let inner = diff(
+            &json!({ "a": 1, "b": [1] }),
+            &json!({ "a": 2, "b": [1, 2], "c/d": 3 }),
+        );
+        let mut outer = json!({ "spec": { "template": { "a": 1, "b": [1] } } });
+        json_patch::patch(&mut outer, &under(&inner, &["spec", "template"])).unwrap();
+        assert_eq!(
+            outer,
+            json!({ "spec": { "template": { "a": 2, "b": [1, 2], "c/d": 3 } } })
+        );
     }
 
     #[test]

@@ -18,6 +18,27 @@ pub enum Workload {
 }
 
 impl Workload {
+    /// Where the pod (template) is inside an object of this kind.
+    pub fn template_path(self) -> &'static [&'static str] {
+        match self {
+            Workload::Pod => &[],
+            Workload::CronJob => &["spec", "jobTemplate", "spec", "template"],
+            _ => &["spec", "template"],
+        }
+    }
+
+    /// The API group of the kind (`""` is the core group).
+    pub fn api_group(self) -> &'static str {
+        match self {
+            Workload::Pod | Workload::ReplicationController => "",
+            Workload::Deployment
+            | Workload::StatefulSet
+            | Workload::DaemonSet
+            | Workload::ReplicaSet => "apps",
+            Workload::Job | Workload::CronJob => "batch",
+        }
+    }
+
     pub fn from_kind(kind: &str) -> Option<Workload> {
         Some(match kind {
             "Pod" => Workload::Pod,
