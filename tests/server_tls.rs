@@ -169,13 +169,7 @@ async fn handshake_with_tls12_and_tls13() {
             Some(versions[0].version)
         );
     }
-    let resp = http_client(&[&p.ca])
-        .post(format!("https://localhost:{port}/mutate"))
-        .header("content-type", "application/json")
-        .body(BODY)
-        .send()
-        .await
-        .unwrap();
+    let resp = mutate(&http_client(&[&p.ca]), port).await.unwrap();
     assert_eq!(resp.status(), 200);
 }
 
@@ -293,43 +287,20 @@ async fn client_ca_rejects_connections_without_a_valid_client_certificate() {
     let (server, _) = start(dir.path(), Some(dir.path().join("client-ca.pem"))).await;
     let port = server.tls_addr.port();
     tokio::spawn(server.serve(std::future::pending()));
-    let url = format!("https://localhost:{port}/mutate");
 
     let anonymous = http_client(&[&b.ca_cert_pem]);
-    assert!(
-        anonymous
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(BODY)
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(mutate(&anonymous, port).await.is_err());
 
     let stranger = zerodrop::certs::generate(&["x".into()], &[], time::Duration::days(1)).unwrap();
     let wrong = client_signed_by(&b.ca_cert_pem, &stranger.ca_cert_pem, &stranger.ca_key_pem);
-    assert!(
-        wrong
-            .post(&url)
-            .header("content-type", "application/json")
-            .body(BODY)
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(mutate(&wrong, port).await.is_err());
 
     let apiserver = client_signed_by(
         &b.ca_cert_pem,
         &client_ca.ca_cert_pem,
         &client_ca.ca_key_pem,
     );
-    let resp = apiserver
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(BODY)
-        .send()
-        .await
-        .unwrap();
+    let resp = mutate(&apiserver, port).await.unwrap();
     assert_eq!(resp.status(), 200);
 }
 

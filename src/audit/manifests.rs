@@ -115,28 +115,26 @@ pub fn parse_into(file: &str, text: &str, docs: &mut Vec<Document>, errors: &mut
         return;
     }
     for (line, chunk) in split_yaml(text) {
-        let blank = |l: &str| {
-            let l = l.trim();
-            l.is_empty() || l.starts_with('#') || l == "---" || l.starts_with("--- #")
-        };
-        if chunk.lines().all(blank) {
+        // Every document is kept, parsed or not, so `--fix` prints the stream back in order.
+        let mut doc = |value| {
             docs.push(Document {
                 file: file.into(),
                 line,
                 text: chunk.into(),
                 format: Format::Yaml,
-                value: None,
-            });
+                value,
+            })
+        };
+        let blank = |l: &str| {
+            let l = l.trim();
+            l.is_empty() || l.starts_with('#') || l == "---" || l.starts_with("--- #")
+        };
+        if chunk.lines().all(blank) {
+            doc(None);
             continue;
         }
         match serde_yaml_ng::from_str::<Value>(chunk) {
-            Ok(v) => docs.push(Document {
-                file: file.into(),
-                line,
-                text: chunk.into(),
-                format: Format::Yaml,
-                value: Some(v),
-            }),
+            Ok(v) => doc(Some(v)),
             Err(e) => {
                 let at = e
                     .location()
@@ -146,14 +144,7 @@ pub fn parse_into(file: &str, text: &str, docs: &mut Vec<Document>, errors: &mut
                     line: at,
                     message: e.to_string(),
                 });
-                // Keep the text so `--fix` still prints the document unchanged.
-                docs.push(Document {
-                    file: file.into(),
-                    line,
-                    text: chunk.into(),
-                    format: Format::Yaml,
-                    value: None,
-                });
+                doc(None);
             }
         }
     }

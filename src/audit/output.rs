@@ -163,3 +163,30 @@ fn table(report: &Report, colour: bool) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Capabilities, Engine};
+    use crate::policy::{ClusterPolicy, Layer};
+
+    #[test]
+    fn colour_only_when_asked_for() {
+        let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
+        let pod = serde_json::json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "p" },
+            "spec": { "containers": [{ "name": "a", "image": "i", "ports": [{ "containerPort": 80 }] }] } });
+        let entry = crate::audit::evaluate(&engine, &pod, &Layer::default()).unwrap();
+        let report = Report {
+            workloads: vec![entry],
+            ..Report::default()
+        };
+        let coloured = render(&report, Format::Table, true);
+        let plain = render(&report, Format::Table, false);
+        assert!(
+            coloured.contains("\x1b[33mwarning ZD202\x1b[0m"),
+            "{coloured}"
+        );
+        assert!(!plain.contains('\x1b'));
+        assert!(plain.contains("warning ZD202") && plain.contains("preStop sleep 5s"));
+    }
+}

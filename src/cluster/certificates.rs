@@ -191,44 +191,42 @@ impl SelfManaged {
 
     /// Sets caBundle on every webhook of our two configurations (only when it differs).
     pub async fn publish_ca(&self, client: &Client, ca_pem: &str) -> Result<(), SelfManagedError> {
-        let bundle = ByteString(ca_pem.as_bytes().to_vec());
         let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-        if let Some(cfg) = mutating.get_opt(&self.webhook).await? {
-            let current: Vec<_> = cfg
-                .webhooks
+        self.set_bundles(mutating, ca_pem, |c| {
+            c.webhooks
                 .iter()
                 .flatten()
                 .map(|w| w.client_config.ca_bundle.clone())
-                .collect();
-            self.set_bundles(&mutating, &current, &bundle, ca_pem)
-                .await?;
-        }
+                .collect()
+        })
+        .await?;
         let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-        if let Some(cfg) = validating.get_opt(&self.webhook).await? {
-            let current: Vec<_> = cfg
-                .webhooks
+        self.set_bundles(validating, ca_pem, |c| {
+            c.webhooks
                 .iter()
                 .flatten()
                 .map(|w| w.client_config.ca_bundle.clone())
-                .collect();
-            self.set_bundles(&validating, &current, &bundle, ca_pem)
-                .await?;
-        }
-        Ok(())
+                .collect()
+        })
+        .await
     }
 
-    /// Patches every webhook's caBundle when any differs from `bundle`.
+    /// Patches every webhook's caBundle of configuration `self.webhook` when any differs.
     async fn set_bundles<K>(
         &self,
-        api: &Api<K>,
-        current: &[Option<ByteString>],
-        bundle: &ByteString,
+        api: Api<K>,
         ca_pem: &str,
+        bundles: impl Fn(&K) -> Vec<Option<ByteString>>,
     ) -> Result<(), SelfManagedError>
     where
         K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     {
-        if current.iter().any(|b| b.as_ref() != Some(bundle)) {
+        let Some(cfg) = api.get_opt(&self.webhook).await? else {
+            return Ok(());
+        };
+        let current = bundles(&cfg);
+        let wanted = ByteString(ca_pem.as_bytes().to_vec());
+        if current.iter().any(|b| b.as_ref() != Some(&wanted)) {
             let patch = Patch::Json::<()>(ca_patch(current.len(), ca_pem));
             api.patch(&self.webhook, &PatchParams::default(), &patch)
                 .await?;

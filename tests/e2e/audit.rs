@@ -121,44 +121,45 @@ async fn policy_reports_need_the_crd_and_are_written_when_it_exists() {
     crate::cluster::create_deployment(&c, &ns, &deployment)
         .await
         .ok_status();
-    let crd_exists = post(&c, "/apis/wgpolicyk8s.io/v1alpha2", &json!({}))
-        .await
-        .status
-        != 404;
-    if !crd_exists {
-        let (code, _, err) = zerodrop_audit(&[
+    let report = || {
+        zerodrop_audit(&[
             "--cluster",
             "-n",
             &ns,
             "--policy-report",
             "--fail-on",
             "none",
-        ]);
-        assert_eq!(code, 0);
-        assert!(
-            err.contains("PolicyReport CRD (wgpolicyk8s.io/v1alpha2) is not installed"),
-            "{err}"
-        );
-        let crd: Value =
-            serde_json::from_str(include_str!("../fixtures/policyreport-crd.json")).unwrap();
-        post(
-            &c,
-            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-            &crd,
-        )
-        .await;
-    }
+        ])
+    };
+    // A fresh control plane has no PolicyReport CRD and only this test installs it, so both
+    // halves always run.
+    let absent = post(&c, "/apis/wgpolicyk8s.io/v1alpha2", &json!({}))
+        .await
+        .status
+        == 404;
+    assert!(
+        absent,
+        "the PolicyReport CRD exists before this test installed it"
+    );
+    let (code, _, err) = report();
+    assert_eq!(code, 0);
+    assert!(
+        err.contains("PolicyReport CRD (wgpolicyk8s.io/v1alpha2) is not installed"),
+        "{err}"
+    );
+    let crd: Value =
+        serde_json::from_str(include_str!("../fixtures/policyreport-crd.json")).unwrap();
+    post(
+        &c,
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        &crd,
+    )
+    .await
+    .ok_status();
     // The CRD takes a moment to be served.
     let started = std::time::Instant::now();
     loop {
-        let (code, _, err) = zerodrop_audit(&[
-            "--cluster",
-            "-n",
-            &ns,
-            "--policy-report",
-            "--fail-on",
-            "none",
-        ]);
+        let (code, _, err) = report();
         assert_eq!(code, 0, "{err}");
         if err.contains("wrote 1 PolicyReports") {
             break;
