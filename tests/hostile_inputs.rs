@@ -124,15 +124,22 @@ async fn duplicate_keys_non_utf8_and_out_of_range_numbers() {
     let (status, _, reason) = post(&review, dup.into_bytes()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(reason.contains("duplicate field"), "{reason}");
-    // Duplicate keys inside the object: the last one wins, as in the apiserver's decoding.
+    // Duplicate keys inside the object: the last one wins. Had the first (10 s) been used, the
+    // 30 s the default policy needs would have been patched in.
     let dup = text.replacen(
         "\"terminationGracePeriodSeconds\":30",
-        "\"terminationGracePeriodSeconds\":90,\"terminationGracePeriodSeconds\":30",
+        "\"terminationGracePeriodSeconds\":10,\"terminationGracePeriodSeconds\":30",
         1,
     );
     let (status, answer, text_out) = post(&review, dup.into_bytes()).await;
     assert_eq!(status, StatusCode::OK, "{text_out}");
-    assert_eq!(answer["response"]["allowed"], true);
+    let patch = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(answer["response"]["patch"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!patch.contains("terminationGracePeriodSeconds"), "{patch}");
     // Not UTF-8.
     let mut bad = text.clone().into_bytes();
     let at = bad.iter().position(|b| *b == b'r').unwrap();

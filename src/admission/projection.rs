@@ -181,6 +181,15 @@ mod tests {
     }
 
     #[test]
+    fn keeps_exactly_the_container_fields_the_engine_projects() {
+        let Keep::Fields(fields) = CONTAINER else {
+            panic!("containers keep fields")
+        };
+        let kept: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
+        assert_eq!(kept, crate::engine::pod::CONTAINER_FIELDS);
+    }
+
+    #[test]
     fn odd_shapes_are_kept_not_rejected() {
         for v in [
             json!(null),

@@ -93,3 +93,53 @@ pub fn encode_patch(patch: &json_patch::Patch) -> Option<String> {
     let bytes = serde_json::to_vec(patch).ok()?;
     Some(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Change;
+    use crate::findings::{Code, Finding};
+
+    fn decision(mode: Mode) -> Decision {
+        Decision {
+            mode,
+            skipped: None,
+            changes: vec![Change::Prestop {
+                container: "web".into(),
+                seconds: 5,
+                action: "sleep",
+            }],
+            findings: vec![
+                Finding::new(
+                    Code::ScriptPid1,
+                    Some("web"),
+                    "info first in the list".into(),
+                    "command",
+                ),
+                Finding::new(
+                    Code::TcpReadiness,
+                    Some("web"),
+                    "warning second in the list".into(),
+                    "x",
+                ),
+            ],
+            patch: json_patch::Patch(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn most_important_first() {
+        let w = warnings(&decision(Mode::Audit), Advice::Pod);
+        assert_eq!(
+            w,
+            [
+                "zerodrop: warning second in the list",
+                "zerodrop: would set web: preStop sleep 5s",
+                "zerodrop: info first in the list",
+            ]
+        );
+        // Enforced pods carry their changes in the patch, not in warnings; workloads get them.
+        assert_eq!(warnings(&decision(Mode::Enforce), Advice::Pod).len(), 2);
+        assert!(warnings(&decision(Mode::Enforce), Advice::Workload)[1].contains("will set web"));
+    }
+}

@@ -83,7 +83,7 @@ pub fn argv(container: &Value) -> Vec<(&'static str, usize, &str)> {
 }
 
 /// Container fields the rules read or write; everything else is never copied or compared.
-const CONTAINER_FIELDS: [&str; 8] = [
+pub const CONTAINER_FIELDS: [&str; 8] = [
     "name",
     "ports",
     "readinessProbe",
