@@ -1,8 +1,5 @@
 //! The chart installed into the real apiserver, and self-managed certificates against it.
 
-#[path = "../support/helm.rs"]
-mod helm;
-
 use crate::cluster::{create_pod, namespace, pod, post, register_url, wait_for_webhook, web};
 use crate::harness::{Zerodrop, client};
 use k8s_openapi::api::core::v1::Secret;
@@ -72,7 +69,7 @@ async fn rendered_chart_is_accepted_by_the_real_apiserver() {
         ("zd-pr", provided.to_vec()),
     ] {
         let ns = namespace(&c, "none", None, json!({})).await;
-        let objs = helm::render_release(release, &ns, &sets).unwrap();
+        let objs = crate::helm::render_release(release, &ns, &sets).unwrap();
         assert!(objs.len() >= 9, "{release}: {} objects", objs.len());
         for obj in &objs {
             let (path, _) = collection(obj, &ns);

@@ -43,23 +43,7 @@ fn spawn_tied(mut cmd: Command) -> Child {
 }
 
 pub fn harness_bin() -> PathBuf {
-    if let Ok(dir) = std::env::var("ZERODROP_HARNESS_BIN") {
-        return PathBuf::from(dir);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/build.sh");
-    let out = Command::new(script)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run tests/harness/build.sh");
-    assert!(out.status.success(), "building the control plane failed");
-    PathBuf::from(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .trim()
-            .lines()
-            .last()
-            .unwrap(),
-    )
+    crate::helm::built::built("ZERODROP_HARNESS_BIN", "tests/harness/build.sh")
 }
 
 /// One control plane per test process.

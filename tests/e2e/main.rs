@@ -6,6 +6,8 @@ mod cluster;
 mod fixtures;
 mod generated;
 mod harness;
+#[path = "../support/helm.rs"]
+mod helm;
 mod outage;
 mod pods;
 mod workloads;

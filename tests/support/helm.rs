@@ -1,5 +1,8 @@
 //! Helm for the tests: built from the Go module proxy by tests/helm/build.sh (or $ZERODROP_HELM).
 
+#[path = "built.rs"]
+pub mod built;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,28 +10,7 @@ use std::sync::OnceLock;
 
 pub fn helm() -> &'static PathBuf {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
-    HELM.get_or_init(|| {
-        if let Ok(path) = std::env::var("ZERODROP_HELM") {
-            return PathBuf::from(path);
-        }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helm/build.sh");
-        let out = Command::new(script)
-            .output()
-            .expect("run tests/helm/build.sh");
-        assert!(
-            out.status.success(),
-            "building helm failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .trim()
-                .lines()
-                .last()
-                .unwrap(),
-        )
-    })
+    HELM.get_or_init(|| built::built("ZERODROP_HELM", "tests/helm/build.sh"))
 }
 
 pub fn chart() -> PathBuf {
