@@ -26,6 +26,17 @@ async fn post(review: &Value, body: Vec<u8>) -> (StatusCode, Value, String) {
     )
 }
 
+/// The response's JSON Patch as text.
+fn patch_text(answer: &Value) -> String {
+    let raw = answer["response"]["patch"].as_str().unwrap();
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
 fn apply(review: &Value, answer: &Value) -> Value {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(answer["response"]["patch"].as_str().unwrap())
@@ -133,12 +144,7 @@ async fn duplicate_keys_non_utf8_and_out_of_range_numbers() {
     );
     let (status, answer, text_out) = post(&review, dup.into_bytes()).await;
     assert_eq!(status, StatusCode::OK, "{text_out}");
-    let patch = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(answer["response"]["patch"].as_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let patch = patch_text(&answer);
     assert!(!patch.contains("terminationGracePeriodSeconds"), "{patch}");
     // Not UTF-8.
     let mut bad = text.clone().into_bytes();
@@ -161,12 +167,7 @@ async fn duplicate_keys_non_utf8_and_out_of_range_numbers() {
     );
     let (status, answer, text_out) = post(&review, big.into_bytes()).await;
     assert_eq!(status, StatusCode::OK, "{text_out}");
-    let patch = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(answer["response"]["patch"].as_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let patch = patch_text(&answer);
     assert!(!patch.contains("terminationGracePeriodSeconds"), "{patch}");
 }
 
