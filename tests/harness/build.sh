@@ -2,13 +2,22 @@
 # Builds the end-to-end control plane (etcd, kube-apiserver, kube-controller-manager and the
 # controlplane launcher) from the official Go modules, once per module content: the binaries
 # are cached under $ZERODROP_CACHE/harness/<hash>, and Go's build cache makes rebuilds cheap.
+# With --node it also builds the worker (kubelet, kube-proxy, kube-scheduler) and kubectl.
 # Prints the directory holding the binaries.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${ZERODROP_CACHE:-$HOME/.cache/zerodrop}"
 hash=$(cd "$here" && cat go.mod go.sum build.sh $(find cmd -name '*.go' | sort) | sha256sum | cut -c1-16)
 out="$cache/harness/$hash"
-if [ -x "$out/kube-apiserver" ] && [ -x "$out/etcd" ] && [ -x "$out/kube-controller-manager" ] && [ -x "$out/controlplane" ]; then
+targets=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ./cmd/etcd ./cmd/controlplane)
+if [ "${1:-}" = "--node" ]; then
+  targets+=(k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+fi
+missing=0
+for t in "${targets[@]}"; do
+  [ -x "$out/$(basename "$t")" ] || missing=1
+done
+if [ $missing = 0 ]; then
   echo "$out"
   exit 0
 fi
@@ -21,9 +30,10 @@ ldflags="-s -w"
 for kv in "gitVersion=$k8s" "gitMajor=$major" "gitMinor=$minor" "gitTreeState=clean" "buildDate=1970-01-01T00:00:00Z"; do
   ldflags="$ldflags -X k8s.io/component-base/version.$kv -X k8s.io/client-go/pkg/version.$kv"
 done
-mkdir -p "$out.tmp"
-echo "building control plane $k8s into $out (first build takes several minutes)" >&2
-(cd "$here" && go build -trimpath -ldflags "$ldflags" -o "$out.tmp/" \
-  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ./cmd/etcd ./cmd/controlplane) >&2
+rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+echo "building Kubernetes $k8s into $out (first build takes several minutes)" >&2
+(cd "$here" && go build -trimpath -ldflags "$ldflags" -o "$out.tmp/" "${targets[@]}") >&2
+# Keep what an earlier run built (the worker binaries) next to the new ones.
+if [ -d "$out" ]; then cp -n "$out"/* "$out.tmp/" 2>/dev/null || true; fi
 rm -rf "$out" && mv "$out.tmp" "$out"
 echo "$out"

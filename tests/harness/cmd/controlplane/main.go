@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -38,6 +39,9 @@ func main() {
 	dir := flag.String("dir", "", "state directory (default: a new temp dir)")
 	bin := flag.String("bin", "", "directory holding etcd, kube-apiserver, kube-controller-manager (default: next to this binary)")
 	withKCM := flag.Bool("controller-manager", true, "also run kube-controller-manager")
+	withNode := flag.Bool("node", false, "also run a worker: containerd, kube-scheduler, kubelet, kube-proxy (root)")
+	images := flag.String("images", "", "with --node: comma-separated OCI image tarballs to import into containerd")
+	watchStdin := flag.Bool("watch-stdin", true, "stop when stdin closes (false for a detached node)")
 	flag.Parse()
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	log.SetOutput(os.Stderr)
@@ -61,7 +65,9 @@ func main() {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sigs; cancel() }()
-	go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
+	if *watchStdin {
+		go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
+	}
 
 	var procs []*exec.Cmd
 	stopAll := func() {
@@ -86,10 +92,24 @@ func main() {
 		return
 	}
 
-	server := "https://127.0.0.1:" + strconv.Itoa(apiPort)
+	// Alone, the apiserver serves loopback and 1.37 then refuses to publish the `kubernetes`
+	// Service endpoints. With a node, pods must reach it: it serves the node's bridge address,
+	// which the kubernetes Service then points at.
+	apiHost, reconciler := "127.0.0.1", "none"
+	var n *node
+	if *withNode {
+		n = newNode(*dir, *bin)
+		defer n.stop()
+		if err := n.createBridge(); err != nil {
+			log.Print(err)
+			return
+		}
+		apiHost, reconciler = bridgeIP, "lease"
+	}
+	server := "https://" + apiHost + ":" + strconv.Itoa(apiPort)
 	api := start(ctx, *dir, "kube-apiserver", filepath.Join(*bin, "kube-apiserver"),
 		"--etcd-servers", etcdURL,
-		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		"--bind-address", apiHost, "--advertise-address", apiHost,
 		"--secure-port", strconv.Itoa(apiPort),
 		"--tls-cert-file", creds.serverCert, "--tls-private-key-file", creds.serverKey,
 		"--client-ca-file", creds.caCert,
@@ -99,8 +119,7 @@ func main() {
 		"--authorization-mode", "Node,RBAC",
 		"--allow-privileged=true",
 		"--cert-dir", filepath.Join(*dir, "apiserver-certs"),
-		// 1.37 refuses a loopback advertise address for the kubernetes Service endpoints.
-		"--endpoint-reconciler-type", "none",
+		"--endpoint-reconciler-type", reconciler,
 		"--profiling=false", "--v=1")
 	procs = append(procs, api)
 	client := adminClient(creds)
@@ -124,6 +143,21 @@ func main() {
 			"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(freePort()),
 			"--v=1")
 		procs = append(procs, kcm)
+	}
+
+	if n != nil {
+		var tarballs []string
+		if *images != "" {
+			tarballs = strings.Split(*images, ",")
+		}
+		if err := n.start(ctx, *dir, kubeconfig, tarballs); err != nil {
+			log.Print(err)
+			return
+		}
+		if !waitNodeReady(ctx, server, creds, 120*time.Second) {
+			log.Print("node did not become Ready (see kubelet.log)")
+			return
+		}
 	}
 
 	out, _ := json.Marshal(ready{

@@ -1,0 +1,160 @@
+//! Test app for the node experiment (tests/node): an HTTP server with the shutdown and start-up
+//! behaviours real apps have, switchable by flags, so rollouts can be measured against it.
+//!
+//! rollout_app [--listen ADDR] [--on-sigterm exit|drain] [--ready-after SECS] [--work-ms MS]
+//!   GET /         200 "ok <hostname>" after --work-ms, 503 while starting
+//!   GET /ready    200 once started, 503 before and while draining
+//!   GET /healthz  200 always
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+struct App {
+    started: Instant,
+    ready_after: Duration,
+    work: Duration,
+    draining: AtomicBool,
+    host: String,
+}
+
+impl App {
+    fn starting(&self) -> bool {
+        self.started.elapsed() < self.ready_after
+    }
+
+    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (status, body) = match req.uri().path() {
+            "/healthz" => (StatusCode::OK, "alive".to_owned()),
+            "/ready" if self.starting() || self.draining.load(Ordering::Relaxed) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_owned())
+            }
+            "/ready" => (StatusCode::OK, "ready".to_owned()),
+            // An app that listens before it has initialised fails the requests it gets.
+            _ if self.starting() => (StatusCode::SERVICE_UNAVAILABLE, "starting".to_owned()),
+            _ => {
+                tokio::time::sleep(self.work).await;
+                (StatusCode::OK, format!("ok {}", self.host))
+            }
+        };
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        *resp.status_mut() = status;
+        resp
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum OnSigterm {
+    Exit,
+    Drain,
+}
+
+struct Args {
+    listen: String,
+    on_sigterm: OnSigterm,
+    ready_after: u64,
+    work_ms: u64,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = Args {
+        listen: "0.0.0.0:8080".into(),
+        on_sigterm: OnSigterm::Exit,
+        ready_after: 0,
+        work_ms: 20,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--listen" => args.listen = value,
+            "--on-sigterm" => {
+                args.on_sigterm = match value.as_str() {
+                    "exit" => OnSigterm::Exit,
+                    "drain" => OnSigterm::Drain,
+                    _ => return Err(format!("--on-sigterm: exit or drain, not {value}")),
+                }
+            }
+            "--ready-after" => args.ready_after = value.parse().map_err(|e| format!("{e}"))?,
+            "--work-ms" => args.work_ms = value.parse().map_err(|e| format!("{e}"))?,
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rollout_app: {e}");
+            std::process::exit(2);
+        }
+    };
+    let app = Arc::new(App {
+        started: Instant::now(),
+        ready_after: Duration::from_secs(args.ready_after),
+        work: Duration::from_millis(args.work_ms),
+        draining: AtomicBool::new(false),
+        host: std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default(),
+    });
+    let listener = match TcpListener::bind(&args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("rollout_app: listen {}: {e}", args.listen);
+            std::process::exit(1);
+        }
+    };
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        eprintln!("rollout_app: cannot install signal handlers");
+        std::process::exit(1);
+    };
+    eprintln!("rollout_app: listening on {}", args.listen);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let app = app.clone();
+                let conn = http1::Builder::new().serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |req| {
+                        let app = app.clone();
+                        async move { Ok::<_, std::convert::Infallible>(app.answer(req).await) }
+                    }),
+                );
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    if args.on_sigterm == OnSigterm::Exit {
+        // What most apps do: the process ends, requests in flight and queued connections fail.
+        eprintln!("rollout_app: SIGTERM, exiting now");
+        std::process::exit(0);
+    }
+    eprintln!("rollout_app: SIGTERM, draining");
+    app.draining.store(true, Ordering::Relaxed);
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(60), graceful.shutdown()).await;
+    eprintln!("rollout_app: drained, exiting");
+}

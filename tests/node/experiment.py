@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""The node experiment: rolling restarts and scale-downs under steady load, failed requests
+counted, with and without zerodrop. Needs the node up (tests/node/node.sh up) with zerodrop
+installed by its chart (--install does it).
+
+usage: experiment.py [--repeat N] [--rate R] [--only CELL,...] [--sweep] [--smoke]
+                     [--json OUT] [--write docs/proof.md]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NODE_DIR = os.environ.get("ZERODROP_NODE_DIR", "/tmp/zerodrop-node")
+REPLICAS, SCALED = 4, 2
+
+# What each app does; the args are the container's, the shell form is what users write.
+APPS = {
+    "exit": {"args": ["--on-sigterm", "exit"],
+             "about": "exits at once on SIGTERM (most apps)"},
+    "drain": {"args": ["--on-sigterm", "drain"],
+              "about": "stops accepting and drains in-flight requests on SIGTERM"},
+    "slow": {"args": ["--on-sigterm", "drain", "--ready-after", "5"], "tcp_probe": True,
+             "about": "listens at once, answers 503 for 5 s; TCP readiness probe"},
+    "shell": {"command": ["sh", "-c", "/rollout-app --on-sigterm drain"],
+              "about": "`sh -c` without exec: PID 1 is dash, the app never sees SIGTERM"},
+}
+# (app, scenario, namespace mode label, pod template annotations)
+CELLS = [
+    ("exit", "none", None, {}),
+    ("exit", "audit", "audit", {}),
+    ("exit", "enforce", "enforce", {}),
+    ("drain", "none", None, {}),
+    ("drain", "audit", "audit", {}),
+    ("drain", "enforce", "enforce", {}),
+    ("slow", "none", None, {}),
+    ("slow", "audit", "audit", {}),
+    ("slow", "enforce", "enforce", {}),
+    ("slow", "enforce+readiness-path", "enforce", {"zerodrop.dev/readiness-path": "/ready"}),
+    ("shell", "none", None, {}),
+    ("shell", "audit", "audit", {}),
+    ("shell", "enforce", "enforce", {}),
+    ("shell", "enforce+shell-exec", "enforce", {"zerodrop.dev/shell-exec": "true"}),
+]
+SWEEP = [0, 1, 2, 5, 10]
+
+
+def kubectl(*args, input=None, check=True):
+    out = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
+                         env={**os.environ, "KUBECONFIG": os.path.join(NODE_DIR, "kubeconfig")})
+    if check and out.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
+    return out.stdout
+
+
+def manifests(ns, app, mode, annotations):
+    spec = APPS[app]
+    container = {"name": "app", "image": "zerodrop.local/rollout-app:1",
+                 "imagePullPolicy": "Never", "ports": [{"name": "http", "containerPort": 8080}]}
+    if "command" in spec:
+        container["command"] = spec["command"]
+    else:
+        container["args"] = spec["args"]
+    if spec.get("tcp_probe"):
+        container["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    labels = {"zerodrop.dev/mode": mode} if mode else {}
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app", "namespace": ns},
+         "spec": {"replicas": REPLICAS, "selector": {"matchLabels": {"app": "app"}},
+                  # Kubernetes' defaults, what most Deployments run with.
+                  "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                  "template": {"metadata": {"labels": {"app": "app"}, "annotations": annotations},
+                               "spec": {"automountServiceAccountToken": False,
+                                        "enableServiceLinks": False,
+                                        "containers": [container]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": ns},
+         "spec": {"selector": {"app": "app"}, "ports": [{"port": 80, "targetPort": "http"}]}},
+    ]
+
+
+def pods(ns):
+    items = json.loads(kubectl("-n", ns, "get", "pods", "-o", "json"))["items"]
+    return [(p["metadata"]["name"], "deletionTimestamp" in p["metadata"],
+             all(c.get("ready") for c in p["status"].get("containerStatuses", [{}])))
+            for p in items]
+
+
+def settle(ns, want, limit=180):
+    """Waits until exactly `want` pods exist, none terminating, all ready."""
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        ps = pods(ns)
+        if len(ps) == want and all(ready and not gone for _, gone, ready in ps):
+            return
+        time.sleep(0.25)
+    raise RuntimeError(f"{ns}: pods did not settle at {want}: {pods(ns)}")
+
+
+class Load:
+    """rollout_load against the Service VIP; stopping it (closing stdin) gives the tally."""
+
+    def __init__(self, vip, rate):
+        self.proc = subprocess.Popen([LOAD, "--target", f"{vip}:80", "--rate", str(rate)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def stop(self):
+        out, _ = self.proc.communicate(timeout=30)  # closes stdin first
+        return json.loads(out)
+
+
+def phase(ns, vip, rate, action, want):
+    """Runs one disruptive action under load; returns the tally and the seconds until the
+    Deployment converged (old pods gone)."""
+    load = Load(vip, rate)
+    time.sleep(2)
+    started = time.time()
+    action()
+    settle(ns, want)
+    took = time.time() - started
+    time.sleep(2)
+    tally = load.stop()
+    return tally, took
+
+
+def run_cell(app, scenario, mode, annotations, repeat, rate, tag=""):
+    ns = re.sub(r"[^a-z0-9-]", "-", f"x-{app}-{scenario}{tag}")[:60].strip("-")
+    kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s")
+    items = manifests(ns, app, mode, annotations)
+    if "prestop" in annotations:
+        items[0]["metadata"]["annotations"] = {"zerodrop.dev/prestop-sleep": annotations.pop("prestop")}
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    settle(ns, REPLICAS)
+    vip = kubectl("-n", ns, "get", "svc", "app", "-o", "jsonpath={.spec.clusterIP}")
+    time.sleep(3)  # kube-proxy programs the new Service
+    runs = []
+    for i in range(repeat):
+        restart, t_restart = phase(ns, vip, rate, lambda: kubectl(
+            "-n", ns, "rollout", "restart", "deploy/app"), REPLICAS)
+        scale, t_scale = phase(ns, vip, rate, lambda: kubectl(
+            "-n", ns, "scale", "deploy/app", f"--replicas={SCALED}"), SCALED)
+        kubectl("-n", ns, "scale", "deploy/app", f"--replicas={REPLICAS}")
+        settle(ns, REPLICAS)
+        runs.append({"restart": {**brief(restart), "seconds": round(t_restart, 1)},
+                     "scale_down": {**brief(scale), "seconds": round(t_scale, 1)}})
+        print(f"  {app:6} {scenario:24} run {i + 1}: restart {brief(restart)} "
+              f"{t_restart:.1f}s, scale-down {brief(scale)} {t_scale:.1f}s", file=sys.stderr)
+    pod = json.loads(kubectl("-n", ns, "get", "pods", "-o", "json"))["items"][0]
+    kubectl("delete", "namespace", ns, "--wait=false")
+    return {"app": app, "scenario": scenario, "runs": runs, "pod": shape(pod)}
+
+
+def brief(tally):
+    return {"sent": tally["sent"], "failed": tally["failed"], "by_kind": tally["by_kind"]}
+
+
+def shape(pod):
+    """What zerodrop left on the pod: preStop, grace, readiness probe, command."""
+    c = pod["spec"]["containers"][0]
+    return {"grace": pod["spec"].get("terminationGracePeriodSeconds"),
+            "preStop": c.get("lifecycle", {}).get("preStop"),
+            "readiness": c.get("readinessProbe"),
+            "command": c.get("command")}
+
+
+def table(results, sweep):
+    lines = ["| app | zerodrop | restarts: failed / sent | scale-downs: failed / sent | failure rate "
+             "| restart converged (s) | what zerodrop set |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        rs, ss = [x["restart"] for x in r["runs"]], [x["scale_down"] for x in r["runs"]]
+        failed = sum(x["failed"] for x in rs + ss)
+        sent = sum(x["sent"] for x in rs + ss)
+        secs = sorted(x["seconds"] for x in rs)
+        per_run = " + ".join(str(x["failed"]) for x in rs)
+        per_scale = " + ".join(str(x["failed"]) for x in ss)
+        lines.append(f"| {r['app']} | {r['scenario']} | {per_run} / {sum(x['sent'] for x in rs)} "
+                     f"| {per_scale} / {sum(x['sent'] for x in ss)} "
+                     f"| {100 * failed / max(sent, 1):.2f}% | {secs[len(secs) // 2]} "
+                     f"| {changes(r['pod'])} |")
+    out = "\n".join(lines)
+    if sweep:
+        out += "\n\n| prestop-sleep (drain app, enforce) | failed / sent (restarts + scale-downs) |\n| --- | --- |\n"
+        out += "\n".join(
+            f"| {s['sleep']}s | {sum(x[k]['failed'] for x in s['runs'] for k in ('restart', 'scale_down'))}"
+            f" / {sum(x[k]['sent'] for x in s['runs'] for k in ('restart', 'scale_down'))} |" for s in sweep)
+    return out
+
+
+def changes(pod):
+    parts = []
+    if pod["preStop"]:
+        parts.append("preStop " + json.dumps(pod["preStop"], separators=(",", ":")))
+    if pod["readiness"] and "httpGet" in pod["readiness"]:
+        parts.append("readiness httpGet " + pod["readiness"]["httpGet"].get("path", ""))
+    if pod["command"] and "exec " in " ".join(pod["command"]):
+        parts.append("`exec` in sh -c")
+    if pod["grace"] not in (None, 30):
+        parts.append(f"grace {pod['grace']}s")
+    return ", ".join(parts) or "nothing"
+
+
+def install_zerodrop():
+    helm = subprocess.run([os.path.join(ROOT, "tests/helm/build.sh")], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    subprocess.run([helm, "upgrade", "--install", "zerodrop", os.path.join(ROOT, "charts/zerodrop"),
+                    "-n", "zerodrop-system", "--create-namespace",
+                    "--set", "image.repository=zerodrop.local/zerodrop", "--set-string", "image.tag=1",
+                    "--set", "image.pullPolicy=Never", "--set", "replicaCount=1",
+                    "--wait", "--timeout", "120s"],
+                   env={**os.environ, "KUBECONFIG": os.path.join(NODE_DIR, "kubeconfig")},
+                   check=True, capture_output=True)
+
+
+def main():
+    global KUBECTL, LOAD
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--rate", type=int, default=200)
+    p.add_argument("--only", default="", help="comma-separated app/scenario, e.g. exit/none")
+    p.add_argument("--sweep", action="store_true", help="also sweep prestop-sleep")
+    p.add_argument("--smoke", action="store_true",
+                   help="CI: exit app without and with zerodrop, once; fails unless enforce loses nothing")
+    p.add_argument("--json")
+    p.add_argument("--write")
+    a = p.parse_args()
+    bin_dir = subprocess.run([os.path.join(ROOT, "tests/harness/build.sh"), "--node"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    KUBECTL = os.path.join(bin_dir, "kubectl")
+    LOAD = os.path.join(open(os.path.join(NODE_DIR, "images")).read().strip(), "rollout_load")
+    install_zerodrop()
+
+    cells = CELLS
+    if a.smoke:
+        a.repeat, cells = 1, [c for c in CELLS if c[0] == "exit" and c[1] in ("none", "enforce")]
+    elif a.only:
+        wanted = set(a.only.split(","))
+        cells = [c for c in CELLS if f"{c[0]}/{c[1]}" in wanted]
+    results = [run_cell(app, sc, mode, dict(ann), a.repeat, a.rate) for app, sc, mode, ann in cells]
+    sweep = []
+    if a.sweep:
+        for s in SWEEP:
+            r = run_cell("drain", "enforce", "enforce", {"prestop": str(s)}, a.repeat, a.rate, f"-sleep{s}")
+            sweep.append({"sleep": s, "runs": r["runs"]})
+    text = table(results, sweep)
+    print(text)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"results": results, "sweep": sweep}, f, indent=1)
+    if a.write:
+        doc = open(a.write).read()
+        doc = re.sub(r"(<!-- proof:start -->\n).*?(\n<!-- proof:end -->)",
+                     lambda m: m.group(1) + text + m.group(2), doc, flags=re.S)
+        open(a.write, "w").write(doc)
+    if a.smoke:
+        lost = {r["scenario"]: sum(x[k]["failed"] for x in r["runs"] for k in ("restart", "scale_down"))
+                for r in results}
+        if lost["enforce"] != 0 or lost["none"] == 0:
+            sys.exit(f"smoke: expected failures without zerodrop and none with it, got {lost}")
+
+
+if __name__ == "__main__":
+    main()

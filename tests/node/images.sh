@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds the node's images as OCI archives from binaries built here (no registry, no engine):
+#   zerodrop.local/pause:1        the sandbox process (Go, static)
+#   zerodrop.local/rollout-app:1  examples/rollout_app (Rust, static) + Debian's dash as /bin/sh
+#                                 (a shell that does not exec a lone command, like most
+#                                 Debian-based images) + busybox for `sleep`
+#   zerodrop.local/zerodrop:1     the webhook (Rust, static)
+# and the load generator for the host. Prints the folder holding them.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cache="${ZERODROP_CACHE:-$HOME/.cache/zerodrop}"
+out="$cache/node/images"
+mkdir -p "$out"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
+
+(cd "$root/tests/harness" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/pause" ./cmd/pause) >&2
+# Static glibc binaries: the images hold nothing but the program.
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
+  --manifest-path "$root/Cargo.toml" --target x86_64-unknown-linux-gnu \
+  --bin zerodrop --example rollout_app --example rollout_load >&2
+rel="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release"
+cp "$rel/examples/rollout_load" "$out/rollout_load"
+
+oci() { python3 "$root/tests/node/oci.py" "$@"; }
+oci "$out/pause.tar" zerodrop.local/pause:1 --entrypoint '["/pause"]' --user 65535 "$out/pause=/pause"
+oci "$out/rollout-app.tar" zerodrop.local/rollout-app:1 --entrypoint '["/rollout-app"]' \
+  "$rel/examples/rollout_app=/rollout-app" \
+  /bin/dash=/bin/sh /lib/x86_64-linux-gnu/libc.so.6=/lib/x86_64-linux-gnu/libc.so.6 \
+  /lib64/ld-linux-x86-64.so.2=/lib64/ld-linux-x86-64.so.2 \
+  /bin/busybox=/bin/busybox "/bin/sleep->busybox" @/tmp
+oci "$out/zerodrop.tar" zerodrop.local/zerodrop:1 --entrypoint '["/zerodrop"]' --user 65532 \
+  "$rel/zerodrop=/zerodrop" @/tmp
+echo "$out"
