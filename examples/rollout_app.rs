@@ -124,7 +124,11 @@ async fn main() {
         eprintln!("rollout_app: cannot install signal handlers");
         std::process::exit(1);
     };
-    eprintln!("rollout_app: listening on {}", args.listen);
+    // The bound address (port 0 picks one), for whoever started us.
+    match listener.local_addr() {
+        Ok(addr) => eprintln!("rollout_app: listening on {addr}"),
+        Err(_) => eprintln!("rollout_app: listening on {}", args.listen),
+    }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {

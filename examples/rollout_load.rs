@@ -28,10 +28,12 @@ struct Tally {
 
 async fn one(target: &str, timeout: Duration) -> Result<(), String> {
     let attempt = async {
-        let stream = TcpStream::connect(target).await.map_err(|e| match e.kind() {
-            std::io::ErrorKind::ConnectionRefused => "connect_refused".to_owned(),
-            _ => format!("connect_{:?}", e.kind()).to_lowercase(),
-        })?;
+        let stream = TcpStream::connect(target)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connect_refused".to_owned(),
+                _ => format!("connect_{:?}", e.kind()).to_lowercase(),
+            })?;
         let _ = stream.set_nodelay(true);
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await

@@ -35,5 +35,21 @@ echo "$ZERODROP_HELM"
 step "cargo test (unit, property, server, chart, end-to-end)"
 cargo test --all-targets --locked
 
+step "rollout experiment on a real node (smoke: the exit app without and with zerodrop, once)"
+# Root and Debian's containerd/runc/CNI plugins: the node runs real containers (tests/node).
+missing=""
+for pkg in containerd runc containernetworking-plugins iptables conntrack busybox-static; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  apt-get update -qq >/dev/null || true
+  apt-get install -y --no-install-recommends $missing >/dev/null
+fi
+tests/node/node.sh up
+trap 'tests/node/node.sh down' EXIT
+tests/node/experiment.py --smoke
+tests/node/node.sh down
+trap - EXIT
+
 step "benchmark scripts (smoke run: keeps bench/run.sh working; numbers are not judged here)"
 bench/run.sh --smoke

@@ -120,6 +120,9 @@ func main() {
 		"--allow-privileged=true",
 		"--cert-dir", filepath.Join(*dir, "apiserver-certs"),
 		"--endpoint-reconciler-type", reconciler,
+		// kubelet serves on the node's InternalIP and trusts the cluster CA for clients.
+		"--kubelet-preferred-address-types", "InternalIP",
+		"--kubelet-client-certificate", creds.adminCert, "--kubelet-client-key", creds.adminKey,
 		"--profiling=false", "--v=1")
 	procs = append(procs, api)
 	client := adminClient(creds)
@@ -150,7 +153,7 @@ func main() {
 		if *images != "" {
 			tarballs = strings.Split(*images, ",")
 		}
-		if err := n.start(ctx, *dir, kubeconfig, tarballs); err != nil {
+		if err := n.start(ctx, *dir, kubeconfig, creds.caCert, tarballs); err != nil {
 			log.Print(err)
 			return
 		}

@@ -25,7 +25,10 @@ import (
 const (
 	nodeName = "zerodrop-node"
 	// Inside 198.18.0.0/15, the range reserved for benchmarks; services use 198.19.0.0/16.
-	podSubnet   = "198.18.0.0/24"
+	// A /16, not a node's usual /24: host-local hands out addresses in turn and an experiment
+	// creates hundreds of pods; in a /24 addresses of pods that died seconds ago come back,
+	// which would add a variable (stale neighbour and conntrack entries) to every measurement.
+	podSubnet   = "198.18.0.0/16"
 	bridgeIP    = "198.18.0.1"
 	clusterCIDR = "198.18.0.0/16"
 	bridgeName  = "zd0"
@@ -45,7 +48,7 @@ func newNode(dir, bin string) *node {
 
 // start brings up containerd (importing the given OCI tarballs), then the scheduler, kubelet
 // and kube-proxy; it records the processes on n so stop can take them down in order.
-func (n *node) start(ctx context.Context, stateDir, kubeconfig string, images []string) error {
+func (n *node) start(ctx context.Context, stateDir, kubeconfig, caCert string, images []string) error {
 	for _, d := range []string{"containerd", "cni/net.d", "cni/ipam", "kubelet", "logs"} {
 		must(os.MkdirAll(filepath.Join(n.dir, d), 0o700))
 	}
@@ -75,11 +78,13 @@ func (n *node) start(ctx context.Context, stateDir, kubeconfig string, images []
 		"--v=1"))
 
 	kubeletConfig := filepath.Join(n.dir, "kubelet.yaml")
-	must(os.WriteFile(kubeletConfig, []byte(n.kubeletConfig()), 0o600))
+	must(os.WriteFile(kubeletConfig, []byte(n.kubeletConfig(caCert)), 0o600))
 	*procs = append(*procs, start(ctx, stateDir, "kubelet", filepath.Join(n.bin, "kubelet"),
 		"--config", kubeletConfig, "--kubeconfig", kubeconfig,
 		"--root-dir", filepath.Join(n.dir, "kubelet"),
-		"--hostname-override", nodeName, "--v=1"))
+		// The node's address is the bridge's, so the apiserver reaches kubelet (logs, exec)
+		// without leaving this machine's own network.
+		"--hostname-override", nodeName, "--node-ip", bridgeIP, "--v=1"))
 
 	proxyConfig := filepath.Join(n.dir, "kube-proxy.yaml")
 	must(os.WriteFile(proxyConfig, []byte(n.proxyConfig(kubeconfig)), 0o600))
@@ -125,7 +130,7 @@ func (n *node) stop() {
 func (n *node) createBridge() error {
 	for _, args := range [][]string{
 		{"link", "add", bridgeName, "type", "bridge"},
-		{"addr", "add", bridgeIP + "/24", "dev", bridgeName},
+		{"addr", "add", bridgeIP + "/16", "dev", bridgeName},
 		{"link", "set", bridgeName, "up"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
@@ -318,7 +323,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 		n.sock, n.sock+".ttrpc", cniBinDir, filepath.Join(n.dir, "cni/net.d"))
 }
 
-func (n *node) kubeletConfig() string {
+func (n *node) kubeletConfig(caCert string) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # This machine has cgroup v1; kubelet >= 1.35 refuses it unless told otherwise.
@@ -327,13 +332,14 @@ cgroupDriver: cgroupfs
 cgroupsPerQOS: false
 enforceNodeAllocatable: []
 containerRuntimeEndpoint: unix://%s
-address: 127.0.0.1
+address: %s
 port: %d
 healthzPort: %d
 readOnlyPort: 0
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: false}
+  x509: {clientCAFile: %q}
 authorization: {mode: AlwaysAllow}
 failSwapOn: false
 resolvConf: ""
@@ -343,7 +349,7 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {}
 podLogsDir: %q
-`, n.sock, freePort(), freePort(), filepath.Join(n.dir, "logs"))
+`, n.sock, bridgeIP, freePort(), freePort(), caCert, filepath.Join(n.dir, "logs"))
 }
 
 func (n *node) proxyConfig(kubeconfig string) string {

@@ -1,0 +1,181 @@
+//! The node experiment's own tools behave as its results assume: the test app's start-up and
+//! SIGTERM behaviours, and the load generator's counting.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Examples are built by `cargo test --all-targets` (scripts/test.sh) before tests run.
+fn example(name: &str) -> PathBuf {
+    let dir = std::env::current_exe()
+        .expect("test binary path")
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile folder")
+        .join("examples");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --all-targets` (or `cargo build --examples`)",
+        path.display()
+    );
+    path
+}
+
+struct App {
+    child: Child,
+    addr: String,
+}
+
+impl App {
+    fn start(args: &[&str]) -> App {
+        let mut child = Command::new(example("rollout_app"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rollout_app");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let first = lines.next().expect("a line").expect("utf-8");
+        let addr = first
+            .rsplit(' ')
+            .next()
+            .expect("listening on ADDR")
+            .to_owned();
+        // Keep draining stderr so the app never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        App { child, addr }
+    }
+
+    fn sigterm(&self) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    }
+
+    fn exit_code(mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!("rollout_app did not exit within {within:?}");
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One GET on a new connection: the status code, or the I/O error's kind.
+fn get(addr: &str, path: &str) -> Result<u16, std::io::ErrorKind> {
+    let mut s = TcpStream::connect(addr).map_err(|e| e.kind())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.kind())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.kind())?;
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or(std::io::ErrorKind::UnexpectedEof)
+}
+
+#[test]
+fn slow_start_answers_503_until_ready_then_200() {
+    let app = App::start(&["--ready-after", "2", "--work-ms", "0"]);
+    assert_eq!(get(&app.addr, "/healthz"), Ok(200), "alive at once");
+    assert_eq!(get(&app.addr, "/ready"), Ok(503));
+    assert_eq!(get(&app.addr, "/"), Ok(503), "a TCP probe would pass now");
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(get(&app.addr, "/ready"), Ok(200));
+    assert_eq!(get(&app.addr, "/"), Ok(200));
+}
+
+#[test]
+fn drain_finishes_in_flight_requests_and_refuses_new_ones() {
+    let app = App::start(&["--on-sigterm", "drain", "--work-ms", "800"]);
+    let addr = app.addr.clone();
+    let in_flight = std::thread::spawn(move || get(&addr, "/"));
+    std::thread::sleep(Duration::from_millis(200));
+    app.sigterm();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        get(&app.addr, "/"),
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "the listener closes at SIGTERM"
+    );
+    assert_eq!(
+        in_flight.join().expect("thread"),
+        Ok(200),
+        "in flight: answered"
+    );
+    assert_eq!(app.exit_code(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn exit_mode_drops_in_flight_requests() {
+    let app = App::start(&["--on-sigterm", "exit", "--work-ms", "800"]);
+    let addr = app.addr.clone();
+    let in_flight = std::thread::spawn(move || get(&addr, "/"));
+    std::thread::sleep(Duration::from_millis(200));
+    app.sigterm();
+    assert!(
+        in_flight.join().expect("thread").is_err(),
+        "the request in flight fails"
+    );
+    assert_eq!(app.exit_code(Duration::from_secs(5)), Some(0));
+}
+
+/// Runs the load generator for `secs` against `target`; returns its JSON summary.
+fn load(target: &str, rate: u32, secs: f64) -> serde_json::Value {
+    let mut child = Command::new(example("rollout_load"))
+        .args(["--target", target, "--rate", &rate.to_string()])
+        .args(["--timeout-ms", "1000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start rollout_load");
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    drop(child.stdin.take()); // closing stdin stops it
+    let out = child.wait_with_output().expect("summary");
+    serde_json::from_slice(&out.stdout).expect("JSON summary")
+}
+
+#[test]
+fn load_counts_successes_and_every_kind_of_failure() {
+    let ok = App::start(&["--work-ms", "0"]);
+    let v = load(&ok.addr, 50, 1.0);
+    let sent = v["sent"].as_u64().expect("sent");
+    assert!(
+        (40..=60).contains(&sent),
+        "about 50 requests in 1 s at 50/s, got {sent}"
+    );
+    assert_eq!(v["ok"], v["sent"]);
+    assert_eq!(v["failed"], 0);
+
+    let starting = App::start(&["--ready-after", "30"]);
+    let v = load(&starting.addr, 20, 0.5);
+    assert_eq!(v["failed"], v["sent"]);
+    assert_eq!(v["by_kind"]["status_503"], v["sent"]);
+    assert!(v["failures"].as_array().is_some_and(|f| !f.is_empty()));
+
+    // A port nobody listens on: every request is a refused connection.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    let v = load(&addr, 20, 0.5);
+    assert!(v["sent"].as_u64().is_some_and(|n| n > 0));
+    assert_eq!(v["by_kind"]["connect_refused"], v["sent"]);
+}
