@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 export ZERODROP_CACHE="${ZERODROP_CACHE:-$HOME/.cache/zerodrop}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ZERODROP_CACHE/target}"
 mkdir -p "$ZERODROP_CACHE"
+# Artifacts of the zerodrop crate itself bake in their checkout's path (env!("CARGO_MANIFEST_DIR"))
+# and cargo reuses them across checkouts when the sources look older; clean them when this
+# checkout is not the one that built them (the dependencies stay cached).
+mkdir -p "$CARGO_TARGET_DIR"
+if [ "$(cat "$CARGO_TARGET_DIR/.checkout" 2>/dev/null)" != "$PWD" ]; then
+  cargo clean -p zerodrop >/dev/null 2>&1 || true
+  cargo clean -p zerodrop --release >/dev/null 2>&1 || true
+  echo "$PWD" >"$CARGO_TARGET_DIR/.checkout"
+fi
 
 step() { printf '\n==> %s\n' "$*"; }
 
