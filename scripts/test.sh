@@ -42,6 +42,8 @@ export ZERODROP_HELM
 echo "$ZERODROP_HELM"
 
 step "cargo test (unit, property, server, chart, end-to-end)"
+# The examples as programs (tests/rollout_tools runs them; --all-targets builds them as tests).
+cargo build --examples --locked
 cargo test --all-targets --locked
 
 step "rollout experiment on a real node (smoke: the exit app without and with zerodrop, once)"

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Examples are built by `cargo test --all-targets` (scripts/test.sh) before tests run.
+/// Examples as programs: `cargo build --examples` (scripts/test.sh runs it before the tests).
 fn example(name: &str) -> PathBuf {
     let dir = std::env::current_exe()
         .expect("test binary path")
@@ -18,7 +18,7 @@ fn example(name: &str) -> PathBuf {
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo test --all-targets` (or `cargo build --examples`)",
+        "{} is missing: run `cargo build --examples` first",
         path.display()
     );
     path
