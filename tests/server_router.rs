@@ -275,7 +275,7 @@ async fn transport_errors_have_their_status() {
 
 struct Panics;
 impl NamespaceLookup for Panics {
-    fn layer(&self, _: &str) -> Option<Layer> {
+    fn layer(&self, _: &str) -> Option<Arc<Layer>> {
         panic!("lookup exploded")
     }
 }
@@ -350,8 +350,8 @@ async fn identical_requests_are_answered_from_the_cache_with_their_own_uid() {
 /// A namespace whose policy changes while the server runs.
 struct Changing(std::sync::Mutex<Layer>);
 impl NamespaceLookup for Changing {
-    fn layer(&self, _: &str) -> Option<Layer> {
-        Some(self.0.lock().unwrap().clone())
+    fn layer(&self, _: &str) -> Option<Arc<Layer>> {
+        Some(Arc::new(self.0.lock().unwrap().clone()))
     }
 }
 

@@ -8,6 +8,7 @@ use crate::findings::Code;
 use crate::policy::{Layer, Mode, Partial};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -26,16 +27,17 @@ impl Endpoint {
     }
 }
 
-/// The namespace layer, from whatever knows the cluster's namespaces.
+/// The namespace layer, from whatever knows the cluster's namespaces. Shared, not rebuilt:
+/// it is asked on every admission.
 pub trait NamespaceLookup: Send + Sync {
     /// `None` when the namespace is not known (cache not synced, or created a moment ago).
-    fn layer(&self, namespace: &str) -> Option<Layer>;
+    fn layer(&self, namespace: &str) -> Option<Arc<Layer>>;
 }
 
 /// A fixed set of namespaces, for standalone runs and tests.
 impl NamespaceLookup for HashMap<String, Layer> {
-    fn layer(&self, namespace: &str) -> Option<Layer> {
-        self.get(namespace).cloned()
+    fn layer(&self, namespace: &str) -> Option<Arc<Layer>> {
+        self.get(namespace).cloned().map(Arc::new)
     }
 }
 
@@ -177,7 +179,7 @@ fn subject(endpoint: Endpoint, req: &Request) -> Option<(Workload, &Value)> {
     }
 }
 
-fn namespace_layer<'r>(ctx: &Context<'_>, req: &'r Request) -> (&'r str, Layer) {
+fn namespace_layer<'r>(ctx: &Context<'_>, req: &'r Request) -> (&'r str, Arc<Layer>) {
     let namespace = req
         .namespace
         .as_deref()
@@ -188,12 +190,14 @@ fn namespace_layer<'r>(ctx: &Context<'_>, req: &'r Request) -> (&'r str, Layer) 
                 .as_str()
         })
         .unwrap_or_default();
-    let layer = ctx.namespaces.layer(namespace).unwrap_or_else(|| Layer {
-        all: Partial {
-            mode: Some(ctx.unknown_namespace_mode),
-            ..Partial::default()
-        },
-        ..Layer::default()
+    let layer = ctx.namespaces.layer(namespace).unwrap_or_else(|| {
+        Arc::new(Layer {
+            all: Partial {
+                mode: Some(ctx.unknown_namespace_mode),
+                ..Partial::default()
+            },
+            ..Layer::default()
+        })
     });
     (namespace, layer)
 }

@@ -10,13 +10,19 @@ use kube::Client;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Layers already parsed, by namespace name, with the resourceVersion they were parsed from.
+type Parsed = HashMap<String, (Option<String>, Arc<Layer>)>;
 
 #[derive(Clone)]
 pub struct NamespaceCache {
     store: Store<PartialObjectMeta<Namespace>>,
     synced: Arc<AtomicBool>,
+    /// Parsing a namespace's annotations is done once per version, not once per admission.
+    parsed: Arc<Mutex<Parsed>>,
 }
 
 impl NamespaceCache {
@@ -53,7 +59,15 @@ impl NamespaceCache {
                 tracing::info!(namespaces = ready_store.len(), "namespace cache synced");
             }
         });
-        NamespaceCache { store, synced }
+        NamespaceCache::from_store(store, synced)
+    }
+
+    fn from_store(store: Store<PartialObjectMeta<Namespace>>, synced: Arc<AtomicBool>) -> Self {
+        NamespaceCache {
+            store,
+            synced,
+            parsed: Arc::default(),
+        }
     }
 
     pub fn synced(&self) -> bool {
@@ -62,8 +76,16 @@ impl NamespaceCache {
 }
 
 impl NamespaceLookup for NamespaceCache {
-    fn layer(&self, namespace: &str) -> Option<Layer> {
+    fn layer(&self, namespace: &str) -> Option<Arc<Layer>> {
         let ns = self.store.get(&ObjectRef::new(namespace))?;
+        let version = &ns.metadata.resource_version;
+        // A poisoned lock only means another admission panicked mid-insert; the map is intact.
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((v, layer)) = parsed.get(namespace)
+            && v == version
+        {
+            return Some(layer.clone());
+        }
         let labels = ns.metadata.labels.as_ref();
         let mode = labels.and_then(|l| l.get(MODE_LABEL)).map(String::as_str);
         let annotations = ns
@@ -72,6 +94,63 @@ impl NamespaceLookup for NamespaceCache {
             .iter()
             .flatten()
             .map(|(k, v)| (k.as_str(), v.as_str()));
-        Some(Layer::for_namespace(mode, annotations))
+        let layer = Arc::new(Layer::for_namespace(mode, annotations));
+        // Deleted namespaces leave entries behind; drop them once they outnumber the live ones.
+        if parsed.len() > 2 * self.store.len() + 64 {
+            parsed.retain(|name, _| self.store.get(&ObjectRef::new(name)).is_some());
+        }
+        parsed.insert(namespace.to_owned(), (version.clone(), layer.clone()));
+        Some(layer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Mode;
+    use kube::api::ObjectMeta;
+    use kube::runtime::reflector::store::Writer;
+
+    fn namespace(version: &str, mode: &str) -> PartialObjectMeta<Namespace> {
+        PartialObjectMeta {
+            metadata: ObjectMeta {
+                name: Some("shop".into()),
+                resource_version: Some(version.into()),
+                labels: Some([(MODE_LABEL.to_owned(), mode.to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_layer_is_parsed_once_per_namespace_version() {
+        let mut writer: Writer<PartialObjectMeta<Namespace>> = Writer::default();
+        let cache = NamespaceCache::from_store(writer.as_reader(), Arc::default());
+        assert!(
+            cache.layer("shop").is_none(),
+            "unknown before the watch sees it"
+        );
+
+        writer.apply_watcher_event(&watcher::Event::Apply(namespace("1", "enforce")));
+        let first = cache.layer("shop").expect("known");
+        assert_eq!(first.all.mode, Some(Mode::Enforce));
+        let again = cache.layer("shop").expect("known");
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "same version: the parsed layer is reused"
+        );
+
+        writer.apply_watcher_event(&watcher::Event::Apply(namespace("2", "audit")));
+        assert_eq!(
+            cache.layer("shop").expect("known").all.mode,
+            Some(Mode::Audit)
+        );
+
+        writer.apply_watcher_event(&watcher::Event::Delete(namespace("3", "audit")));
+        assert!(
+            cache.layer("shop").is_none(),
+            "a deleted namespace is unknown again"
+        );
     }
 }
