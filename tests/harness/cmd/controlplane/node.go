@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,9 +70,7 @@ func (n *node) start(ctx context.Context, stateDir, kubeconfig, caCert string, i
 		}
 		log.Printf("imported %s", image)
 	}
-	procs := &n.procs
-
-	*procs = append(*procs, start(ctx, stateDir, "kube-scheduler", filepath.Join(n.bin, "kube-scheduler"),
+	n.procs = append(n.procs, start(ctx, stateDir, "kube-scheduler", filepath.Join(n.bin, "kube-scheduler"),
 		"--kubeconfig", kubeconfig,
 		"--authentication-kubeconfig", kubeconfig, "--authorization-kubeconfig", kubeconfig,
 		"--leader-elect=false", "--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(freePort()),
@@ -79,7 +78,7 @@ func (n *node) start(ctx context.Context, stateDir, kubeconfig, caCert string, i
 
 	kubeletConfig := filepath.Join(n.dir, "kubelet.yaml")
 	must(os.WriteFile(kubeletConfig, []byte(n.kubeletConfig(caCert)), 0o600))
-	*procs = append(*procs, start(ctx, stateDir, "kubelet", filepath.Join(n.bin, "kubelet"),
+	n.procs = append(n.procs, start(ctx, stateDir, "kubelet", filepath.Join(n.bin, "kubelet"),
 		"--config", kubeletConfig, "--kubeconfig", kubeconfig,
 		"--root-dir", filepath.Join(n.dir, "kubelet"),
 		// The node's address is the bridge's, so the apiserver reaches kubelet (logs, exec)
@@ -88,7 +87,7 @@ func (n *node) start(ctx context.Context, stateDir, kubeconfig, caCert string, i
 
 	proxyConfig := filepath.Join(n.dir, "kube-proxy.yaml")
 	must(os.WriteFile(proxyConfig, []byte(n.proxyConfig(kubeconfig)), 0o600))
-	*procs = append(*procs, start(ctx, stateDir, "kube-proxy", filepath.Join(n.bin, "kube-proxy"),
+	n.procs = append(n.procs, start(ctx, stateDir, "kube-proxy", filepath.Join(n.bin, "kube-proxy"),
 		"--config", proxyConfig, "--hostname-override", nodeName, "--v=1"))
 	return nil
 }
@@ -96,7 +95,7 @@ func (n *node) start(ctx context.Context, stateDir, kubeconfig, caCert string, i
 // stop takes the node down so that nothing stays running or mounted: first the components
 // that would recreate pods, then every pod sandbox through the CRI (the CNI plugins release
 // their addresses, the runtime unmounts), then containerd, then what a crash could leave
-// behind: shims, mounts, the bridge and kube-proxy's rules.
+// behind: shims, mounts, the bridge, the pods' cgroups and every KUBE-* iptables chain.
 func (n *node) stop() {
 	for i := len(n.procs) - 1; i >= 0; i-- {
 		stop(n.procs[i])
@@ -105,12 +104,9 @@ func (n *node) stop() {
 		n.removeSandboxes()
 		stop(n.containerd)
 	}
-	if out, err := exec.Command(filepath.Join(n.bin, "kube-proxy"), "--cleanup").CombinedOutput(); err != nil {
-		log.Printf("kube-proxy --cleanup: %v\n%s", err, out)
-	}
 	if n.sock != "" {
 		// Shims outlive containerd by design; ours are the ones that name our socket.
-		_ = exec.Command("pkill", "-KILL", "-f", "containerd-shim.*"+regexpQuote(n.sock)).Run()
+		_ = exec.Command("pkill", "-KILL", "-f", "containerd-shim.*"+regexp.QuoteMeta(n.sock)).Run()
 	}
 	n.unmountAll()
 	_ = exec.Command("ip", "link", "delete", bridgeName).Run()
@@ -119,7 +115,8 @@ func (n *node) stop() {
 	for _, p := range parents {
 		removeCgroup(p)
 	}
-	// kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY) are not kube-proxy's to clean.
+	// kube-proxy's rules and kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY) alike;
+	// `kube-proxy --cleanup` would miss kubelet's and load the legacy iptables tables.
 	for _, tool := range []string{"iptables", "ip6tables"} {
 		removeKubeChains(tool)
 	}
@@ -273,11 +270,6 @@ func waitFile(ctx context.Context, path string, limit time.Duration) bool {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return false
-}
-
-func regexpQuote(s string) string {
-	r := strings.NewReplacer(".", `\.`, "+", `\+`, "*", `\*`, "?", `\?`, "(", `\(`, ")", `\)`, "[", `\[`, "]", `\]`, "$", `\$`, "^", `\^`, "|", `\|`)
-	return r.Replace(s)
 }
 
 func (n *node) cniConfig() string {
