@@ -72,16 +72,24 @@ async fn main() {
     let mut target = String::new();
     let mut rate = 200u64;
     let mut timeout_ms = 2000u64;
+    let usage = |why: String| -> ! {
+        eprintln!("rollout_load: {why}");
+        std::process::exit(2);
+    };
     let mut it = std::env::args().skip(1);
-    while let (Some(flag), Some(value)) = (it.next(), it.next()) {
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .unwrap_or_else(|| usage(format!("{flag} needs a value")));
+        let number = |v: &str| {
+            v.parse()
+                .unwrap_or_else(|_| usage(format!("{flag}: not a number: {v}")))
+        };
         match flag.as_str() {
             "--target" => target = value,
-            "--rate" => rate = value.parse().unwrap_or(rate),
-            "--timeout-ms" => timeout_ms = value.parse().unwrap_or(timeout_ms),
-            _ => {
-                eprintln!("rollout_load: unknown flag {flag}");
-                std::process::exit(2);
-            }
+            "--rate" => rate = number(&value),
+            "--timeout-ms" => timeout_ms = number(&value),
+            _ => usage(format!("unknown flag {flag}")),
         }
     }
     if target.is_empty() || rate == 0 {

@@ -103,13 +103,24 @@ fn slow_start_answers_503_until_ready_then_200() {
     assert_eq!(get(&app.addr, "/"), Ok(200));
 }
 
-#[test]
-fn drain_finishes_in_flight_requests_and_refuses_new_ones() {
-    let app = App::start(&["--on-sigterm", "drain", "--work-ms", "800"]);
+/// Starts the app with a slow `/`, sends one request and SIGTERMs the app while it is in flight.
+fn sigterm_during_a_request(
+    on_sigterm: &str,
+) -> (
+    App,
+    std::thread::JoinHandle<Result<u16, std::io::ErrorKind>>,
+) {
+    let app = App::start(&["--on-sigterm", on_sigterm, "--work-ms", "800"]);
     let addr = app.addr.clone();
     let in_flight = std::thread::spawn(move || get(&addr, "/"));
     std::thread::sleep(Duration::from_millis(200));
     app.sigterm();
+    (app, in_flight)
+}
+
+#[test]
+fn drain_finishes_in_flight_requests_and_refuses_new_ones() {
+    let (app, in_flight) = sigterm_during_a_request("drain");
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(
         get(&app.addr, "/"),
@@ -126,11 +137,7 @@ fn drain_finishes_in_flight_requests_and_refuses_new_ones() {
 
 #[test]
 fn exit_mode_drops_in_flight_requests() {
-    let app = App::start(&["--on-sigterm", "exit", "--work-ms", "800"]);
-    let addr = app.addr.clone();
-    let in_flight = std::thread::spawn(move || get(&addr, "/"));
-    std::thread::sleep(Duration::from_millis(200));
-    app.sigterm();
+    let (app, in_flight) = sigterm_during_a_request("exit");
     assert!(
         in_flight.join().expect("thread").is_err(),
         "the request in flight fails"
@@ -151,6 +158,19 @@ fn load(target: &str, rate: u32, secs: f64) -> serde_json::Value {
     drop(child.stdin.take()); // closing stdin stops it
     let out = child.wait_with_output().expect("summary");
     serde_json::from_slice(&out.stdout).expect("JSON summary")
+}
+
+#[test]
+fn load_refuses_bad_flags_with_a_reason() {
+    for args in [&["--rate", "fast"][..], &["--target"], &["--bogus", "1"]] {
+        let out = Command::new(example("rollout_load"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run rollout_load");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}: says why");
+    }
 }
 
 #[test]

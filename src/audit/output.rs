@@ -132,25 +132,13 @@ fn table(report: &Report, colour: bool) -> String {
             d.reason
         );
     }
-    for n in &report.notes {
-        let _ = writeln!(
-            out,
-            "{} {}:{}: {}",
-            p.dim("note"),
-            n.file,
-            n.line,
-            n.message
-        );
-    }
-    for e in &report.errors {
-        let _ = writeln!(
-            out,
-            "{} {}:{}: {}",
-            p.red("error"),
-            e.file,
-            e.line,
-            e.message
-        );
+    let located = report
+        .notes
+        .iter()
+        .map(|n| (p.dim("note"), n))
+        .chain(report.errors.iter().map(|e| (p.red("error"), e)));
+    for (label, at) in located {
+        let _ = writeln!(out, "{label} {}:{}: {}", at.file, at.line, at.message);
     }
     let changed = report.workloads.iter().filter(|e| e.would_change()).count();
     let findings: usize = report.workloads.iter().map(|e| e.findings.len()).sum();

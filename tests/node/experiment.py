@@ -57,7 +57,7 @@ def kubectl(*args, input=None, check=True):
     return out.stdout
 
 
-def manifests(ns, app, mode, annotations):
+def manifests(ns, app, mode, annotations, ns_annotations=None):
     spec = APPS[app]
     container = {"name": "app", "image": "zerodrop.local/rollout-app:1",
                  "imagePullPolicy": "Never", "ports": [{"name": "http", "containerPort": 8080}]}
@@ -69,7 +69,8 @@ def manifests(ns, app, mode, annotations):
         container["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
     labels = {"zerodrop.dev/mode": mode} if mode else {}
     return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}},
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": ns, "labels": labels, "annotations": ns_annotations or {}}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "app", "namespace": ns},
          "spec": {"replicas": REPLICAS, "selector": {"matchLabels": {"app": "app"}},
                   # Kubernetes' defaults, what most Deployments run with.
@@ -144,12 +145,10 @@ def phase(ns, vip, rate, action, want):
     return tally, took
 
 
-def run_cell(app, scenario, mode, annotations, repeat, rate, tag=""):
+def run_cell(app, scenario, mode, annotations, repeat, rate, tag="", ns_annotations=None):
     ns = re.sub(r"[^a-z0-9-]", "-", f"x-{app}-{scenario}{tag}")[:60].strip("-")
     kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s")
-    items = manifests(ns, app, mode, annotations)
-    if "prestop" in annotations:
-        items[0]["metadata"]["annotations"] = {"zerodrop.dev/prestop-sleep": annotations.pop("prestop")}
+    items = manifests(ns, app, mode, annotations, ns_annotations)
     kubectl("apply", "-f", "-", input=json.dumps(items[0]))
     if mode == "enforce":
         known_to_zerodrop(ns)
@@ -263,11 +262,12 @@ def main():
     elif a.only:
         wanted = set(a.only.split(","))
         cells = [c for c in CELLS if f"{c[0]}/{c[1]}" in wanted]
-    results = [run_cell(app, sc, mode, dict(ann), a.repeat, a.rate) for app, sc, mode, ann in cells]
+    results = [run_cell(app, sc, mode, ann, a.repeat, a.rate) for app, sc, mode, ann in cells]
     sweep = []
     if a.sweep:
         for s in SWEEP:
-            r = run_cell("drain", "enforce", "enforce", {"prestop": str(s)}, a.repeat, a.rate, f"-sleep{s}")
+            r = run_cell("drain", "enforce", "enforce", {}, a.repeat, a.rate, f"-sleep{s}",
+                         ns_annotations={"zerodrop.dev/prestop-sleep": str(s)})
             sweep.append({"sleep": s, "runs": r["runs"]})
     text = table(results, sweep)
     print(text)
