@@ -102,7 +102,7 @@ async fn review(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
-    let json = headers
+    let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
@@ -110,7 +110,7 @@ async fn review(
                 .next()
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
         });
-    if !json {
+    if !is_json {
         state
             .metrics
             .record_error(endpoint.as_str(), "unsupported-media-type");
@@ -139,12 +139,7 @@ async fn review(
                 .metrics
                 .record(endpoint.as_str(), &outcome, elapsed.as_secs_f64());
             log(endpoint, &outcome, elapsed.as_micros());
-            let mut response = bytes.into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
+            json(bytes)
         }
         Err(e) => {
             state.metrics.record_error(endpoint.as_str(), "bad-request");
@@ -184,12 +179,17 @@ fn late(state: &State, endpoint: Endpoint, body: &[u8], deadline: Duration) -> R
         warnings: vec!["zerodrop: no decision within the deadline; admitted unchanged".into()],
         ..Default::default()
     };
-    let mut out = admission::review::encode(&response).into_response();
-    out.headers_mut().insert(
+    json(admission::review::encode(&response))
+}
+
+/// An encoded AdmissionReview as the response.
+fn json(bytes: Vec<u8>) -> Response {
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    out
+    response
 }
 
 fn evaluate(
