@@ -46,7 +46,8 @@ step "cargo test (unit, property, server, chart, end-to-end)"
 cargo build --examples --locked
 cargo test --all-targets --locked
 
-step "rollout experiment on a real node (smoke: the exit app without and with zerodrop, once)"
+step "rollout experiment: its reporting (pytest), then a real node (smoke: the exit app without and with zerodrop, once)"
+python3 -m pytest -q -p no:cacheprovider tests/node
 # Root and Debian's containerd/runc/CNI plugins: the node runs real containers (tests/node).
 missing=""
 for pkg in containerd runc containernetworking-plugins iptables conntrack busybox-static; do

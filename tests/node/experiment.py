@@ -226,6 +226,15 @@ def changes(pod):
     return ", ".join(parts) or "nothing"
 
 
+def between_markers(doc, text):
+    """The document with the text between its proof markers replaced."""
+    new, n = re.subn(r"(<!-- proof:start -->\n).*?(\n<!-- proof:end -->)",
+                     lambda m: m.group(1) + text + m.group(2), doc, flags=re.S)
+    if n != 1:
+        sys.exit("the document has no <!-- proof:start --> ... <!-- proof:end --> markers")
+    return new
+
+
 def install_zerodrop():
     helm = subprocess.run([os.path.join(ROOT, "tests/helm/build.sh")], capture_output=True,
                           text=True, check=True).stdout.strip()
@@ -275,10 +284,10 @@ def main():
         with open(a.json, "w") as f:
             json.dump({"results": results, "sweep": sweep}, f, indent=1)
     if a.write:
-        doc = open(a.write).read()
-        doc = re.sub(r"(<!-- proof:start -->\n).*?(\n<!-- proof:end -->)",
-                     lambda m: m.group(1) + text + m.group(2), doc, flags=re.S)
-        open(a.write, "w").write(doc)
+        with open(a.write) as f:
+            doc = f.read()
+        with open(a.write, "w") as f:
+            f.write(between_markers(doc, text))
     if a.smoke:
         lost = {r["scenario"]: sum(x[k]["failed"] for x in r["runs"] for k in ("restart", "scale_down"))
                 for r in results}
