@@ -12,6 +12,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::Arc;
 use zerodrop::admission::cache::DecisionCache;
 use zerodrop::admission::review::{self, Response};
 use zerodrop::admission::{Context, Endpoint, handle};
@@ -21,7 +22,8 @@ use zerodrop::policy::{ClusterPolicy, Layer, Mode};
 fn admission(c: &mut Criterion) {
     let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
     let ns = Layer::for_namespace(Some("enforce"), []);
-    let namespaces: HashMap<String, Layer> = [(reviews::namespace(), ns.clone())].into();
+    let namespaces: HashMap<String, Arc<Layer>> =
+        [(reviews::namespace(), Arc::new(ns.clone()))].into();
     let ctx = Context {
         engine: &engine,
         cache: None,
@@ -74,7 +76,7 @@ fn admission(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("evaluate", &label),
             &object,
-            |b, object| b.iter(|| engine.evaluate_decoded(black_box(object), Workload::Pod, &ns)),
+            |b, object| b.iter(|| engine.evaluate(black_box(object), Workload::Pod, &ns)),
         );
         // The webhook's default: a rollout's pods are byte-identical, so after the first one
         // the answer comes from the decision cache (only the uid differs).

@@ -12,7 +12,7 @@ use zerodrop::policy::{ClusterPolicy, Layer, Mode, Setting, Source, duration};
 /// Any body: a DecodeError with a reason, or a valid response whose patch applies.
 pub fn admission_body(data: &[u8]) {
     let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
-    let namespaces: HashMap<String, Layer> = HashMap::new();
+    let namespaces: HashMap<String, std::sync::Arc<Layer>> = HashMap::new();
     let ctx = Context {
         engine: &engine,
         cache: None,

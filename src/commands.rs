@@ -49,7 +49,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
                 // Standalone: there is no cache to wait for.
                 metrics.namespace_cache_ready.set(1);
                 (
-                    Arc::new(HashMap::<String, Layer>::new()),
+                    Arc::new(HashMap::<String, Arc<Layer>>::new()),
                     Health::new(Box::new(|| true)),
                     None,
                 )

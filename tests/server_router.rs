@@ -110,7 +110,7 @@ async fn dry_run_gets_the_same_answer() {
 async fn unknown_namespaces_fall_back_to_the_configured_mode() {
     let req = fixture("pod-create");
     let resp = review(
-        state_with(Arc::new(HashMap::<String, Layer>::new()), true),
+        state_with(Arc::new(HashMap::<String, Arc<Layer>>::new()), true),
         "/mutate",
         &req,
     )
@@ -308,12 +308,12 @@ async fn a_panic_becomes_a_500_and_the_router_keeps_serving() {
 
 #[tokio::test]
 async fn admin_endpoints() {
-    let ready = state_with(Arc::new(HashMap::<String, Layer>::new()), true);
+    let ready = state_with(Arc::new(HashMap::<String, Arc<Layer>>::new()), true);
     let (s, _) = call(ready.clone(), Method::GET, "/healthz", None, Vec::new()).await;
     assert_eq!(s, StatusCode::OK);
     let (s, _) = call(ready, Method::GET, "/readyz", None, Vec::new()).await;
     assert_eq!(s, StatusCode::OK);
-    let syncing = state_with(Arc::new(HashMap::<String, Layer>::new()), false);
+    let syncing = state_with(Arc::new(HashMap::<String, Arc<Layer>>::new()), false);
     let (s, body) = call(syncing, Method::GET, "/readyz", None, Vec::new()).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert!(String::from_utf8(body).unwrap().contains("namespace cache"));

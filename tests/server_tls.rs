@@ -69,7 +69,7 @@ async fn start_with(
     let metrics = Arc::new(Metrics::new());
     let state = State {
         engine: Engine::new(ClusterPolicy::default(), Capabilities::LATEST),
-        namespaces: Arc::new(HashMap::<String, Layer>::new()),
+        namespaces: Arc::new(HashMap::<String, Arc<Layer>>::new()),
         unknown_namespace_mode: Mode::Audit,
         metrics: metrics.clone(),
         health: Health::new(Box::new(|| true)),

@@ -35,9 +35,9 @@ pub trait NamespaceLookup: Send + Sync {
 }
 
 /// A fixed set of namespaces, for standalone runs and tests.
-impl NamespaceLookup for HashMap<String, Layer> {
+impl NamespaceLookup for HashMap<String, Arc<Layer>> {
     fn layer(&self, namespace: &str) -> Option<Arc<Layer>> {
-        self.get(namespace).cloned().map(Arc::new)
+        self.get(namespace).cloned()
     }
 }
 
@@ -128,7 +128,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         outcome.cached = true;
         return Ok(outcome);
     }
-    let decision = ctx.engine.evaluate_decoded(template, workload, &layer);
+    let decision = ctx.engine.evaluate(template, workload, &layer);
     outcome.mode = Some(decision.mode);
     outcome.changes = decision.changes.iter().map(|c| c.kind()).collect();
     outcome.findings = decision.findings.iter().map(|f| f.code).collect();

@@ -9,9 +9,10 @@ use serde_json::Value;
 pub const MARGIN: u32 = 5;
 /// The apiserver's default when the field is absent.
 pub const KUBERNETES_DEFAULT: i64 = 30;
+pub const FIELD: &str = "terminationGracePeriodSeconds";
 
 pub fn current(obj: &Value) -> i64 {
-    pod::at(obj, &["spec", "terminationGracePeriodSeconds"])
+    pod::at(obj, &["spec", FIELD])
         .and_then(Value::as_i64)
         .unwrap_or(KUBERNETES_DEFAULT)
 }

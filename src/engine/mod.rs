@@ -12,7 +12,7 @@ pub mod shell;
 pub use scope::{Skip, Workload};
 
 use crate::findings::{Code, Finding};
-use crate::policy::{ClusterPolicy, Layer, Mode, Settings, Source};
+use crate::policy::{ClusterPolicy, LEDGER_ANNOTATION, Layer, Mode, Settings, Source};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -132,6 +132,9 @@ pub struct Engine {
     pub caps: Capabilities,
 }
 
+/// Where the ledger annotation lives.
+const LEDGER_PATH: [&str; 3] = ["metadata", "annotations", LEDGER_ANNOTATION];
+
 /// A container zerodrop will handle, with its effective settings.
 struct Planned {
     index: usize,
@@ -146,26 +149,9 @@ impl Engine {
         Engine { cluster, caps }
     }
 
-    /// Evaluates a Pod, or a pod template (`{metadata, spec}`) of `workload`.
+    /// Evaluates a Pod, or a pod template (`{metadata, spec}`) of `workload`: a whole object, or
+    /// the webhook's projection of one (`admission::projection`); both decide the same.
     pub fn evaluate(&self, obj: &Value, workload: Workload, namespace: &Layer) -> Decision {
-        self.evaluate_projected(&pod::projection(obj), obj, workload, namespace)
-    }
-
-    /// Like `evaluate` for an object that was decoded as a projection already (the webhook's
-    /// request path: see `admission::projection`), without copying it once more.
-    pub fn evaluate_decoded(&self, obj: &Value, workload: Workload, namespace: &Layer) -> Decision {
-        self.evaluate_projected(obj, obj, workload, namespace)
-    }
-
-    /// `before` holds what the rules may change (at the object's own paths); `obj` is read
-    /// for scope and policy.
-    fn evaluate_projected(
-        &self,
-        before: &Value,
-        obj: &Value,
-        workload: Workload,
-        namespace: &Layer,
-    ) -> Decision {
         let pod_layer = Layer::from_annotations(Source::Pod, pod::annotations(obj));
         let mut findings = namespace.findings.clone();
         findings.extend(pod_layer.findings.iter().cloned());
@@ -210,17 +196,14 @@ impl Engine {
         let outcome = required.map(|r| grace::decide(current, r, self.cluster.max_grace_period));
         let effective = outcome.as_ref().map_or(current, |o| o.effective);
 
-        let mut after = before.clone();
+        // Each rule returns the new value of the one container field it changes; that value is
+        // diffed against the original field, so nothing else is copied or compared.
+        let mut ops = Vec::new();
         let mut changes = Vec::new();
         let mut ledger = ledger::Ledger::default();
         for plan in &plans {
-            let Some(container) = after
-                .get_mut("spec")
-                .and_then(|s| s.get_mut("containers"))
-                .and_then(|c| c.get_mut(plan.index))
-            else {
-                continue;
-            };
+            let container = &containers[plan.index];
+            let mut edits: Vec<(&str, Value)> = Vec::new();
             if let Some(wanted) = plan.inject {
                 // The apiserver rejects a native sleep longer than the grace period.
                 let seconds = wanted.min(u32::try_from(effective.max(0)).unwrap_or(u32::MAX));
@@ -236,7 +219,7 @@ impl Engine {
                     let (action, finding) =
                         prestop::choose(plan.settings.prestop_action, self.caps, &plan.name);
                     findings.extend(finding);
-                    prestop::inject(container, seconds, action);
+                    edits.push(("lifecycle", prestop::lifecycle(container, seconds, action)));
                     ledger.container(&plan.name, "lifecycle.preStop");
                     changes.push(Change::Prestop {
                         container: plan.name.clone(),
@@ -245,41 +228,58 @@ impl Engine {
                     });
                 }
             }
-            if let Some(change) = readiness::apply(container, &plan.settings, &mut findings) {
+            if let Some((change, probe)) =
+                readiness::apply(container, &plan.settings, &mut findings)
+            {
+                edits.push(("readinessProbe", probe));
                 ledger.container(&plan.name, "readinessProbe");
                 changes.push(Change::Readiness {
                     container: plan.name.clone(),
                     description: change.describe(),
                 });
             }
-            if let Some(field) = shell::apply(container, plan.settings.shell_exec, &mut findings) {
+            if let Some((field, value)) =
+                shell::apply(container, plan.settings.shell_exec, &mut findings)
+            {
+                edits.push((field, value));
                 ledger.container(&plan.name, field);
                 changes.push(Change::ShellExec {
                     container: plan.name.clone(),
                 });
             }
+            let at = [
+                patch::Step::Key("spec"),
+                patch::Step::Key("containers"),
+                patch::Step::Index(plan.index),
+            ];
+            for (field, value) in edits {
+                patch::diff_field(container, field, value, &at, &mut ops);
+            }
         }
+
+        let before = pod::sparse(obj, &[&["spec", grace::FIELD], &LEDGER_PATH]);
+        let mut after = before.clone();
         if let Some(outcome) = outcome {
             findings.extend(outcome.finding);
             if let (Some(to), Some(spec)) = (
                 outcome.raise_to,
                 after.get_mut("spec").and_then(Value::as_object_mut),
             ) {
-                spec.insert("terminationGracePeriodSeconds".into(), Value::from(to));
-                ledger.pod.insert("terminationGracePeriodSeconds".into());
+                spec.insert(grace::FIELD.into(), Value::from(to));
+                ledger.pod.insert(grace::FIELD.into());
                 changes.push(Change::Grace { from: current, to });
             }
         }
         if !ledger.is_empty() {
             ledger.stamp(&mut after);
         }
-        let patch = patch::diff(before, &after);
+        ops.extend(patch::diff(&before, after).0);
         Decision {
             mode,
             skipped: None,
             changes,
             findings,
-            patch,
+            patch: json_patch::Patch(ops),
         }
     }
 
@@ -291,6 +291,10 @@ impl Engine {
     ) -> Vec<Planned> {
         let mut plans = Vec::new();
         for (index, c) in containers.iter().enumerate() {
+            // Rules write fields into the container; anything else cannot be patched.
+            if !c.is_object() {
+                continue;
+            }
             let name = pod::name(c);
             let skipped = pod_settings.skip_containers.iter().any(|s| s == name)
                 || self.cluster.sidecar_containers.iter().any(|s| s == name);

@@ -6,27 +6,51 @@ use json_patch::jsonptr::{Pointer, PointerBuf};
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde_json::Value;
 
-pub fn diff(before: &Value, after: &Value) -> Patch {
+/// Takes `after` by value: new subtrees move into the operations instead of being copied.
+pub fn diff(before: &Value, after: Value) -> Patch {
     let mut ops = Vec::new();
     walk(before, after, &mut Vec::new(), &mut ops);
     Patch(ops)
 }
 
-/// One step of the path being walked; turned into an escaped pointer only when an operation is
-/// emitted.
-#[derive(Clone, Copy)]
-enum Step<'a> {
+/// Operations turning field `key` of object `before` (at path `at`) into `after`: for a rule
+/// that computed a field's new value from the original.
+pub fn diff_field<'a>(
+    before: &'a Value,
+    key: &'a str,
+    after: Value,
+    at: &[Step<'a>],
+    ops: &mut Vec<PatchOperation>,
+) {
+    let mut path = at.to_vec();
+    path.push(Step::Key(key));
+    match before.get(key) {
+        Some(old) => walk(old, after, &mut path, ops),
+        None => ops.push(PatchOperation::Add(AddOperation {
+            path: pointer(&path, None),
+            value: after,
+        })),
+    }
+}
+
+/// One step of a path; turned into an escaped pointer only when an operation is emitted.
+#[derive(Clone, Copy, Debug)]
+pub enum Step<'a> {
     Key(&'a str),
     Index(usize),
 }
 
-fn pointer(path: &[Step<'_>]) -> PointerBuf {
+/// `path`, then `last` when given (a key only the new value has).
+fn pointer(path: &[Step<'_>], last: Option<&str>) -> PointerBuf {
     let mut p = PointerBuf::new();
     for step in path {
         match *step {
             Step::Key(k) => p.push_back(k),
             Step::Index(i) => p.push_back(i),
         }
+    }
+    if let Some(k) = last {
+        p.push_back(k);
     }
     p
 }
@@ -56,49 +80,54 @@ fn same(before: &Value, after: &Value) -> bool {
     }
 }
 
+/// Path steps borrow keys from `before` only: `after` is consumed as the walk goes.
 fn walk<'a>(
     before: &'a Value,
-    after: &'a Value,
+    after: Value,
     path: &mut Vec<Step<'a>>,
     ops: &mut Vec<PatchOperation>,
 ) {
-    if same(before, after) {
+    if same(before, &after) {
         return;
     }
     match (before, after) {
         (Value::Object(b), Value::Object(a)) => {
+            // `a` is consumed below; the keys it lacks are found first, by hashing only when
+            // the key sequences differ.
+            let same_keys = a.len() == b.len() && a.keys().zip(b.keys()).all(|(x, y)| x == y);
+            let removed: Vec<&'a String> = if same_keys {
+                Vec::new()
+            } else {
+                b.keys().filter(|k| !a.contains_key(k.as_str())).collect()
+            };
             let mut in_order = b.iter().peekable();
-            let mut matched = 0;
             for (key, new) in a {
                 let old = match in_order.peek() {
-                    Some((k, v)) if *k == key => {
-                        let v = *v;
+                    Some((k, v)) if **k == key => {
+                        let kv = (k.as_str(), *v);
                         in_order.next();
-                        Some(v)
+                        Some(kv)
                     }
-                    _ => b.get(key),
+                    _ => b.get_key_value(&key).map(|(k, v)| (k.as_str(), v)),
                 };
-                path.push(Step::Key(key));
                 match old {
-                    Some(old) => {
-                        matched += 1;
+                    Some((k, old)) => {
+                        path.push(Step::Key(k));
                         walk(old, new, path, ops);
+                        path.pop();
                     }
                     None => ops.push(PatchOperation::Add(AddOperation {
-                        path: pointer(path),
-                        value: new.clone(),
+                        path: pointer(path, Some(&key)),
+                        value: new,
                     })),
                 }
-                path.pop();
             }
-            if matched < b.len() {
-                for key in b.keys().filter(|k| !a.contains_key(*k)) {
-                    path.push(Step::Key(key));
-                    ops.push(PatchOperation::Remove(RemoveOperation {
-                        path: pointer(path),
-                    }));
-                    path.pop();
-                }
+            for key in removed {
+                path.push(Step::Key(key));
+                ops.push(PatchOperation::Remove(RemoveOperation {
+                    path: pointer(path, None),
+                }));
+                path.pop();
             }
         }
         (Value::Array(b), Value::Array(a)) if b.len() == a.len() => {
@@ -109,12 +138,12 @@ fn walk<'a>(
             }
         }
         // Arrays that changed length: json-patch's diff knows the index shifts.
-        (Value::Array(_), Value::Array(_)) => {
-            rebase(json_patch::diff(before, after), &pointer(path), ops)
+        (Value::Array(_), after @ Value::Array(_)) => {
+            rebase(json_patch::diff(before, &after), &pointer(path, None), ops)
         }
-        _ => ops.push(PatchOperation::Replace(ReplaceOperation {
-            path: pointer(path),
-            value: after.clone(),
+        (_, after) => ops.push(PatchOperation::Replace(ReplaceOperation {
+            path: pointer(path, None),
+            value: after,
         })),
     }
 }
@@ -168,7 +197,7 @@ mod tests {
     use serde_json::json;
 
     fn check(before: Value, after: Value) {
-        let patch = diff(&before, &after);
+        let patch = diff(&before, after.clone());
         let mut applied = before.clone();
         json_patch::patch(&mut applied, &patch).unwrap();
         assert_eq!(applied, after, "{patch:?}");
@@ -198,7 +227,7 @@ mod tests {
     fn under_moves_every_operation_below_the_path() {
         let inner = diff(
             &json!({ "a": 1, "b": [1] }),
-            &json!({ "a": 2, "b": [1, 2], "c/d": 3 }),
+            json!({ "a": 2, "b": [1, 2], "c/d": 3 }),
         );
         let mut outer = json!({ "spec": { "template": { "a": 1, "b": [1] } } });
         json_patch::patch(&mut outer, &under(&inner, &["spec", "template"])).unwrap();
@@ -213,7 +242,7 @@ mod tests {
         let big = json!({ "env": (0..100).map(|i| json!({ "name": i })).collect::<Vec<_>>() });
         let mut after = json!({ "big": big.clone(), "x": 1 });
         after["x"] = json!(2);
-        let patch = diff(&json!({ "big": big, "x": 1 }), &after);
+        let patch = diff(&json!({ "big": big, "x": 1 }), after);
         assert_eq!(patch.0.len(), 1);
     }
 }

@@ -82,49 +82,56 @@ pub fn argv(container: &Value) -> Vec<(&'static str, usize, &str)> {
     out
 }
 
-/// Container fields the rules read or write; everything else is never copied or compared.
-pub const CONTAINER_FIELDS: [&str; 8] = [
-    "name",
-    "ports",
-    "readinessProbe",
-    "livenessProbe",
-    "startupProbe",
-    "lifecycle",
-    "command",
-    "args",
-];
-
-/// The part of a pod the engine works on: annotations, grace period and the rule fields of
-/// each container, at their original paths. Diffing two projections gives the same paths as
-/// diffing whole pods, while the bulk of the object (env, volumes, status...) is never copied
-/// and cannot be touched.
-pub fn projection(obj: &Value) -> Value {
-    fn pick(from: &Value, keys: &[&str]) -> Value {
-        let Some(map) = from.as_object() else {
-            return from.clone();
-        };
-        let picked: Map<String, Value> = keys
-            .iter()
-            .filter_map(|k| map.get(*k).map(|v| ((*k).to_owned(), v.clone())))
-            .collect();
-        Value::Object(picked)
-    }
-    let mut out = Map::new();
-    if let Some(meta) = obj.get("metadata") {
-        out.insert("metadata".into(), pick(meta, &["annotations"]));
-    }
-    if let Some(spec) = obj.get("spec") {
-        let mut s = pick(spec, &["terminationGracePeriodSeconds"]);
-        if let (Some(s), Some(list)) = (s.as_object_mut(), spec.get("containers")) {
-            let projected = match list.as_array() {
-                Some(items) => {
-                    Value::Array(items.iter().map(|c| pick(c, &CONTAINER_FIELDS)).collect())
-                }
-                None => list.clone(),
+/// A copy of `obj` holding only what lies along `paths`: each object on the way with just the
+/// next key, the value at the end whole. Diffing it against a changed copy gives the same
+/// operations as diffing whole objects, as long as only those paths change.
+pub fn sparse(obj: &Value, paths: &[&[&str]]) -> Value {
+    let mut out = match obj {
+        Value::Object(_) => Value::Object(Map::new()),
+        other => return other.clone(),
+    };
+    for path in paths {
+        let (mut from, mut to) = (obj, &mut out);
+        for (depth, key) in path.iter().enumerate() {
+            let (Some(src), Some(dst)) = (from.get(*key), to.as_object_mut()) else {
+                break;
             };
-            s.insert("containers".into(), projected);
+            let last = depth + 1 == path.len() || !src.is_object();
+            let copy = if last {
+                src.clone()
+            } else {
+                Value::Object(Map::new())
+            };
+            to = dst.entry(*key).or_insert(copy);
+            from = src;
         }
-        out.insert("spec".into(), s);
     }
-    Value::Object(out)
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sparse_keeps_each_path_and_where_it_ends() {
+        let pod = json!({
+            "metadata": { "name": "p", "annotations": { "a": "1", "b": "2" } },
+            "spec": { "containers": [], "terminationGracePeriodSeconds": 9 }
+        });
+        assert_eq!(
+            sparse(&pod, &[&["metadata", "annotations", "b"], &["spec", "x"]]),
+            json!({ "metadata": { "annotations": { "b": "2" } }, "spec": {} })
+        );
+        // Missing or non-object steps end the path there, so a diff adds the whole branch.
+        assert_eq!(
+            sparse(
+                &json!({ "metadata": "odd" }),
+                &[&["metadata", "annotations"], &["spec"]]
+            ),
+            json!({ "metadata": "odd" })
+        );
+        assert_eq!(sparse(&json!(5), &[&["spec"]]), json!(5));
+    }
 }

@@ -70,20 +70,17 @@ pub fn choose(
     }
 }
 
-/// Adds the hook; the caller has checked that none exists.
-pub fn inject(container: &mut Value, seconds: u32, action: Action) {
+/// The container's `lifecycle` with the hook added (other hooks kept); the caller has checked
+/// that there is no preStop hook.
+pub fn lifecycle(container: &Value, seconds: u32, action: Action) -> Value {
     let hook = match action {
         Action::Native => json!({ "sleep": { "seconds": seconds } }),
         Action::Exec => json!({ "exec": { "command": ["sleep", seconds.to_string()] } }),
     };
-    let Some(c) = container.as_object_mut() else {
-        return;
+    let mut lifecycle = match container.get("lifecycle") {
+        Some(Value::Object(l)) => l.clone(),
+        _ => serde_json::Map::new(),
     };
-    let lifecycle = c.entry("lifecycle").or_insert_with(|| json!({}));
-    if !lifecycle.is_object() {
-        *lifecycle = json!({});
-    }
-    if let Some(l) = lifecycle.as_object_mut() {
-        l.insert("preStop".into(), hook);
-    }
+    lifecycle.insert("preStop".into(), hook);
+    Value::Object(lifecycle)
 }

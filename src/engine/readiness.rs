@@ -29,10 +29,13 @@ impl Change {
     }
 }
 
-/// Applies the rule to one container, in place.
-pub fn apply(container: &mut Value, s: &Settings, findings: &mut Vec<Finding>) -> Option<Change> {
-    let name = pod::name(container).to_owned();
-    let name = name.as_str();
+/// The rule for one container: what changes and the new `readinessProbe`.
+pub fn apply(
+    container: &Value,
+    s: &Settings,
+    findings: &mut Vec<Finding>,
+) -> Option<(Change, Value)> {
+    let name = pod::name(container);
     match pod::field(container, "readinessProbe").map(pod::probe_handler) {
         Some(Some("tcpSocket")) => upgrade_tcp(container, s, name, findings),
         // An existing httpGet, grpc or exec probe (or one we cannot read) is the app's own call.
@@ -42,11 +45,11 @@ pub fn apply(container: &mut Value, s: &Settings, findings: &mut Vec<Finding>) -
 }
 
 fn upgrade_tcp(
-    container: &mut Value,
+    container: &Value,
     s: &Settings,
     name: &str,
     findings: &mut Vec<Finding>,
-) -> Option<Change> {
+) -> Option<(Change, Value)> {
     let port = pod::at(container, &["readinessProbe", "tcpSocket", "port"])
         .filter(|p| !p.is_null())
         .cloned();
@@ -59,25 +62,27 @@ fn upgrade_tcp(
         ));
         return None;
     };
-    let probe = container.get_mut("readinessProbe")?.as_object_mut()?;
-    let tcp = probe.remove("tcpSocket")?;
+    let mut probe = container.get("readinessProbe")?.as_object()?.clone();
+    // shift_remove: the other fields keep their order (and the patch stays minimal).
+    let tcp = probe.shift_remove("tcpSocket")?;
     let mut http = http_get(path, port.clone(), s);
     if let (Some(host), Some(h)) = (tcp.get("host"), http.as_object_mut()) {
         h.insert("host".into(), host.clone());
     }
     probe.insert("httpGet".into(), http);
-    Some(Change::Upgraded {
+    let change = Change::Upgraded {
         path: path.clone(),
         port: show(&port),
-    })
+    };
+    Some((change, Value::Object(probe)))
 }
 
 fn add_missing(
-    container: &mut Value,
+    container: &Value,
     s: &Settings,
     name: &str,
     findings: &mut Vec<Finding>,
-) -> Option<Change> {
+) -> Option<(Change, Value)> {
     if let Some(path) = &s.readiness_path {
         let port = match probe_port(container, s.readiness_port.as_ref(), name) {
             Ok(port) => port,
@@ -87,11 +92,11 @@ fn add_missing(
             }
         };
         let probe = json!({ "httpGet": http_get(path, port.clone(), s), "periodSeconds": 5 });
-        insert(container, probe);
-        return Some(Change::Added {
+        let change = Change::Added {
             path: path.clone(),
             port: show(&port),
-        });
+        };
+        return Some((change, probe));
     }
     for from in ["livenessProbe", "startupProbe"] {
         let Some(probe) = pod::field(container, from) else {
@@ -103,8 +108,7 @@ fn add_missing(
         let mut derived = Map::new();
         derived.insert(handler.into(), probe[handler].clone());
         derived.insert("periodSeconds".into(), json!(5));
-        insert(container, Value::Object(derived));
-        return Some(Change::Derived { from });
+        return Some((Change::Derived { from }, Value::Object(derived)));
     }
     if !pod::tcp_ports(container).is_empty() {
         findings.push(Finding::new(
@@ -164,12 +168,6 @@ fn probe_port(container: &Value, wanted: Option<&PortRef>, name: &str) -> Result
 
 fn http_get(path: &str, port: Value, s: &Settings) -> Value {
     json!({ "path": path, "port": port, "scheme": s.readiness_scheme.as_str() })
-}
-
-fn insert(container: &mut Value, probe: Value) {
-    if let Some(c) = container.as_object_mut() {
-        c.insert("readinessProbe".into(), probe);
-    }
 }
 
 fn show(port: &Value) -> String {

@@ -63,20 +63,20 @@ pub fn inspect(container: &Value) -> Pid1 {
     }
 }
 
-/// Findings and, when allowed and safe, the rewrite `sh -c "exec <cmd>"`; returns the
-/// rewritten field.
+/// Findings and, when allowed and safe, the rewrite `sh -c "exec <cmd>"`: the rewritten field
+/// (`command` or `args`) and its new value.
 pub fn apply(
-    container: &mut Value,
+    container: &Value,
     allow_rewrite: bool,
     findings: &mut Vec<Finding>,
-) -> Option<&'static str> {
-    let name = pod::name(container).to_owned();
+) -> Option<(&'static str, Value)> {
+    let name = pod::name(container);
     match inspect(container) {
         Pid1::Fine => None,
         Pid1::Script(script) => {
             findings.push(Finding::new(
                 Code::ScriptPid1,
-                Some(&name),
+                Some(name),
                 format!(
                     "container {name} starts via {script}: it must exec the app to pass on SIGTERM"
                 ),
@@ -92,9 +92,10 @@ pub fn apply(
         } => {
             if allow_rewrite && simple {
                 let rewritten = format!("exec {}", script.trim());
-                if let Some(slot) = container.get_mut(field).and_then(|f| f.get_mut(index)) {
+                let mut list = container.get(field).cloned();
+                if let Some(slot) = list.as_mut().and_then(|l| l.get_mut(index)) {
                     *slot = Value::String(rewritten);
-                    return Some(field);
+                    return list.map(|l| (field, l));
                 }
             }
             let hint = if simple {
@@ -104,7 +105,7 @@ pub fn apply(
             };
             findings.push(Finding::new(
                 Code::ShellPid1,
-                Some(&name),
+                Some(name),
                 format!("container {name}: shell is PID 1 and swallows SIGTERM; {hint}"),
                 if simple {
                     "zerodrop.dev/shell-exec"
@@ -223,18 +224,18 @@ mod tests {
 
     #[test]
     fn rewrites_only_simple_scripts_when_allowed() {
-        let mut c = container(json!(["sh", "-c", " node server.js "]), json!(null));
+        let c = container(json!(["sh", "-c", " node server.js "]), json!(null));
         let mut findings = Vec::new();
-        assert_eq!(apply(&mut c.clone(), false, &mut findings), None);
+        assert_eq!(apply(&c, false, &mut findings), None);
         assert_eq!(findings[0].code, Code::ShellPid1);
-        assert_eq!(apply(&mut c, true, &mut Vec::new()), Some("command"));
-        assert_eq!(c["command"], json!(["sh", "-c", "exec node server.js"]));
-        assert_eq!(inspect(&c), Pid1::Fine);
+        let (field, command) = apply(&c, true, &mut Vec::new()).unwrap();
+        assert_eq!(field, "command");
+        assert_eq!(command, json!(["sh", "-c", "exec node server.js"]));
+        assert_eq!(inspect(&container(command, json!(null))), Pid1::Fine);
 
-        let mut complex = container(json!(["sh", "-c", "a && b"]), json!(null));
+        let complex = container(json!(["sh", "-c", "a && b"]), json!(null));
         let mut findings = Vec::new();
-        assert_eq!(apply(&mut complex, true, &mut findings), None);
-        assert_eq!(complex["command"][2], "a && b");
+        assert_eq!(apply(&complex, true, &mut findings), None);
         assert_eq!(findings[0].fix, "command");
     }
 }

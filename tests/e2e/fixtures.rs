@@ -175,7 +175,10 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
     let mut namespaces = std::collections::HashMap::new();
     namespaces.insert(
         ns.clone(),
-        Layer::for_namespace(Some("enforce"), [("zerodrop.dev/drain-timeout", "30s")]),
+        std::sync::Arc::new(Layer::for_namespace(
+            Some("enforce"),
+            [("zerodrop.dev/drain-timeout", "30s")],
+        )),
     );
     let ctx = Context {
         engine: &engine,

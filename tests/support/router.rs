@@ -38,7 +38,10 @@ pub fn state_with(namespaces: Arc<dyn NamespaceLookup>, ready: bool) -> Arc<Stat
 
 pub fn state(review: &Value, mode: &str) -> Arc<State> {
     let mut map = HashMap::new();
-    map.insert(namespace_of(review), Layer::for_namespace(Some(mode), []));
+    map.insert(
+        namespace_of(review),
+        Arc::new(Layer::for_namespace(Some(mode), [])),
+    );
     state_with(Arc::new(map), true)
 }
 
