@@ -4,7 +4,9 @@ use crate::engine::Decision;
 use crate::findings::{MAX_MESSAGE, Severity, clip};
 use crate::policy::Mode;
 use base64::Engine as _;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// More than a handful of warnings is noise in `kubectl apply` output.
 pub const MAX_WARNINGS: usize = 8;
@@ -67,8 +69,14 @@ pub fn audit_annotations(decision: &Decision) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     out.insert("mode".into(), decision.mode.as_str().into());
     if !decision.changes.is_empty() {
-        let changes: Vec<String> = decision.changes.iter().map(|c| c.describe()).collect();
-        out.insert("changes".into(), changes.join("; "));
+        let mut changes = String::with_capacity(64 * decision.changes.len());
+        for (i, change) in decision.changes.iter().enumerate() {
+            if i > 0 {
+                changes.push_str("; ");
+            }
+            let _ = write!(changes, "{change}");
+        }
+        out.insert("changes".into(), changes);
     }
     if decision.mode == Mode::Audit && !decision.patch.0.is_empty() {
         let patch = serde_json::to_string(&decision.patch).unwrap_or_default();
@@ -89,9 +97,16 @@ pub fn audit_annotations(decision: &Decision) -> BTreeMap<String, String> {
     out
 }
 
-pub fn encode_patch(patch: &json_patch::Patch) -> Option<String> {
-    let bytes = serde_json::to_vec(patch).ok()?;
-    Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+/// The patch as the response carries it: a JSON string of its base64.
+pub fn encode_patch(patch: &json_patch::Patch) -> Option<Box<RawValue>> {
+    // Sized for a typical patch: growing from serde_json's default 128 bytes copies it 4 times.
+    let mut bytes = Vec::with_capacity(2048);
+    serde_json::to_writer(&mut bytes, patch).ok()?;
+    let mut text = String::with_capacity(bytes.len() * 4 / 3 + 6);
+    text.push('"');
+    base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut text);
+    text.push('"');
+    RawValue::from_string(text).ok()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -105,13 +106,21 @@ pub struct Response {
     pub allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patch_type: Option<&'static str>,
-    /// base64 of the JSON Patch.
+    /// base64 of the JSON Patch, as a JSON string literal: base64 never needs escaping, so
+    /// it is written out as it is rather than scanned byte by byte again.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch: Option<String>,
+    pub patch: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub audit_annotations: BTreeMap<String, String>,
+}
+
+impl Response {
+    /// The base64 patch text.
+    pub fn patch_base64(&self) -> Option<&str> {
+        self.patch.as_ref().map(|p| p.get().trim_matches('"'))
+    }
 }
 
 #[derive(Serialize)]

@@ -31,10 +31,14 @@ impl Ledger {
     }
 
     pub fn container(&mut self, name: &str, field: &str) {
-        self.containers
-            .entry(name.to_owned())
-            .or_default()
-            .insert(field.to_owned());
+        // Called for every change: allocate only what is new.
+        let fields = match self.containers.get_mut(name) {
+            Some(fields) => fields,
+            None => self.containers.entry(name.to_owned()).or_default(),
+        };
+        if !fields.contains(field) {
+            fields.insert(field.to_owned());
+        }
     }
 
     /// Writes the ledger into `obj`, merged with what an earlier pass recorded

@@ -15,6 +15,7 @@ use crate::findings::{Code, Finding};
 use crate::policy::{ClusterPolicy, LEDGER_ANNOTATION, Layer, Mode, Settings, Source};
 use serde::Serialize;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// What the cluster can do, decided by the caller (apiserver version, `--kube-version`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,21 +83,25 @@ impl Change {
     }
 
     pub fn describe(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Change::Prestop {
                 container,
                 seconds,
                 action,
-            } => {
-                format!("{container}: preStop {action} {seconds}s")
-            }
+            } => write!(f, "{container}: preStop {action} {seconds}s"),
             Change::Readiness {
                 container,
                 description,
-            } => format!("{container}: {description}"),
-            Change::Grace { from, to } => format!("terminationGracePeriodSeconds {from} -> {to}"),
+            } => write!(f, "{container}: {description}"),
+            Change::Grace { from, to } => write!(f, "terminationGracePeriodSeconds {from} -> {to}"),
             Change::ShellExec { container } => {
-                format!("{container}: shell command rewritten to exec")
+                write!(f, "{container}: shell command rewritten to exec")
             }
         }
     }
@@ -136,10 +141,11 @@ pub struct Engine {
 const LEDGER_PATH: [&str; 3] = ["metadata", "annotations", LEDGER_ANNOTATION];
 
 /// A container zerodrop will handle, with its effective settings.
-struct Planned {
+struct Planned<'a> {
     index: usize,
     name: String,
-    settings: Settings,
+    /// The pod's, unless the container has annotations of its own.
+    settings: Cow<'a, Settings>,
     /// Sleep to inject; `None` when the container keeps its own preStop (or sleep is 0).
     inject: Option<u32>,
 }
@@ -283,12 +289,12 @@ impl Engine {
         }
     }
 
-    fn plan(
+    fn plan<'a>(
         &self,
         containers: &[Value],
-        pod_settings: &Settings,
+        pod_settings: &'a Settings,
         pod_layer: &Layer,
-    ) -> Vec<Planned> {
+    ) -> Vec<Planned<'a>> {
         let mut plans = Vec::new();
         for (index, c) in containers.iter().enumerate() {
             // Rules write fields into the container; anything else cannot be patched.
@@ -301,9 +307,9 @@ impl Engine {
             if skipped {
                 continue;
             }
-            let mut settings = pod_settings.clone();
+            let mut settings = Cow::Borrowed(pod_settings);
             if let Some(own) = pod_layer.containers.get(name) {
-                settings.apply(own);
+                settings.to_mut().apply(own);
             }
             let has_hook = prestop::existing_sleep(c).is_some();
             let inject =

@@ -2,6 +2,7 @@
 //! before walking them, so the equal bulk of a pod costs a comparison, not an allocation per
 //! node (json-patch's own diff builds and escapes a path for every node it visits).
 
+use super::pod::find;
 use json_patch::jsonptr::{Pointer, PointerBuf};
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation};
 use serde_json::Value;
@@ -24,8 +25,8 @@ pub fn diff_field<'a>(
 ) {
     let mut path = at.to_vec();
     path.push(Step::Key(key));
-    match before.get(key) {
-        Some(old) => walk(old, after, &mut path, ops),
+    match before.as_object().and_then(|b| find(b, key)) {
+        Some((_, old)) => walk(old, after, &mut path, ops),
         None => ops.push(PatchOperation::Add(AddOperation {
             path: pointer(&path, None),
             value: after,
@@ -65,7 +66,10 @@ fn same(before: &Value, after: &Value) -> bool {
             }
             for ((bk, bv), (ak, av)) in b.iter().zip(a) {
                 if bk != ak {
-                    return before == after;
+                    // Same size, other order: look each key up (by scan in small maps).
+                    return a
+                        .iter()
+                        .all(|(k, av)| find(b, k).is_some_and(|(_, bv)| same(bv, av)));
                 }
                 if !same(bv, av) {
                     return false;
@@ -98,7 +102,7 @@ fn walk<'a>(
             let removed: Vec<&'a String> = if same_keys {
                 Vec::new()
             } else {
-                b.keys().filter(|k| !a.contains_key(k.as_str())).collect()
+                b.keys().filter(|k| find(&a, k).is_none()).collect()
             };
             let mut in_order = b.iter().peekable();
             for (key, new) in a {
@@ -108,7 +112,7 @@ fn walk<'a>(
                         in_order.next();
                         Some(kv)
                     }
-                    _ => b.get_key_value(&key).map(|(k, v)| (k.as_str(), v)),
+                    _ => find(b, &key).map(|(k, v)| (k.as_str(), v)),
                 };
                 match old {
                     Some((k, old)) => {

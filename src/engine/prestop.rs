@@ -77,7 +77,7 @@ pub fn lifecycle(container: &Value, seconds: u32, action: Action) -> Value {
         Action::Native => json!({ "sleep": { "seconds": seconds } }),
         Action::Exec => json!({ "exec": { "command": ["sleep", seconds.to_string()] } }),
     };
-    let mut lifecycle = match container.get("lifecycle") {
+    let mut lifecycle = match pod::get(container, "lifecycle") {
         Some(Value::Object(l)) => l.clone(),
         _ => serde_json::Map::new(),
     };

@@ -62,13 +62,20 @@ fn upgrade_tcp(
         ));
         return None;
     };
-    let mut probe = container.get("readinessProbe")?.as_object()?.clone();
-    // shift_remove: the other fields keep their order (and the patch stays minimal).
-    let tcp = probe.shift_remove("tcpSocket")?;
+    let old = pod::get(container, "readinessProbe")?.as_object()?;
     let mut http = http_get(path, port.clone(), s);
-    if let (Some(host), Some(h)) = (tcp.get("host"), http.as_object_mut()) {
+    if let (Some(host), Some(h)) = (
+        pod::at(container, &["readinessProbe", "tcpSocket", "host"]),
+        http.as_object_mut(),
+    ) {
         h.insert("host".into(), host.clone());
     }
+    // The other fields keep their order (and the patch stays minimal); tcpSocket is not copied.
+    let mut probe: Map<String, Value> = old
+        .iter()
+        .filter(|(k, _)| *k != "tcpSocket")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     probe.insert("httpGet".into(), http);
     let change = Change::Upgraded {
         path: path.clone(),
@@ -106,7 +113,7 @@ fn add_missing(
             continue;
         };
         let mut derived = Map::new();
-        derived.insert(handler.into(), probe[handler].clone());
+        derived.insert(handler.into(), pod::get(probe, handler)?.clone());
         derived.insert("periodSeconds".into(), json!(5));
         return Some((Change::Derived { from }, Value::Object(derived)));
     }

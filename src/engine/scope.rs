@@ -89,7 +89,7 @@ pub fn pod_skip(obj: &Value, workload: Workload) -> Option<Skip> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .any(|r| r.get("kind").and_then(Value::as_str) == Some("Job"));
+        .any(|r| pod::get(r, "kind").and_then(Value::as_str) == Some("Job"));
     if owned_by_job {
         return Some(Skip::JobOwned);
     }

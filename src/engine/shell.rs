@@ -92,7 +92,7 @@ pub fn apply(
         } => {
             if allow_rewrite && simple {
                 let rewritten = format!("exec {}", script.trim());
-                let mut list = container.get(field).cloned();
+                let mut list = pod::get(container, field).cloned();
                 if let Some(slot) = list.as_mut().and_then(|l| l.get_mut(index)) {
                     *slot = Value::String(rewritten);
                     return list.map(|l| (field, l));
