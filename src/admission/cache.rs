@@ -1,47 +1,27 @@
 //! Decision memo: during a rollout the pods of one ReplicaSet reach admission byte-identical
-//! (only `generateName`, no name), so their answer is computed once. Keys hold the decoded
-//! object's full bytes, so a hit is an exact match, never a hash guess.
+//! (only `generateName`, no name), so their answer is computed once. Entries keep the decoded
+//! object itself, so a hit is an exact match, never a hash guess.
 
 use super::handler::{Endpoint, Verdict};
 use super::review::Response;
-use crate::engine::Workload;
+use crate::engine::{Workload, patch};
 use crate::findings::Code;
 use crate::policy::{Layer, Mode};
 use serde_json::Value;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key {
-    endpoint: Endpoint,
+/// What identifies a request's answer, borrowed from the request: looking up costs a hash of
+/// the decoded object, no copy and no serialisation.
+pub struct Key<'a> {
+    pub endpoint: Endpoint,
     /// A CronJob's template may equal a Deployment's; their answers differ.
-    workload: Workload,
-    namespace: String,
-    /// The namespace layer (opt-in mode, annotations) as it was when the answer was computed.
-    layer: u64,
-    object: Vec<u8>,
-}
-
-impl Key {
-    pub fn new(
-        endpoint: Endpoint,
-        workload: Workload,
-        namespace: &str,
-        layer: &Layer,
-        object: &Value,
-    ) -> Option<Key> {
-        let mut h = DefaultHasher::new();
-        layer.hash(&mut h);
-        Some(Key {
-            endpoint,
-            workload,
-            namespace: namespace.to_owned(),
-            layer: h.finish(),
-            object: serde_json::to_vec(object).ok()?,
-        })
-    }
+    pub workload: Workload,
+    pub namespace: &'a str,
+    /// The namespace layer (opt-in mode, annotations) the answer is computed with.
+    pub layer: &'a Arc<Layer>,
+    pub object: &'a Value,
 }
 
 /// Everything of an outcome that does not depend on the request's uid.
@@ -54,39 +34,83 @@ pub struct Answer {
     pub findings: Vec<Code>,
 }
 
+struct Entry {
+    endpoint: Endpoint,
+    workload: Workload,
+    namespace: String,
+    layer: Arc<Layer>,
+    object: Value,
+    answer: Arc<Answer>,
+}
+
+impl Entry {
+    fn matches(&self, key: &Key<'_>) -> bool {
+        self.endpoint == key.endpoint
+            && self.workload == key.workload
+            && self.namespace == key.namespace
+            // Layers are shared per namespace version: pointer equality is the usual case.
+            && (Arc::ptr_eq(&self.layer, key.layer) || *self.layer == **key.layer)
+            && patch::same(&self.object, key.object)
+    }
+}
+
 /// Bounded, first-in first-out: rollouts are bursts of identical pods, not long-lived reuse.
 pub struct DecisionCache {
     capacity: usize,
+    /// Seeded per process: cache keys come from pod specs, which tenants write.
+    hasher: foldhash::fast::RandomState,
     inner: Mutex<Entries>,
 }
 
 #[derive(Default)]
 struct Entries {
-    map: HashMap<Key, Arc<Answer>>,
-    order: VecDeque<Key>,
+    /// By fingerprint; two requests sharing one (never seen in practice) only evict each other.
+    map: HashMap<u64, Entry>,
+    order: VecDeque<u64>,
 }
 
 impl DecisionCache {
     pub fn new(capacity: usize) -> DecisionCache {
         DecisionCache {
             capacity,
+            hasher: foldhash::fast::RandomState::default(),
             inner: Mutex::new(Entries::default()),
         }
     }
 
-    pub fn get(&self, key: &Key) -> Option<Arc<Answer>> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.map.get(key).cloned()
+    fn fingerprint(&self, key: &Key<'_>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        key.endpoint.hash(&mut h);
+        key.workload.hash(&mut h);
+        key.namespace.hash(&mut h);
+        hash_value(key.object, &mut h);
+        h.finish()
     }
 
-    pub fn put(&self, key: Key, answer: Answer) {
+    pub fn get(&self, key: &Key<'_>) -> Option<Arc<Answer>> {
+        let fingerprint = self.fingerprint(key);
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = inner.map.get(&fingerprint)?;
+        entry.matches(key).then(|| entry.answer.clone())
+    }
+
+    pub fn put(&self, key: &Key<'_>, answer: Answer) {
         if self.capacity == 0 {
             return;
         }
+        let fingerprint = self.fingerprint(key);
+        let entry = Entry {
+            endpoint: key.endpoint,
+            workload: key.workload,
+            namespace: key.namespace.to_owned(),
+            layer: key.layer.clone(),
+            object: key.object.clone(),
+            answer: Arc::new(answer),
+        };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let Entries { map, order } = &mut *inner;
-        if map.insert(key.clone(), Arc::new(answer)).is_none() {
-            order.push_back(key);
+        if map.insert(fingerprint, entry).is_none() {
+            order.push_back(fingerprint);
         }
         while order.len() > self.capacity {
             if let Some(old) = order.pop_front() {
@@ -108,41 +132,109 @@ impl DecisionCache {
     }
 }
 
+/// Feeds a JSON value to a hasher in document order (equal trees in equal order hash equal).
+fn hash_value(v: &Value, h: &mut impl Hasher) {
+    match v {
+        Value::Null => h.write_u8(0),
+        Value::Bool(b) => h.write_u8(1 + u8::from(*b)),
+        Value::Number(n) => {
+            h.write_u8(3);
+            n.hash(h);
+        }
+        Value::String(s) => {
+            h.write_u8(4);
+            s.hash(h);
+        }
+        Value::Array(items) => {
+            h.write_u8(5);
+            h.write_usize(items.len());
+            for item in items {
+                hash_value(item, h);
+            }
+        }
+        Value::Object(map) => {
+            h.write_u8(6);
+            h.write_usize(map.len());
+            for (k, item) in map {
+                k.hash(h);
+                hash_value(item, h);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn key(n: u8) -> Key {
-        Key::new(
-            Endpoint::Mutate,
-            Workload::Pod,
-            "ns",
-            &Layer::default(),
-            &serde_json::json!({ "n": n }),
-        )
-        .unwrap()
-    }
-
-    fn answer() -> Answer {
+    fn answer(verdict: Verdict) -> Answer {
         Answer {
             response: Response::default(),
-            verdict: Verdict::Unchanged,
+            verdict,
             mode: None,
             changes: vec![],
             findings: vec![],
         }
     }
 
+    fn key<'a>(layer: &'a Arc<Layer>, object: &'a Value) -> Key<'a> {
+        Key {
+            endpoint: Endpoint::Mutate,
+            workload: Workload::Pod,
+            namespace: "ns",
+            layer,
+            object,
+        }
+    }
+
     #[test]
     fn bounded_first_in_first_out_and_zero_disables() {
+        let layer = Arc::new(Layer::default());
+        let objects: Vec<Value> = (0..3).map(|n| json!({ "n": n })).collect();
         let cache = DecisionCache::new(2);
-        for n in 0..3 {
-            cache.put(key(n), answer());
+        for o in &objects {
+            cache.put(&key(&layer, o), answer(Verdict::Unchanged));
         }
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&key(0)).is_none() && cache.get(&key(2)).is_some());
+        assert!(cache.get(&key(&layer, &objects[0])).is_none());
+        assert!(cache.get(&key(&layer, &objects[2])).is_some());
         let off = DecisionCache::new(0);
-        off.put(key(1), answer());
+        off.put(&key(&layer, &objects[1]), answer(Verdict::Unchanged));
         assert!(off.is_empty());
+    }
+
+    #[test]
+    fn hits_only_exact_matches() {
+        let layer = Arc::new(Layer::default());
+        let object = json!({ "spec": { "containers": [{ "name": "a", "ports": [1, 2] }] } });
+        let cache = DecisionCache::new(8);
+        cache.put(&key(&layer, &object), answer(Verdict::Mutated));
+        // An equal copy (another pod of the template) and an equal layer in another Arc hit.
+        let copy = object.clone();
+        let same_layer = Arc::new(Layer::default());
+        let hit = cache.get(&key(&same_layer, &copy)).map(|a| a.verdict);
+        assert_eq!(hit, Some(Verdict::Mutated));
+        // Anything else misses: object, namespace, endpoint, workload, layer.
+        let other = json!({ "spec": { "containers": [{ "name": "a", "ports": [1, 3] }] } });
+        assert!(cache.get(&key(&layer, &other)).is_none());
+        let audit = Arc::new(Layer::for_namespace(Some("audit"), []));
+        assert!(cache.get(&key(&audit, &object)).is_none());
+        for k in [
+            Key {
+                namespace: "other",
+                ..key(&layer, &object)
+            },
+            Key {
+                endpoint: Endpoint::Validate,
+                ..key(&layer, &object)
+            },
+            Key {
+                workload: Workload::Deployment,
+                ..key(&layer, &object)
+            },
+        ] {
+            assert!(cache.get(&k).is_none());
+        }
     }
 }

@@ -110,12 +110,14 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         return Ok(outcome);
     };
     let (namespace, layer) = namespace_layer(ctx, &outcome.request);
-    let key = ctx
-        .cache
-        .and_then(|_| Key::new(endpoint, workload, namespace, &layer, template));
-    if let (Some(cache), Some(key)) = (ctx.cache, &key)
-        && let Some(hit) = cache.get(key)
-    {
+    let key = Key {
+        endpoint,
+        workload,
+        namespace,
+        layer: &layer,
+        object: template,
+    };
+    if let Some(hit) = ctx.cache.and_then(|cache| cache.get(&key)) {
         let uid = std::mem::take(&mut outcome.response.uid);
         outcome.response = Response {
             uid,
@@ -136,7 +138,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         Endpoint::Mutate => mutate(&decision, &mut outcome.response),
         Endpoint::Validate => validate(&decision, &mut outcome.response),
     };
-    if let (Some(cache), Some(key)) = (ctx.cache, key) {
+    if let Some(cache) = ctx.cache {
         let answer = Answer {
             response: Response {
                 uid: String::new(),
@@ -147,7 +149,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
             changes: outcome.changes.clone(),
             findings: outcome.findings.clone(),
         };
-        cache.put(key, answer);
+        cache.put(&key, answer);
     }
     Ok(outcome)
 }

@@ -58,7 +58,7 @@ fn pointer(path: &[Step<'_>], last: Option<&str>) -> PointerBuf {
 
 /// Equality that compares maps position by position when their keys are in the same order
 /// (the rules only append keys, so they usually are) instead of hashing every key.
-fn same(before: &Value, after: &Value) -> bool {
+pub fn same(before: &Value, after: &Value) -> bool {
     match (before, after) {
         (Value::Object(b), Value::Object(a)) => {
             if b.len() != a.len() {
