@@ -6,6 +6,7 @@ use super::review::{self, DecodeError, Request, Response};
 use crate::engine::{Decision, Engine, Workload};
 use crate::findings::Code;
 use crate::policy::{Layer, Mode, Partial};
+use futures::future::BoxFuture;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +33,35 @@ impl Endpoint {
 pub trait NamespaceLookup: Send + Sync {
     /// `None` when the namespace is not known (cache not synced, or created a moment ago).
     fn layer(&self, namespace: &str) -> Option<Arc<Layer>>;
+
+    /// Asks the source of truth for a namespace `layer` does not know: a namespace applied
+    /// together with its workloads reaches admission before the watch delivers it. After
+    /// `Found`, `layer` knows it. Fixed sets have nothing to ask.
+    fn fetch(&self, _namespace: &str) -> BoxFuture<'static, Fetch> {
+        Box::pin(std::future::ready(Fetch::Unsupported))
+    }
+}
+
+/// What asking for an unknown namespace gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    Found,
+    /// The apiserver has no such namespace.
+    Absent,
+    /// The apiserver could not be asked or did not answer.
+    Failed,
+    Unsupported,
+}
+
+impl Fetch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fetch::Found => "found",
+            Fetch::Absent => "absent",
+            Fetch::Failed => "failed",
+            Fetch::Unsupported => "unsupported",
+        }
+    }
 }
 
 /// A fixed set of namespaces, for standalone runs and tests.
@@ -88,6 +118,8 @@ pub struct Outcome {
     pub findings: Vec<Code>,
     /// Answered from the decision cache.
     pub cached: bool,
+    /// The namespace `NamespaceLookup` did not know: decided with `unknown_namespace_mode`.
+    pub unseen_namespace: Option<String>,
 }
 
 pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outcome, DecodeError> {
@@ -105,11 +137,22 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         changes: Vec::new(),
         findings: Vec::new(),
         cached: false,
+        unseen_namespace: None,
     };
     let Some((workload, template)) = subject(endpoint, &outcome.request) else {
         return Ok(outcome);
     };
-    let (namespace, layer) = namespace_layer(ctx, &outcome.request);
+    let (namespace, known) = namespace_layer(ctx, &outcome.request);
+    let layer = known.unwrap_or_else(|| {
+        outcome.unseen_namespace = Some(namespace.to_owned());
+        Arc::new(Layer {
+            all: Partial {
+                mode: Some(ctx.unknown_namespace_mode),
+                ..Partial::default()
+            },
+            ..Layer::default()
+        })
+    });
     let key = Key {
         endpoint,
         workload,
@@ -181,7 +224,7 @@ fn subject(endpoint: Endpoint, req: &Request) -> Option<(Workload, &Value)> {
     }
 }
 
-fn namespace_layer<'r>(ctx: &Context<'_>, req: &'r Request) -> (&'r str, Arc<Layer>) {
+fn namespace_layer<'r>(ctx: &Context<'_>, req: &'r Request) -> (&'r str, Option<Arc<Layer>>) {
     let namespace = req
         .namespace
         .as_deref()
@@ -192,16 +235,7 @@ fn namespace_layer<'r>(ctx: &Context<'_>, req: &'r Request) -> (&'r str, Arc<Lay
                 .as_str()
         })
         .unwrap_or_default();
-    let layer = ctx.namespaces.layer(namespace).unwrap_or_else(|| {
-        Arc::new(Layer {
-            all: Partial {
-                mode: Some(ctx.unknown_namespace_mode),
-                ..Partial::default()
-            },
-            ..Layer::default()
-        })
-    });
-    (namespace, layer)
+    (namespace, ctx.namespaces.layer(namespace))
 }
 
 fn mutate(decision: &Decision, response: &mut Response) -> Verdict {

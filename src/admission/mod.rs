@@ -6,5 +6,5 @@ pub mod projection;
 pub mod response;
 pub mod review;
 
-pub use handler::{Context, Endpoint, NamespaceLookup, Outcome, Verdict, handle};
+pub use handler::{Context, Endpoint, Fetch, NamespaceLookup, Outcome, Verdict, handle};
 pub use review::DecodeError;

@@ -1,10 +1,11 @@
 //! Namespace cache: a metadata-only reflector whose labels and annotations form the
 //! namespace policy layer.
 
-use crate::admission::NamespaceLookup;
+use crate::admission::{Fetch, NamespaceLookup};
 use crate::policy::{Layer, MODE_LABEL};
 use crate::server::metrics::Metrics;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, PartialObjectMeta};
@@ -13,9 +14,16 @@ use kube::runtime::{WatchStreamExt, watcher};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Layers already parsed, by namespace name, with the resourceVersion they were parsed from.
 type Parsed = HashMap<String, (Option<String>, Arc<Layer>)>;
+
+/// Namespaces fetched on a cache miss, answered until the watch delivers them.
+type Fetched = HashMap<String, (Instant, Arc<Layer>)>;
+
+/// Long enough for any watch to catch up; short enough that a deleted namespace is forgotten.
+const FETCHED_FOR: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 pub struct NamespaceCache {
@@ -23,6 +31,9 @@ pub struct NamespaceCache {
     synced: Arc<AtomicBool>,
     /// Parsing a namespace's annotations is done once per version, not once per admission.
     parsed: Arc<Mutex<Parsed>>,
+    fetched: Arc<Mutex<Fetched>>,
+    /// For `fetch` (metadata only); `None` in unit tests.
+    api: Option<Api<Namespace>>,
 }
 
 impl NamespaceCache {
@@ -31,7 +42,7 @@ impl NamespaceCache {
         let (store, writer) = reflector::store();
         let synced = Arc::new(AtomicBool::new(false));
         // Api<PartialObjectMeta<_>> asks for metadata only: labels and annotations are all we need.
-        let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
+        let api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
         let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
             .default_backoff()
             .applied_objects();
@@ -59,25 +70,67 @@ impl NamespaceCache {
                 tracing::info!(namespaces = ready_store.len(), "namespace cache synced");
             }
         });
-        NamespaceCache::from_store(store, synced)
+        NamespaceCache::from_store(store, synced, Some(Api::all(client)))
     }
 
-    fn from_store(store: Store<PartialObjectMeta<Namespace>>, synced: Arc<AtomicBool>) -> Self {
+    /// A cache without a watch: it knows only the namespaces `fetch` asked for (what the
+    /// watched cache does between a namespace's creation and the watch event).
+    pub fn unwatched(client: Client) -> NamespaceCache {
+        let (store, _) = reflector::store();
+        NamespaceCache::from_store(store, Arc::default(), Some(Api::all(client)))
+    }
+
+    fn from_store(
+        store: Store<PartialObjectMeta<Namespace>>,
+        synced: Arc<AtomicBool>,
+        api: Option<Api<Namespace>>,
+    ) -> Self {
         NamespaceCache {
             store,
             synced,
             parsed: Arc::default(),
+            fetched: Arc::default(),
+            api,
         }
     }
 
     pub fn synced(&self) -> bool {
         self.synced.load(Ordering::Acquire)
     }
+
+    fn remember(&self, name: &str, ns: &PartialObjectMeta<Namespace>) {
+        let layer = Arc::new(parse(ns));
+        let mut fetched = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
+        fetched.retain(|_, (at, _)| at.elapsed() < FETCHED_FOR);
+        fetched.insert(name.to_owned(), (Instant::now(), layer));
+    }
+
+    fn fetched(&self, namespace: &str) -> Option<Arc<Layer>> {
+        let fetched = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, layer) = fetched.get(namespace)?;
+        (at.elapsed() < FETCHED_FOR).then(|| layer.clone())
+    }
+}
+
+/// The policy layer of a namespace: its mode label and its annotations.
+fn parse(ns: &PartialObjectMeta<Namespace>) -> Layer {
+    let labels = ns.metadata.labels.as_ref();
+    let mode = labels.and_then(|l| l.get(MODE_LABEL)).map(String::as_str);
+    let annotations = ns
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    Layer::for_namespace(mode, annotations)
 }
 
 impl NamespaceLookup for NamespaceCache {
     fn layer(&self, namespace: &str) -> Option<Arc<Layer>> {
-        let ns = self.store.get(&ObjectRef::new(namespace))?;
+        // The watch is the authority once it has the namespace; until then, what was fetched.
+        let Some(ns) = self.store.get(&ObjectRef::new(namespace)) else {
+            return self.fetched(namespace);
+        };
         let version = &ns.metadata.resource_version;
         // A poisoned lock only means another admission panicked mid-insert; the map is intact.
         let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
@@ -86,21 +139,33 @@ impl NamespaceLookup for NamespaceCache {
         {
             return Some(layer.clone());
         }
-        let labels = ns.metadata.labels.as_ref();
-        let mode = labels.and_then(|l| l.get(MODE_LABEL)).map(String::as_str);
-        let annotations = ns
-            .metadata
-            .annotations
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str(), v.as_str()));
-        let layer = Arc::new(Layer::for_namespace(mode, annotations));
+        let layer = Arc::new(parse(&ns));
         // Deleted namespaces leave entries behind; drop them once they outnumber the live ones.
         if parsed.len() > 2 * self.store.len() + 64 {
             parsed.retain(|name, _| self.store.get(&ObjectRef::new(name)).is_some());
         }
         parsed.insert(namespace.to_owned(), (version.clone(), layer.clone()));
         Some(layer)
+    }
+
+    fn fetch(&self, namespace: &str) -> BoxFuture<'static, Fetch> {
+        let Some(api) = self.api.clone() else {
+            return Box::pin(std::future::ready(Fetch::Unsupported));
+        };
+        let (cache, name) = (self.clone(), namespace.to_owned());
+        Box::pin(async move {
+            match api.get_metadata_opt(&name).await {
+                Ok(Some(ns)) => {
+                    cache.remember(&name, &ns);
+                    Fetch::Found
+                }
+                Ok(None) => Fetch::Absent,
+                Err(e) => {
+                    tracing::warn!(namespace = %name, error = %e, "could not fetch an unknown namespace");
+                    Fetch::Failed
+                }
+            }
+        })
     }
 }
 
@@ -126,7 +191,7 @@ mod tests {
     #[test]
     fn a_layer_is_parsed_once_per_namespace_version() {
         let mut writer: Writer<PartialObjectMeta<Namespace>> = Writer::default();
-        let cache = NamespaceCache::from_store(writer.as_reader(), Arc::default());
+        let cache = NamespaceCache::from_store(writer.as_reader(), Arc::default(), None);
         assert!(
             cache.layer("shop").is_none(),
             "unknown before the watch sees it"
@@ -152,5 +217,29 @@ mod tests {
             cache.layer("shop").is_none(),
             "a deleted namespace is unknown again"
         );
+    }
+
+    #[test]
+    fn a_fetched_namespace_answers_until_the_watch_has_it() {
+        let mut writer: Writer<PartialObjectMeta<Namespace>> = Writer::default();
+        let cache = NamespaceCache::from_store(writer.as_reader(), Arc::default(), None);
+        cache.remember("shop", &namespace("1", "enforce"));
+        assert_eq!(
+            cache.layer("shop").expect("fetched").all.mode,
+            Some(Mode::Enforce)
+        );
+        // The watch is the authority as soon as it delivers the namespace.
+        writer.apply_watcher_event(&watcher::Event::Apply(namespace("2", "audit")));
+        assert_eq!(
+            cache.layer("shop").expect("watched").all.mode,
+            Some(Mode::Audit)
+        );
+        // Fetched entries expire: a namespace deleted meanwhile is not remembered forever.
+        let expired = Instant::now()
+            .checked_sub(FETCHED_FOR)
+            .expect("uptime above a minute");
+        cache.fetched.lock().unwrap().get_mut("shop").unwrap().0 = expired;
+        writer.apply_watcher_event(&watcher::Event::Delete(namespace("3", "audit")));
+        assert!(cache.layer("shop").is_none());
     }
 }

@@ -60,6 +60,7 @@ pub struct Metrics {
     pub overloaded: Counter,
     pub cache_hits: Counter,
     pub namespace_watch_errors: Counter,
+    pub namespace_fetches: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -89,6 +90,7 @@ impl Metrics {
         let overloaded = Counter::default();
         let cache_hits = Counter::default();
         let namespace_watch_errors = Counter::default();
+        let namespace_fetches = Family::default();
         registry.register(
             "admission_requests",
             "Admission requests by endpoint, operation and result",
@@ -140,6 +142,11 @@ impl Metrics {
             "Failed namespace watch attempts; admission keeps using the last known namespaces",
             namespace_watch_errors.clone(),
         );
+        registry.register(
+            "namespace_fetches",
+            "Namespaces asked from the apiserver because the watch had not delivered them yet, by result",
+            namespace_fetches.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -153,6 +160,7 @@ impl Metrics {
             overloaded,
             cache_hits,
             namespace_watch_errors,
+            namespace_fetches,
         }
     }
 
@@ -186,6 +194,12 @@ impl Metrics {
         self.duration
             .get_or_create(&EndpointLabels { endpoint })
             .observe(seconds);
+    }
+
+    pub fn record_fetch(&self, result: &'static str) {
+        self.namespace_fetches
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     pub fn record_error(&self, endpoint: &'static str, result: &'static str) {

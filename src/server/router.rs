@@ -1,7 +1,7 @@
 //! HTTP routes: the admission endpoints (TLS port) and health/metrics (admin port).
 
 use super::State;
-use crate::admission::{self, Context, Endpoint, Outcome};
+use crate::admission::{self, Context, Endpoint, Fetch, Outcome};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State as Shared};
@@ -19,6 +19,9 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// Bodies above this are evaluated off the async workers so one huge pod cannot stall others.
 const BLOCKING_THRESHOLD: usize = 256 * 1024;
+
+/// At most this long asking the apiserver for a namespace the watch has not delivered yet.
+const MAX_FETCH: Duration = Duration::from_secs(2);
 
 /// When the apiserver gives no `?timeout=`, its own default for webhooks.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
@@ -121,17 +124,31 @@ async fn review(
             .into_response();
     }
     let started = Instant::now();
-    let result = if body.len() > BLOCKING_THRESHOLD {
-        let (shared, input) = (state.clone(), body.clone());
-        let work = tokio::task::spawn_blocking(move || evaluate(&shared, endpoint, &input));
-        match tokio::time::timeout(deadline, work).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => return on_panic(Box::new("evaluation task failed")),
-            Err(_) => return late(&state, endpoint, &body, deadline),
-        }
-    } else {
-        evaluate(&state, endpoint, &body)
+    let mut result = match run(&state, endpoint, &body, deadline).await {
+        Ok(result) => result,
+        Err(answered) => return answered,
     };
+    if let Ok((outcome, _)) = &result
+        && let Some(namespace) = &outcome.unseen_namespace
+    {
+        // Created a moment ago, together with its workloads: ask the apiserver rather than
+        // fall back to --unknown-namespace-mode, within what is left of the deadline.
+        let left = deadline.saturating_sub(started.elapsed());
+        let fetched =
+            tokio::time::timeout((left / 2).min(MAX_FETCH), state.namespaces.fetch(namespace))
+                .await
+                .unwrap_or(Fetch::Failed);
+        if fetched != Fetch::Unsupported {
+            state.metrics.record_fetch(fetched.as_str());
+        }
+        if fetched == Fetch::Found {
+            let left = deadline.saturating_sub(started.elapsed());
+            result = match run(&state, endpoint, &body, left).await {
+                Ok(result) => result,
+                Err(answered) => return answered,
+            };
+        }
+    }
     match result {
         Ok((outcome, bytes)) => {
             let elapsed = started.elapsed();
@@ -146,6 +163,28 @@ async fn review(
             tracing::warn!(endpoint = endpoint.as_str(), error = %e, "rejected malformed AdmissionReview");
             (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
         }
+    }
+}
+
+type Evaluated = Result<(Outcome, Vec<u8>), admission::DecodeError>;
+
+/// Evaluates on this worker, or off the async workers for big bodies (then bounded by
+/// `deadline`; `Err` is the answer already given).
+async fn run(
+    state: &Arc<State>,
+    endpoint: Endpoint,
+    body: &Bytes,
+    deadline: Duration,
+) -> Result<Evaluated, Response> {
+    if body.len() <= BLOCKING_THRESHOLD {
+        return Ok(evaluate(state, endpoint, body));
+    }
+    let (shared, input) = (state.clone(), body.clone());
+    let work = tokio::task::spawn_blocking(move || evaluate(&shared, endpoint, &input));
+    match tokio::time::timeout(deadline, work).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(_)) => Err(on_panic(Box::new("evaluation task failed"))),
+        Err(_) => Err(late(state, endpoint, body, deadline)),
     }
 }
 
@@ -192,11 +231,7 @@ fn json(bytes: Vec<u8>) -> Response {
     response
 }
 
-fn evaluate(
-    state: &State,
-    endpoint: Endpoint,
-    body: &[u8],
-) -> Result<(Outcome, Vec<u8>), admission::DecodeError> {
+fn evaluate(state: &State, endpoint: Endpoint, body: &[u8]) -> Evaluated {
     let ctx = Context {
         engine: &state.engine,
         cache: Some(&state.cache),

@@ -84,20 +84,6 @@ def manifests(ns, app, mode, annotations, ns_annotations=None):
     ]
 
 
-def known_to_zerodrop(ns, limit=30):
-    """Waits until zerodrop's namespace cache has the new namespace: until then it answers
-    with --unknown-namespace-mode (audit), and pods created in the same apply as their
-    namespace would escape (see docs/proof.md)."""
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        pod = json.loads(kubectl("-n", ns, "run", "zerodrop-probe", "--image=zerodrop.local/rollout-app:1",
-                                 "--dry-run=server", "-o", "json"))
-        if "zerodrop.dev/injected" in pod["metadata"].get("annotations", {}):
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{ns}: zerodrop did not pick up the namespace within {limit}s")
-
-
 def pods(ns):
     items = json.loads(kubectl("-n", ns, "get", "pods", "-o", "json"))["items"]
     return [(p["metadata"]["name"], "deletionTimestamp" in p["metadata"],
@@ -148,11 +134,10 @@ def phase(ns, vip, rate, action, want):
 def run_cell(app, scenario, mode, annotations, repeat, rate, tag="", ns_annotations=None):
     ns = re.sub(r"[^a-z0-9-]", "-", f"x-{app}-{scenario}{tag}")[:60].strip("-")
     kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s")
+    # Namespace and workloads in one apply, as `kubectl apply -f dir/` and Helm do: the first
+    # pods reach zerodrop before its namespace watch has the namespace (docs/proof.md).
     items = manifests(ns, app, mode, annotations, ns_annotations)
-    kubectl("apply", "-f", "-", input=json.dumps(items[0]))
-    if mode == "enforce":
-        known_to_zerodrop(ns)
-    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items[1:]}))
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
     settle(ns, REPLICAS)
     vip = kubectl("-n", ns, "get", "svc", "app", "-o", "jsonpath={.spec.clusterIP}")
     time.sleep(3)  # kube-proxy programs the new Service
