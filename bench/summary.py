@@ -82,6 +82,14 @@ def main(results_path, criterion_root):
                   f"| webhook not called | {e2e['without_p50_us']} µs | {e2e['without_p99_us']} µs |",
                   f"| zerodrop registered | {e2e['with_p50_us']} µs | {e2e['with_p99_us']} µs |",
                   f"| **added** | **{e2e['with_p50_us'] - e2e['without_p50_us']} µs** | **{e2e['with_p99_us'] - e2e['without_p99_us']} µs** |"]
+        if "again_p50_us" in e2e:
+            # A/A: a second namespace the webhook does not see; any difference is the machine.
+            lines += [f"| webhook not called, second namespace | {e2e['again_p50_us']} µs | {e2e['again_p99_us']} µs |",
+                      f"| noise (A/A difference) | {e2e['again_p50_us'] - e2e['without_p50_us']} µs | {e2e['again_p99_us'] - e2e['without_p99_us']} µs |"]
+        if "null_p50_us" in e2e:
+            # The baseline server as a webhook: allowed, no patch. What any webhook costs.
+            lines += [f"| a webhook that only answers allowed (examples/baseline) | {e2e['null_p50_us']} µs | {e2e['null_p99_us']} µs |",
+                      f"| zerodrop beyond any webhook (registered − null webhook) | {e2e['with_p50_us'] - e2e['null_p50_us']} µs | {e2e['with_p99_us'] - e2e['null_p99_us']} µs |"]
     print("\n".join(lines))
 
 
