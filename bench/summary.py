@@ -29,17 +29,30 @@ def main(results_path, criterion_root):
     rows = [json.loads(line) for line in open(results_path) if line.strip()]
     crit = criterion(criterion_root)
     lines = ["### Admission path per request (criterion, median)", "",
-             "| review | parse | floor | engine | full handle | full/floor | full/generic floor | full, cache hit | cached/floor |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| review | parse | floor | engine | full handle | full/floor | full/generic floor | full, cache miss | miss/floor | full, cache hit | cached/floor |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     sizes = sorted({label for (_, label) in crit}, key=lambda l: int(re.sub(r"\D", "", l.split("-")[1])))
     for label in sizes:
         g = lambda b: crit.get((b, label), 0.0)
         lines.append(f"| {label} | {g('parse'):.1f} µs | {g('floor'):.1f} µs | {g('evaluate'):.1f} µs | {g('full'):.1f} µs "
                      f"| {ratio(g('full'), g('floor'))} | {ratio(g('full'), g('floor-full-tree'))} "
+                     f"| {g('full-miss'):.1f} µs | {ratio(g('full-miss'), g('floor'))} "
                      f"| {g('full-cached'):.1f} µs | {ratio(g('full-cached'), g('floor'))} |")
     lines += ["", "floor = decode the AdmissionReview (zerodrop's lean request type) + serialise an allowed response;",
               "generic floor = the same with the whole object parsed into a JSON tree (what a typical webhook does);",
+              "full handle = no decision cache; cache miss = the server's first pod of a template (evaluated, then stored);",
               "cache hit = the same review again (a rollout's pods are identical at admission), the server's default.", ""]
+    if any(b == "evaluate-compliant" for (b, _) in crit):
+        lines += ["#### Where the uncached full handle goes", "",
+                  "| review | decode | decide (pod needing no change) | decide and build this pod's patch | encode the patch | the rest (response, outcome) | full handle |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for label in sizes:
+            g = lambda b: crit.get((b, label), 0.0)
+            rest = g("full") - g("parse") - g("evaluate") - g("encode-patch")
+            lines.append(f"| {label} | {g('parse'):.1f} µs | {g('evaluate-compliant'):.1f} µs | {g('evaluate'):.1f} µs "
+                         f"| {g('encode-patch'):.1f} µs | {rest:.1f} µs | {g('full'):.1f} µs |")
+        lines += ["", "decide (pod needing no change) = the same pod with zerodrop's patch applied: the cost of the rules alone;",
+                  "the difference to the next column is building the patch operations (copied fields, diff, ledger).", ""]
 
     idle = next((r["idle_rss_kb"] for r in rows if "idle_rss_kb" in r), {})
     load = [r for r in rows if r.get("kind") == "load"]

@@ -78,6 +78,21 @@ fn admission(c: &mut Criterion) {
             &object,
             |b, object| b.iter(|| engine.evaluate(black_box(object), Workload::Pod, &ns)),
         );
+        // Where the uncached time goes: the same pod once zerodrop's patch is applied (it needs
+        // nothing: the cost of deciding alone), and encoding this pod's patch for the response.
+        let decision = engine.evaluate(&object, Workload::Pod, &ns);
+        let mut compliant = object.clone();
+        json_patch::patch(&mut compliant, &decision.patch).expect("own patch applies");
+        group.bench_with_input(
+            BenchmarkId::new("evaluate-compliant", &label),
+            &compliant,
+            |b, object| b.iter(|| engine.evaluate(black_box(object), Workload::Pod, &ns)),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("encode-patch", &label),
+            &decision.patch,
+            |b, patch| b.iter(|| zerodrop::admission::response::encode_patch(black_box(patch))),
+        );
         // The webhook's default: a rollout's pods are byte-identical, so after the first one
         // the answer comes from the decision cache (only the uid differs).
         let cache = DecisionCache::new(16);
@@ -90,6 +105,21 @@ fn admission(c: &mut Criterion) {
                 let outcome = handle(Endpoint::Mutate, black_box(body), &cached).expect("handle");
                 review::encode(&outcome.response)
             })
+        });
+        // The server's first pod of a template: a miss, then the answer stored for the others.
+        group.bench_with_input(BenchmarkId::new("full-miss", &label), &body, |b, body| {
+            b.iter_batched(
+                || DecisionCache::new(16),
+                |cache| {
+                    let ctx = Context {
+                        cache: Some(&cache),
+                        ..ctx
+                    };
+                    let outcome = handle(Endpoint::Mutate, black_box(body), &ctx).expect("handle");
+                    (review::encode(&outcome.response), cache)
+                },
+                criterion::BatchSize::SmallInput,
+            )
         });
         group.bench_with_input(BenchmarkId::new("full", &label), &body, |b, body| {
             b.iter(|| {
