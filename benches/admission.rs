@@ -81,7 +81,7 @@ fn admission(c: &mut Criterion) {
         // Where the uncached time goes: the same pod once zerodrop's patch is applied (it needs
         // nothing: the cost of deciding alone), and encoding this pod's patch for the response.
         let decision = engine.evaluate(&object, Workload::Pod, &ns);
-        let mut compliant = object.clone();
+        let mut compliant = (*object).clone();
         json_patch::patch(&mut compliant, &decision.patch).expect("own patch applies");
         group.bench_with_input(
             BenchmarkId::new("evaluate-compliant", &label),

@@ -4,7 +4,7 @@
 
 use super::handler::{Endpoint, Verdict};
 use super::review::Response;
-use crate::engine::{Workload, patch};
+use crate::engine::{Workload, patch, pod};
 use crate::findings::Code;
 use crate::policy::{Layer, Mode};
 use serde_json::Value;
@@ -21,7 +21,10 @@ pub struct Key<'a> {
     pub namespace: &'a str,
     /// The namespace layer (opt-in mode, annotations) the answer is computed with.
     pub layer: &'a Arc<Layer>,
-    pub object: &'a Value,
+    /// The admitted object (kept by the entry, shared, not copied) ...
+    pub object: &'a Arc<Value>,
+    /// ... and the pod (template) in it, which is what the answer depends on.
+    pub template: &'a Value,
 }
 
 /// Everything of an outcome that does not depend on the request's uid.
@@ -39,7 +42,7 @@ struct Entry {
     workload: Workload,
     namespace: String,
     layer: Arc<Layer>,
-    object: Value,
+    object: Arc<Value>,
     answer: Arc<Answer>,
 }
 
@@ -50,7 +53,8 @@ impl Entry {
             && self.namespace == key.namespace
             // Layers are shared per namespace version: pointer equality is the usual case.
             && (Arc::ptr_eq(&self.layer, key.layer) || *self.layer == **key.layer)
-            && patch::same(&self.object, key.object)
+            && pod::at(&self.object, self.workload.template_path())
+                .is_some_and(|template| patch::same(template, key.template))
     }
 }
 
@@ -83,7 +87,7 @@ impl DecisionCache {
         key.endpoint.hash(&mut h);
         key.workload.hash(&mut h);
         key.namespace.hash(&mut h);
-        hash_value(key.object, &mut h);
+        hash_value(key.template, &mut h);
         h.finish()
     }
 
@@ -104,7 +108,7 @@ impl DecisionCache {
             workload: key.workload,
             namespace: key.namespace.to_owned(),
             layer: key.layer.clone(),
-            object: key.object.clone(),
+            object: Arc::clone(key.object),
             answer: Arc::new(answer),
         };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -178,20 +182,21 @@ mod tests {
         }
     }
 
-    fn key<'a>(layer: &'a Arc<Layer>, object: &'a Value) -> Key<'a> {
+    fn key<'a>(layer: &'a Arc<Layer>, object: &'a Arc<Value>) -> Key<'a> {
         Key {
             endpoint: Endpoint::Mutate,
             workload: Workload::Pod,
             namespace: "ns",
             layer,
             object,
+            template: object,
         }
     }
 
     #[test]
     fn bounded_first_in_first_out_and_zero_disables() {
         let layer = Arc::new(Layer::default());
-        let objects: Vec<Value> = (0..3).map(|n| json!({ "n": n })).collect();
+        let objects: Vec<Arc<Value>> = (0..3).map(|n| Arc::new(json!({ "n": n }))).collect();
         let cache = DecisionCache::new(2);
         for o in &objects {
             cache.put(&key(&layer, o), answer(Verdict::Unchanged));
@@ -207,16 +212,18 @@ mod tests {
     #[test]
     fn hits_only_exact_matches() {
         let layer = Arc::new(Layer::default());
-        let object = json!({ "spec": { "containers": [{ "name": "a", "ports": [1, 2] }] } });
+        let object =
+            Arc::new(json!({ "spec": { "containers": [{ "name": "a", "ports": [1, 2] }] } }));
         let cache = DecisionCache::new(8);
         cache.put(&key(&layer, &object), answer(Verdict::Mutated));
         // An equal copy (another pod of the template) and an equal layer in another Arc hit.
-        let copy = object.clone();
+        let copy = Arc::new((*object).clone());
         let same_layer = Arc::new(Layer::default());
         let hit = cache.get(&key(&same_layer, &copy)).map(|a| a.verdict);
         assert_eq!(hit, Some(Verdict::Mutated));
         // Anything else misses: object, namespace, endpoint, workload, layer.
-        let other = json!({ "spec": { "containers": [{ "name": "a", "ports": [1, 3] }] } });
+        let other =
+            Arc::new(json!({ "spec": { "containers": [{ "name": "a", "ports": [1, 3] }] } }));
         assert!(cache.get(&key(&layer, &other)).is_none());
         let audit = Arc::new(Layer::for_namespace(Some("audit"), []));
         assert!(cache.get(&key(&audit, &object)).is_none());

@@ -139,7 +139,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         cached: false,
         unseen_namespace: None,
     };
-    let Some((workload, template)) = subject(endpoint, &outcome.request) else {
+    let Some((workload, object, template)) = subject(endpoint, &outcome.request) else {
         return Ok(outcome);
     };
     let (namespace, known) = namespace_layer(ctx, &outcome.request);
@@ -158,7 +158,8 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         workload,
         namespace,
         layer: &layer,
-        object: template,
+        object,
+        template,
     };
     if let Some(hit) = ctx.cache.and_then(|cache| cache.get(&key)) {
         let uid = std::mem::take(&mut outcome.response.uid);
@@ -197,8 +198,9 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
     Ok(outcome)
 }
 
-/// The pod (template) a request is about, or `None` when the endpoint ignores it.
-fn subject(endpoint: Endpoint, req: &Request) -> Option<(Workload, &Value)> {
+/// The object a request is about and the pod (template) in it, or `None` when the endpoint
+/// ignores it.
+fn subject(endpoint: Endpoint, req: &Request) -> Option<(Workload, &Arc<Value>, &Value)> {
     if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
         return None;
     }
@@ -206,7 +208,7 @@ fn subject(endpoint: Endpoint, req: &Request) -> Option<(Workload, &Value)> {
     match endpoint {
         Endpoint::Mutate => {
             let is_pod = req.kind.group.is_empty() && req.kind.kind == "Pod";
-            (is_pod && req.operation == "CREATE").then_some((Workload::Pod, object))
+            (is_pod && req.operation == "CREATE").then_some((Workload::Pod, object, object))
         }
         Endpoint::Validate => {
             if !matches!(req.operation.as_str(), "CREATE" | "UPDATE") {
@@ -218,6 +220,7 @@ fn subject(endpoint: Endpoint, req: &Request) -> Option<(Workload, &Value)> {
             })?;
             Some((
                 workload,
+                object,
                 crate::engine::pod::at(object, workload.template_path())?,
             ))
         }

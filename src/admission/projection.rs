@@ -5,6 +5,7 @@
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
+use std::sync::Arc;
 
 /// What to keep of a JSON value.
 #[derive(Debug)]
@@ -61,10 +62,11 @@ pub const OBJECT: Keep = Keep::Fields(&[
     ),
 ]);
 
-/// serde `deserialize_with` for the admitted object.
-pub fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+/// serde `deserialize_with` for the admitted object; shared, so the decision cache keeps it
+/// without a copy.
+pub fn object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<Value>>, D::Error> {
     let value = (&OBJECT).deserialize(d)?;
-    Ok((!value.is_null()).then_some(value))
+    Ok((!value.is_null()).then(|| Arc::new(value)))
 }
 
 impl<'de> DeserializeSeed<'de> for &'static Keep {
@@ -170,7 +172,7 @@ mod tests {
         let mut de = serde_json::Deserializer::from_str(&text);
         let got = object(&mut de).unwrap().unwrap();
         assert_eq!(
-            got,
+            *got,
             json!({
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": { "name": "p", "annotations": { "a/b": "c" } },
@@ -194,7 +196,7 @@ mod tests {
             let text = v.to_string();
             let mut de = serde_json::Deserializer::from_str(&text);
             let got = object(&mut de).unwrap();
-            assert_eq!(got.unwrap_or(Value::Null), v);
+            assert_eq!(got.map_or(Value::Null, |o| (*o).clone()), v);
         }
     }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 pub const KIND: &str = "AdmissionReview";
@@ -63,7 +64,7 @@ pub struct Request {
     pub dry_run: Option<bool>,
     /// Only what the engine reads (see `projection`); patch paths are the object's own.
     #[serde(default, deserialize_with = "super::projection::object")]
-    pub object: Option<Value>,
+    pub object: Option<Arc<Value>>,
     /// Never read: skipping it without building a tree halves the work on UPDATE.
     #[serde(default, rename = "oldObject")]
     _old_object: Option<IgnoredAny>,
