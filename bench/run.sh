@@ -17,7 +17,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 if [ $smoke = 1 ]; then dur=1; crit="--warm-up-time 0.2 --measurement-time 0.5 --sample-size 10"; iters=30; conns="1 8"
-else dur=10; crit="--warm-up-time 2 --measurement-time 5"; iters=500; conns="1 8 64"; fi
+else dur=10; crit="--warm-up-time 2 --measurement-time 5"; iters=2000; conns="1 8 64"; fi
 
 cargo build --release --locked --bin zerodrop --examples >&2
 bin="$CARGO_TARGET_DIR/release"
