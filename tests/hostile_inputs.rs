@@ -1,6 +1,8 @@
 //! Hostile but legal (and some illegal) objects through the real router: every answer is a
 //! valid AdmissionReview or a 4xx with a reason, never a panic.
 
+// Shared with tests/server_router.rs, which uses all of it.
+#[allow(dead_code)]
 #[path = "support/router.rs"]
 mod support;
 

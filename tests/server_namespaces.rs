@@ -5,32 +5,13 @@
 #[path = "support/router.rs"]
 mod support;
 
-use axum::http::{Method, StatusCode};
-use serde_json::{Value, json};
+use axum::http::Method;
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
-use support::{call, fixture, state_with};
+use support::{call, fixture, review, state_with};
 use zerodrop::admission::{Fetch, NamespaceLookup};
 use zerodrop::policy::Layer;
-use zerodrop::server::State;
-
-async fn review(state: Arc<State>, body: &Value) -> Value {
-    let (status, bytes) = call(
-        state,
-        Method::POST,
-        "/mutate",
-        Some("application/json"),
-        serde_json::to_vec(body).unwrap(),
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&bytes)
-    );
-    serde_json::from_slice::<Value>(&bytes).unwrap()["response"].clone()
-}
 
 /// A namespace source that learns its namespaces only when asked, like the watched cache
 /// between a namespace's creation and its watch event.
@@ -70,14 +51,14 @@ async fn a_namespace_the_cache_has_not_seen_is_fetched_not_guessed() {
     };
     let st = state_with(Arc::new(late), true);
     // --unknown-namespace-mode is audit here: a patch proves the fetched enforce layer was used.
-    let resp = review(st.clone(), &req).await;
+    let resp = review(st.clone(), "/mutate", &req).await;
     assert_eq!(resp["patchType"], "JSONPatch", "{resp}");
     assert_eq!(resp["auditAnnotations"]["mode"], "enforce");
 
     let mut other = req.clone();
     other["request"]["namespace"] = json!("nowhere");
     other["request"]["object"]["metadata"]["namespace"] = json!("nowhere");
-    let resp = review(st.clone(), &other).await;
+    let resp = review(st.clone(), "/mutate", &other).await;
     assert!(resp.get("patch").is_none(), "{resp}");
     assert_eq!(resp["auditAnnotations"]["mode"], "audit");
 
@@ -97,7 +78,7 @@ async fn a_namespace_the_cache_has_not_seen_is_fetched_not_guessed() {
 async fn fixed_namespace_sets_are_not_asked() {
     let req = fixture("pod-create");
     let st = state_with(Arc::new(HashMap::<String, Arc<Layer>>::new()), true);
-    let resp = review(st.clone(), &req).await;
+    let resp = review(st.clone(), "/mutate", &req).await;
     assert_eq!(resp["auditAnnotations"]["mode"], "audit");
     let (_, metrics) = call(st, Method::GET, "/metrics", None, Vec::new()).await;
     assert!(

@@ -9,33 +9,9 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use support::{call, fixture, state, state_with};
+use support::{call, fixture, review, state, state_with};
 use zerodrop::admission::NamespaceLookup;
 use zerodrop::policy::Layer;
-use zerodrop::server::State;
-
-async fn review(state: Arc<State>, path: &str, body: &Value) -> Value {
-    let (status, bytes) = call(
-        state,
-        Method::POST,
-        path,
-        Some("application/json"),
-        serde_json::to_vec(body).unwrap(),
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&bytes)
-    );
-    let out: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
-    assert_eq!(out["kind"], "AdmissionReview");
-    assert_eq!(out["response"]["uid"], body["request"]["uid"]);
-    assert_eq!(out["response"]["allowed"], true);
-    out["response"].clone()
-}
 
 fn decode_patch(response: &Value) -> json_patch::Patch {
     let raw = base64::engine::general_purpose::STANDARD

@@ -74,3 +74,27 @@ pub async fn call(
             .to_vec(),
     )
 }
+
+/// A POST that must answer 200 with a well-formed AdmissionReview for the same uid; its response.
+pub async fn review(state: Arc<State>, path: &str, body: &Value) -> Value {
+    let (status, bytes) = call(
+        state,
+        Method::POST,
+        path,
+        Some("application/json"),
+        serde_json::to_vec(body).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let out: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(out["kind"], "AdmissionReview");
+    assert_eq!(out["response"]["uid"], body["request"]["uid"]);
+    assert_eq!(out["response"]["allowed"], true);
+    out["response"].clone()
+}
