@@ -128,18 +128,19 @@ impl SelfManaged {
             {
                 return Ok(m.clone());
             }
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
             // Renewal keeps the CA while it outlives the new certificate, so the caBundle holds.
             let fresh = match &existing {
                 Some((_, m)) if ca_outlives(&m.ca_cert, self.validity) => {
                     let (cert, key) = certs::issue(
-                        &m.ca_cert,
+                        signing_ca(&m.ca_cert),
                         &m.ca_key,
                         &self.dns,
                         &[],
                         Self::validity(self.validity),
                     )?;
                     Material {
-                        ca_cert: m.ca_cert.clone(),
+                        ca_cert: bundle(signing_ca(&m.ca_cert), &m.ca_cert, now),
                         ca_key: m.ca_key.clone(),
                         cert,
                         key,
@@ -152,8 +153,13 @@ impl SelfManaged {
                         Self::validity(self.validity),
                         Self::validity(self.validity * 5),
                     )?;
+                    // The CA it replaces stays in the bundle: other replicas serve certificates
+                    // it signed until they pick up the new Secret.
+                    let previous = existing
+                        .as_ref()
+                        .map_or("", |(_, m)| signing_ca(&m.ca_cert));
                     Material {
-                        ca_cert: b.ca_cert_pem,
+                        ca_cert: bundle(&b.ca_cert_pem, previous, now),
                         ca_key: b.ca_key_pem,
                         cert: b.cert_pem,
                         key: b.key_pem,
@@ -189,7 +195,8 @@ impl SelfManaged {
         Err(SelfManagedError::Contention)
     }
 
-    /// Sets caBundle on every webhook of our two configurations (only when it differs).
+    /// Sets caBundle on every webhook of our two configurations (only when it differs). The
+    /// bundle is published before any replica serves a certificate from a new CA in it.
     pub async fn publish_ca(&self, client: &Client, ca_pem: &str) -> Result<(), SelfManagedError> {
         let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
         self.set_bundles(mutating, ca_pem, |c| {
@@ -235,19 +242,47 @@ impl SelfManaged {
     }
 }
 
-fn ca_outlives(ca_pem: &str, validity: Duration) -> bool {
-    let Some(Ok(der)) = rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes())
-        .map(|c: Result<rustls::pki_types::CertificateDer<'static>, _>| c)
-        .next()
-    else {
-        return false;
-    };
-    let Ok((_, ca)) = x509_parser::parse_x509_certificate(&der) else {
-        return false;
-    };
+/// Whether the signing CA (the bundle's first) is valid for `validity` more.
+fn ca_outlives(bundle: &str, validity: Duration) -> bool {
     let end = time::OffsetDateTime::now_utc().unix_timestamp()
         + i64::try_from(validity.as_secs()).unwrap_or(i64::MAX / 2);
-    ca.validity().not_after.timestamp() > end
+    not_after(signing_ca(bundle)).is_some_and(|t| t > end)
+}
+
+const PEM_END: &str = "-----END CERTIFICATE-----";
+
+/// The certificates of a PEM bundle, each as its own PEM block.
+fn pem_certs(bundle: &str) -> impl Iterator<Item = &str> {
+    bundle
+        .split_inclusive(PEM_END)
+        .map(str::trim)
+        .filter(|b| b.starts_with("-----BEGIN CERTIFICATE-----") && b.ends_with(PEM_END))
+}
+
+/// The CA that signs: the first of the bundle ("ca.crt" and the caBundle hold the bundle).
+fn signing_ca(bundle: &str) -> &str {
+    pem_certs(bundle).next().unwrap_or_default()
+}
+
+fn not_after(pem: &str) -> Option<i64> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
+    Some(cert.validity().not_after.timestamp())
+}
+
+/// The caBundle: `signing` first, then those of `others` that are still valid at `now` and
+/// differ from it (the CA a rotation replaced, until it expires).
+fn bundle(signing: &str, others: &str, now: i64) -> String {
+    let signing = signing.trim();
+    let mut out = format!("{signing}\n");
+    for cert in pem_certs(others).filter(|c| *c != signing) {
+        if not_after(cert).is_some_and(|t| t > now) {
+            out.push_str(cert);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 fn ca_patch(webhooks: usize, ca_pem: &str) -> json_patch::Patch {
@@ -308,5 +343,74 @@ pub async fn keep_fresh(
                 tracing::warn!(error = %e, "renewed certificate unusable; keeping the current one");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
+
+    fn ca(valid_for: time::Duration) -> certs::Bundle {
+        let dns = ["zerodrop.test".to_owned()];
+        certs::generate_with_ca_validity(&dns, &[], time::Duration::hours(1), valid_for).unwrap()
+    }
+
+    /// Whether a client trusting `bundle` accepts `leaf` for zerodrop.test.
+    fn trusts(bundle: &str, leaf: &str) -> bool {
+        let mut roots = rustls::RootCertStore::empty();
+        for der in CertificateDer::pem_slice_iter(bundle.as_bytes()) {
+            roots.add(der.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+            .build()
+            .unwrap();
+        let leaf = CertificateDer::from_pem_slice(leaf.as_bytes()).unwrap();
+        let name = ServerName::try_from("zerodrop.test").unwrap();
+        verifier
+            .verify_server_cert(&leaf, &[], &name, &[], UnixTime::now())
+            .is_ok()
+    }
+
+    #[test]
+    fn a_rotated_bundle_trusts_certificates_of_both_cas_until_the_old_one_expires() {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let (old, new) = (ca(time::Duration::days(1)), ca(time::Duration::days(5)));
+        let rotated = bundle(&new.ca_cert_pem, &old.ca_cert_pem, now);
+        assert_eq!(pem_certs(&rotated).count(), 2);
+        assert_eq!(signing_ca(&rotated), new.ca_cert_pem.trim());
+        // A replica still serving the old certificate and one serving the new: both verify.
+        assert!(trusts(&rotated, &old.cert_pem));
+        assert!(trusts(&rotated, &new.cert_pem));
+        // The old CA alone would have refused the new certificate (what a one-step swap does).
+        assert!(!trusts(&old.ca_cert_pem, &new.cert_pem));
+
+        // Renewals keep the bundle; once the old CA has expired it is dropped.
+        assert_eq!(bundle(signing_ca(&rotated), &rotated, now), rotated);
+        let later = now + 2 * 86_400;
+        let pruned = bundle(signing_ca(&rotated), &rotated, later);
+        assert_eq!(pruned.trim(), new.ca_cert_pem.trim());
+        // A first CA (no Secret yet) is a bundle of one.
+        assert_eq!(pem_certs(&bundle(&new.ca_cert_pem, "", now)).count(), 1);
+    }
+
+    #[test]
+    fn the_signing_ca_is_the_first_of_the_bundle() {
+        let (a, b) = (ca(time::Duration::days(1)), ca(time::Duration::days(1)));
+        let both = format!("{}\n{}", a.ca_cert_pem, b.ca_cert_pem);
+        let (cert, _) = certs::issue(
+            signing_ca(&both),
+            &a.ca_key_pem,
+            &["zerodrop.test".into()],
+            &[],
+            time::Duration::hours(1),
+        )
+        .unwrap();
+        assert!(trusts(&a.ca_cert_pem, &cert));
+        assert!(ca_outlives(&both, Duration::from_secs(3600)));
+        assert!(!ca_outlives(&both, Duration::from_secs(3 * 86_400)));
     }
 }

@@ -11,6 +11,7 @@ mod helm;
 mod namespaces;
 mod outage;
 mod pods;
+mod rotation;
 // Shared with tests/server_router.rs, which uses all of it.
 #[allow(dead_code)]
 #[path = "../support/router.rs"]
