@@ -42,7 +42,7 @@ pub fn warnings(decision: &Decision, advice: Advice) -> Vec<String> {
             decision
                 .changes
                 .iter()
-                .map(|c| format!("{prefix}{verb} {}", c.describe())),
+                .map(|c| format!("{prefix}{verb} {c}")),
         );
     }
     out.extend(by(Severity::Info).map(|f| format!("{prefix}{}", f.message)));

@@ -92,7 +92,7 @@ pub fn evaluate(engine: &Engine, obj: &Value, namespace: &Layer) -> Option<Entry
             .iter()
             .map(|c| ChangeOut {
                 change: c.clone(),
-                description: c.describe(),
+                description: c.to_string(),
             })
             .collect(),
         findings: decision.findings,

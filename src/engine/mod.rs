@@ -81,12 +81,9 @@ impl Change {
             Change::ShellExec { .. } => "shell-exec",
         }
     }
-
-    pub fn describe(&self) -> String {
-        self.to_string()
-    }
 }
 
+/// The description reports and warnings show.
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -203,13 +200,17 @@ impl Engine {
         let effective = outcome.as_ref().map_or(current, |o| o.effective);
 
         // Each rule returns the new value of the one container field it changes; that value is
-        // diffed against the original field, so nothing else is copied or compared.
+        // diffed against the original field at once, so nothing else is copied or compared.
         let mut ops = Vec::new();
         let mut changes = Vec::new();
         let mut ledger = ledger::Ledger::default();
         for plan in &plans {
             let container = &containers[plan.index];
-            let mut edits: Vec<(&str, Value)> = Vec::new();
+            let at = [
+                patch::Step::Key("spec"),
+                patch::Step::Key("containers"),
+                patch::Step::Index(plan.index),
+            ];
             if let Some(wanted) = plan.inject {
                 // The apiserver rejects a native sleep longer than the grace period.
                 let seconds = wanted.min(u32::try_from(effective.max(0)).unwrap_or(u32::MAX));
@@ -225,7 +226,8 @@ impl Engine {
                     let (action, finding) =
                         prestop::choose(plan.settings.prestop_action, self.caps, &plan.name);
                     findings.extend(finding);
-                    edits.push(("lifecycle", prestop::lifecycle(container, seconds, action)));
+                    let lifecycle = prestop::lifecycle(container, seconds, action);
+                    patch::diff_field(container, "lifecycle", lifecycle, &at, &mut ops);
                     ledger.container(&plan.name, "lifecycle.preStop");
                     changes.push(Change::Prestop {
                         container: plan.name.clone(),
@@ -237,7 +239,7 @@ impl Engine {
             if let Some((change, probe)) =
                 readiness::apply(container, &plan.settings, &mut findings)
             {
-                edits.push(("readinessProbe", probe));
+                patch::diff_field(container, "readinessProbe", probe, &at, &mut ops);
                 ledger.container(&plan.name, "readinessProbe");
                 changes.push(Change::Readiness {
                     container: plan.name.clone(),
@@ -247,19 +249,11 @@ impl Engine {
             if let Some((field, value)) =
                 shell::apply(container, plan.settings.shell_exec, &mut findings)
             {
-                edits.push((field, value));
+                patch::diff_field(container, field, value, &at, &mut ops);
                 ledger.container(&plan.name, field);
                 changes.push(Change::ShellExec {
                     container: plan.name.clone(),
                 });
-            }
-            let at = [
-                patch::Step::Key("spec"),
-                patch::Step::Key("containers"),
-                patch::Step::Index(plan.index),
-            ];
-            for (field, value) in edits {
-                patch::diff_field(container, field, value, &at, &mut ops);
             }
         }
 
