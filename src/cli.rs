@@ -199,7 +199,8 @@ pub struct ServeArgs {
     /// How often every replica re-reads the Secret (renewals by others, expiry).
     #[arg(long, env = "ZERODROP_SELF_MANAGED_CHECK_INTERVAL", default_value = "1m", value_parser = duration)]
     pub self_managed_check_interval: Duration,
-    /// Answers kept for byte-identical requests (a ReplicaSet's pods); 0 disables.
+    /// Answers kept for byte-identical requests (a ReplicaSet's pods), within 8 MiB of
+    /// requests; 0 disables.
     #[arg(long, env = "ZERODROP_DECISION_CACHE_SIZE", default_value_t = 1024)]
     pub decision_cache_size: usize,
     /// Admission requests in flight at once; more are refused with 503 at once.

@@ -25,6 +25,8 @@ pub struct Key<'a> {
     pub object: &'a Arc<Value>,
     /// ... and the pod (template) in it, which is what the answer depends on.
     pub template: &'a Value,
+    /// Bytes of the request: a bound of what an entry keeps (the object is a projection of it).
+    pub size: usize,
 }
 
 /// Everything of an outcome that does not depend on the request's uid.
@@ -44,6 +46,7 @@ struct Entry {
     layer: Arc<Layer>,
     object: Arc<Value>,
     answer: Arc<Answer>,
+    size: usize,
 }
 
 impl Entry {
@@ -58,9 +61,15 @@ impl Entry {
     }
 }
 
-/// Bounded, first-in first-out: rollouts are bursts of identical pods, not long-lived reuse.
+/// What the entries may keep, in request bytes: 1,024 typical pods. Distinct large pods (a
+/// tenant's 1 MiB objects) must not grow the webhook past its memory limit.
+pub const DEFAULT_BUDGET: usize = 8 << 20;
+
+/// Bounded in entries and in bytes, first-in first-out: rollouts are bursts of identical pods,
+/// not long-lived reuse.
 pub struct DecisionCache {
     capacity: usize,
+    budget: usize,
     /// Seeded per process: cache keys come from pod specs, which tenants write.
     hasher: foldhash::fast::RandomState,
     inner: Mutex<Entries>,
@@ -71,12 +80,19 @@ struct Entries {
     /// By fingerprint; two requests sharing one (never seen in practice) only evict each other.
     map: HashMap<u64, Entry>,
     order: VecDeque<u64>,
+    /// Sum of the entries' sizes.
+    bytes: usize,
 }
 
 impl DecisionCache {
     pub fn new(capacity: usize) -> DecisionCache {
+        DecisionCache::with_budget(capacity, DEFAULT_BUDGET)
+    }
+
+    pub fn with_budget(capacity: usize, budget: usize) -> DecisionCache {
         DecisionCache {
             capacity,
+            budget,
             hasher: foldhash::fast::RandomState::default(),
             inner: Mutex::new(Entries::default()),
         }
@@ -99,7 +115,7 @@ impl DecisionCache {
     }
 
     pub fn put(&self, key: &Key<'_>, answer: Answer) {
-        if self.capacity == 0 {
+        if self.capacity == 0 || key.size > self.budget {
             return;
         }
         let fingerprint = self.fingerprint(key);
@@ -110,15 +126,19 @@ impl DecisionCache {
             layer: key.layer.clone(),
             object: Arc::clone(key.object),
             answer: Arc::new(answer),
+            size: key.size,
         };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let Entries { map, order } = &mut *inner;
-        if map.insert(fingerprint, entry).is_none() {
-            order.push_back(fingerprint);
+        let Entries { map, order, bytes } = &mut *inner;
+        *bytes += entry.size;
+        match map.insert(fingerprint, entry) {
+            Some(replaced) => *bytes -= replaced.size,
+            None => order.push_back(fingerprint),
         }
-        while order.len() > self.capacity {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
+        while order.len() > self.capacity || *bytes > self.budget {
+            let Some(old) = order.pop_front() else { break };
+            if let Some(gone) = map.remove(&old) {
+                *bytes -= gone.size;
             }
         }
     }
@@ -190,6 +210,7 @@ mod tests {
             layer,
             object,
             template: object,
+            size: 100,
         }
     }
 
@@ -207,6 +228,27 @@ mod tests {
         let off = DecisionCache::new(0);
         off.put(&key(&layer, &objects[1]), answer(Verdict::Unchanged));
         assert!(off.is_empty());
+    }
+
+    #[test]
+    fn bounded_in_bytes_too() {
+        let layer = Arc::new(Layer::default());
+        let objects: Vec<Arc<Value>> = (0..4).map(|n| Arc::new(json!({ "n": n }))).collect();
+        // Room for 2 entries of 100 bytes although 16 are allowed.
+        let cache = DecisionCache::with_budget(16, 250);
+        for o in &objects {
+            cache.put(&key(&layer, o), answer(Verdict::Unchanged));
+        }
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(&key(&layer, &objects[3])).is_some());
+        // A request bigger than the whole budget is answered but not kept.
+        let big = Key {
+            size: 251,
+            ..key(&layer, &objects[0])
+        };
+        cache.put(&big, answer(Verdict::Unchanged));
+        assert!(cache.get(&big).is_none());
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]

@@ -160,6 +160,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         layer: &layer,
         object,
         template,
+        size: body.len(),
     };
     if let Some(hit) = ctx.cache.and_then(|cache| cache.get(&key)) {
         let uid = std::mem::take(&mut outcome.response.uid);

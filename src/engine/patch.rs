@@ -96,8 +96,8 @@ fn walk<'a>(
     }
     match (before, after) {
         (Value::Object(b), Value::Object(a)) => {
-            // `a` is consumed below; the keys it lacks are found first, by hashing only when
-            // the key sequences differ.
+            // `a` is consumed below, so the keys it lacks are found first (looked up only when
+            // the key sequences differ).
             let same_keys = a.len() == b.len() && a.keys().zip(b.keys()).all(|(x, y)| x == y);
             let removed: Vec<&'a String> = if same_keys {
                 Vec::new()
