@@ -129,30 +129,48 @@ fn pem_to_der(pem: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-#[tokio::test]
-async fn self_managed_certificates_bootstrap_agree_and_rotate_without_failed_admissions() {
-    let c = client().await;
-    let home = namespace(&c, "none", None, json!({})).await;
+/// Two replicas sharing one self-managed Secret in a fresh namespace `home`, for webhook
+/// configurations `name` that the apiserver calls on replica `a`.
+pub struct SelfManagedPair {
+    pub home: String,
+    pub name: String,
+    pub a: Zerodrop,
+    pub b: Zerodrop,
+}
+
+pub async fn self_managed_pair(
+    c: &kube::Client,
+    validity: &str,
+    renew_before: &str,
+) -> SelfManagedPair {
+    let home = namespace(c, "none", None, json!({})).await;
     let name = format!("sm-{home}");
     let args: Vec<String> = [
         "--self-managed-secret=zerodrop-tls".to_owned(),
         format!("--self-managed-namespace={home}"),
         format!("--self-managed-webhook={name}"),
         "--self-managed-dns=localhost".into(),
-        "--self-managed-validity=40s".into(),
-        "--self-managed-renew-before=30s".into(),
+        format!("--self-managed-validity={validity}"),
+        format!("--self-managed-renew-before={renew_before}"),
         "--self-managed-check-interval=1s".into(),
     ]
     .into();
     // The configurations exist before zerodrop starts (as with Helm), without a caBundle.
     let port = crate::harness::free_port();
-    register_url(&c, &name, &format!("https://localhost:{port}"), None).await;
+    register_url(c, &name, &format!("https://localhost:{port}"), None).await;
     // Two replicas race for the Secret.
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| Zerodrop::start_self_managed(port, &args));
         let b = s.spawn(|| Zerodrop::start_self_managed(0, &args));
         (a.join().unwrap(), b.join().unwrap())
     });
+    SelfManagedPair { home, name, a, b }
+}
+
+#[tokio::test]
+async fn self_managed_certificates_bootstrap_agree_and_rotate_without_failed_admissions() {
+    let c = client().await;
+    let SelfManagedPair { home, name, a, b } = self_managed_pair(&c, "40s", "30s").await;
     a.wait_ready().await;
     b.wait_ready().await;
     let secrets: Api<Secret> = Api::namespaced(c.clone(), &home);

@@ -1,8 +1,9 @@
 //! Self-managed certificates across a CA rotation: two replicas share the Secret, the
 //! apiserver keeps trusting whichever certificate each one serves, no admission fails.
 
-use crate::cluster::{create_pod, namespace, pod, register_url, wait_for_webhook, web};
-use crate::harness::{Zerodrop, client};
+use crate::chart::{SelfManagedPair, self_managed_pair};
+use crate::cluster::{create_pod, namespace, pod, wait_for_webhook, web};
+use crate::harness::client;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::json;
@@ -20,29 +21,16 @@ fn signing_ca(bundle: &str) -> String {
 #[tokio::test]
 async fn a_ca_rotation_fails_no_admission() {
     let c = client().await;
-    let home = namespace(&c, "none", None, json!({})).await;
-    let name = format!("ca-{home}");
     // Certificates live 6 s and are renewed 4 s before they expire; the CA lives 5x as long
     // (30 s) and is replaced once it would not outlive a new certificate: about 24 s in.
-    let args: Vec<String> = [
-        "--self-managed-secret=zerodrop-tls".to_owned(),
-        format!("--self-managed-namespace={home}"),
-        format!("--self-managed-webhook={name}"),
-        "--self-managed-dns=localhost".into(),
-        "--self-managed-validity=6s".into(),
-        "--self-managed-renew-before=4s".into(),
-        "--self-managed-check-interval=1s".into(),
-    ]
-    .into();
-    let port = crate::harness::free_port();
-    register_url(&c, &name, &format!("https://localhost:{port}"), None).await;
     // The apiserver calls replica a; either replica may be the one that rotates the CA, and a
     // replica that has not re-read the Secret yet still serves a certificate of the old CA.
-    let (a, _b) = std::thread::scope(|s| {
-        let a = s.spawn(|| Zerodrop::start_self_managed(port, &args));
-        let b = s.spawn(|| Zerodrop::start_self_managed(0, &args));
-        (a.join().unwrap(), b.join().unwrap())
-    });
+    let SelfManagedPair {
+        home,
+        name,
+        a,
+        b: _b,
+    } = self_managed_pair(&c, "6s", "4s").await;
     a.wait_ready().await;
     let secrets: Api<Secret> = Api::namespaced(c.clone(), &home);
     let first_ca = signing_ca(&bundle(&secrets.get("zerodrop-tls").await.unwrap()));
