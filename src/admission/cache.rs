@@ -65,6 +65,10 @@ impl Entry {
 /// tenant's 1 MiB objects) must not grow the webhook past its memory limit.
 pub const DEFAULT_BUDGET: usize = 8 << 20;
 
+/// A lookup that found nothing: the key's fingerprint, for storing its answer.
+#[derive(Debug)]
+pub struct Miss(u64);
+
 /// Bounded in entries and in bytes, first-in first-out: rollouts are bursts of identical pods,
 /// not long-lived reuse.
 pub struct DecisionCache {
@@ -107,18 +111,21 @@ impl DecisionCache {
         h.finish()
     }
 
-    pub fn get(&self, key: &Key<'_>) -> Option<Arc<Answer>> {
+    /// The answer stored for `key`, or the miss to `put` this key's answer with.
+    pub fn get(&self, key: &Key<'_>) -> Result<Arc<Answer>, Miss> {
         let fingerprint = self.fingerprint(key);
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = inner.map.get(&fingerprint)?;
-        entry.matches(key).then(|| entry.answer.clone())
+        match inner.map.get(&fingerprint) {
+            Some(entry) if entry.matches(key) => Ok(entry.answer.clone()),
+            _ => Err(Miss(fingerprint)),
+        }
     }
 
-    pub fn put(&self, key: &Key<'_>, answer: Answer) {
+    /// Stores the answer for the key that `get` missed (its object is not hashed again).
+    pub fn put(&self, Miss(fingerprint): Miss, key: &Key<'_>, answer: Answer) {
         if self.capacity == 0 || key.size > self.budget {
             return;
         }
-        let fingerprint = self.fingerprint(key);
         let entry = Entry {
             endpoint: key.endpoint,
             workload: key.workload,
@@ -192,6 +199,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn store(cache: &DecisionCache, key: &Key<'_>, verdict: Verdict) {
+        if let Err(miss) = cache.get(key) {
+            cache.put(miss, key, answer(verdict));
+        }
+    }
+
     fn answer(verdict: Verdict) -> Answer {
         Answer {
             response: Response::default(),
@@ -220,13 +233,13 @@ mod tests {
         let objects: Vec<Arc<Value>> = (0..3).map(|n| Arc::new(json!({ "n": n }))).collect();
         let cache = DecisionCache::new(2);
         for o in &objects {
-            cache.put(&key(&layer, o), answer(Verdict::Unchanged));
+            store(&cache, &key(&layer, o), Verdict::Unchanged);
         }
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&key(&layer, &objects[0])).is_none());
-        assert!(cache.get(&key(&layer, &objects[2])).is_some());
+        assert!(cache.get(&key(&layer, &objects[0])).is_err());
+        assert!(cache.get(&key(&layer, &objects[2])).is_ok());
         let off = DecisionCache::new(0);
-        off.put(&key(&layer, &objects[1]), answer(Verdict::Unchanged));
+        store(&off, &key(&layer, &objects[1]), Verdict::Unchanged);
         assert!(off.is_empty());
     }
 
@@ -237,17 +250,17 @@ mod tests {
         // Room for 2 entries of 100 bytes although 16 are allowed.
         let cache = DecisionCache::with_budget(16, 250);
         for o in &objects {
-            cache.put(&key(&layer, o), answer(Verdict::Unchanged));
+            store(&cache, &key(&layer, o), Verdict::Unchanged);
         }
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&key(&layer, &objects[3])).is_some());
+        assert!(cache.get(&key(&layer, &objects[3])).is_ok());
         // A request bigger than the whole budget is answered but not kept.
         let big = Key {
             size: 251,
             ..key(&layer, &objects[0])
         };
-        cache.put(&big, answer(Verdict::Unchanged));
-        assert!(cache.get(&big).is_none());
+        store(&cache, &big, Verdict::Unchanged);
+        assert!(cache.get(&big).is_err());
         assert_eq!(cache.len(), 2);
     }
 
@@ -257,18 +270,18 @@ mod tests {
         let object =
             Arc::new(json!({ "spec": { "containers": [{ "name": "a", "ports": [1, 2] }] } }));
         let cache = DecisionCache::new(8);
-        cache.put(&key(&layer, &object), answer(Verdict::Mutated));
+        store(&cache, &key(&layer, &object), Verdict::Mutated);
         // An equal copy (another pod of the template) and an equal layer in another Arc hit.
         let copy = Arc::new((*object).clone());
         let same_layer = Arc::new(Layer::default());
-        let hit = cache.get(&key(&same_layer, &copy)).map(|a| a.verdict);
+        let hit = cache.get(&key(&same_layer, &copy)).ok().map(|a| a.verdict);
         assert_eq!(hit, Some(Verdict::Mutated));
         // Anything else misses: object, namespace, endpoint, workload, layer.
         let other =
             Arc::new(json!({ "spec": { "containers": [{ "name": "a", "ports": [1, 3] }] } }));
-        assert!(cache.get(&key(&layer, &other)).is_none());
+        assert!(cache.get(&key(&layer, &other)).is_err());
         let audit = Arc::new(Layer::for_namespace(Some("audit"), []));
-        assert!(cache.get(&key(&audit, &object)).is_none());
+        assert!(cache.get(&key(&audit, &object)).is_err());
         for k in [
             Key {
                 namespace: "other",
@@ -283,7 +296,7 @@ mod tests {
                 ..key(&layer, &object)
             },
         ] {
-            assert!(cache.get(&k).is_none());
+            assert!(cache.get(&k).is_err());
         }
     }
 }

@@ -162,19 +162,23 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         template,
         size: body.len(),
     };
-    if let Some(hit) = ctx.cache.and_then(|cache| cache.get(&key)) {
-        let uid = std::mem::take(&mut outcome.response.uid);
-        outcome.response = Response {
-            uid,
-            ..hit.response.clone()
-        };
-        outcome.verdict = hit.verdict;
-        outcome.mode = hit.mode;
-        outcome.changes.clone_from(&hit.changes);
-        outcome.findings.clone_from(&hit.findings);
-        outcome.cached = true;
-        return Ok(outcome);
-    }
+    let miss = match ctx.cache.map(|cache| cache.get(&key)) {
+        Some(Err(miss)) => Some(miss),
+        Some(Ok(hit)) => {
+            let uid = std::mem::take(&mut outcome.response.uid);
+            outcome.response = Response {
+                uid,
+                ..hit.response.clone()
+            };
+            outcome.verdict = hit.verdict;
+            outcome.mode = hit.mode;
+            outcome.changes.clone_from(&hit.changes);
+            outcome.findings.clone_from(&hit.findings);
+            outcome.cached = true;
+            return Ok(outcome);
+        }
+        None => None,
+    };
     let decision = ctx.engine.evaluate(template, workload, &layer);
     outcome.mode = Some(decision.mode);
     outcome.changes = decision.changes.iter().map(|c| c.kind()).collect();
@@ -183,7 +187,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         Endpoint::Mutate => mutate(&decision, &mut outcome.response),
         Endpoint::Validate => validate(&decision, &mut outcome.response),
     };
-    if let Some(cache) = ctx.cache {
+    if let (Some(cache), Some(miss)) = (ctx.cache, miss) {
         let answer = Answer {
             response: Response {
                 uid: String::new(),
@@ -194,7 +198,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
             changes: outcome.changes.clone(),
             findings: outcome.findings.clone(),
         };
-        cache.put(&key, answer);
+        cache.put(miss, &key, answer);
     }
     Ok(outcome)
 }
