@@ -55,6 +55,11 @@ pub fn inspect(container: &Value) -> Pid1 {
         return Pid1::Fine;
     }
     let simple = segments.len() == 1 && is_simple(last);
+    // bash and BusyBox ash exec a lone simple command themselves (checked: bash 5.2 unless it
+    // has a redirection, BusyBox 1.35); dash does not, and what `sh` is depends on the image.
+    if simple && matches!(base, "bash" | "ash") && !last.contains(['<', '>']) {
+        return Pid1::Fine;
+    }
     Pid1::Shell {
         field,
         index,
@@ -173,10 +178,31 @@ mod tests {
                 json!(null),
                 "shell-simple",
             ),
+            // bash execs a lone simple command itself, unless it redirects.
             (
                 json!(["/bin/bash", "-ec"]),
                 json!(["python app.py --port 80"]),
+                "fine",
+            ),
+            (
+                json!(["bash", "-c", "python app.py > /log"]),
+                json!(null),
                 "shell-simple",
+            ),
+            (
+                json!(["/bin/ash", "-c", "node server.js"]),
+                json!(null),
+                "fine",
+            ),
+            (
+                json!(["dash", "-c", "node server.js"]),
+                json!(null),
+                "shell-simple",
+            ),
+            (
+                json!(["bash", "-c", "migrate && app"]),
+                json!(null),
+                "shell-complex",
             ),
             (
                 json!(["sh", "-c", "migrate; exec app"]),
