@@ -16,11 +16,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Layers already parsed, by namespace name, with the resourceVersion they were parsed from.
-type Parsed = HashMap<String, (Option<String>, Arc<Layer>)>;
+/// A namespace's parsed layer, with the resourceVersion it was parsed from.
+struct Parsed {
+    version: Option<String>,
+    layer: Arc<Layer>,
+    /// When it was fetched on a miss: then it answers, until the watch has the namespace, for
+    /// at most `FETCHED_FOR`.
+    fetched: Option<Instant>,
+}
 
-/// Namespaces fetched on a cache miss, answered until the watch delivers them.
-type Fetched = HashMap<String, (Instant, Arc<Layer>)>;
+impl Parsed {
+    fn fetched_lately(&self) -> bool {
+        self.fetched.is_some_and(|at| at.elapsed() < FETCHED_FOR)
+    }
+}
 
 /// Long enough for any watch to catch up; short enough that a deleted namespace is forgotten.
 const FETCHED_FOR: Duration = Duration::from_secs(60);
@@ -29,9 +38,9 @@ const FETCHED_FOR: Duration = Duration::from_secs(60);
 pub struct NamespaceCache {
     store: Store<PartialObjectMeta<Namespace>>,
     synced: Arc<AtomicBool>,
-    /// Parsing a namespace's annotations is done once per version, not once per admission.
-    parsed: Arc<Mutex<Parsed>>,
-    fetched: Arc<Mutex<Fetched>>,
+    /// By namespace name: parsing a namespace's annotations is done once per version (from the
+    /// watch or a fetch), not once per admission.
+    parsed: Arc<Mutex<HashMap<String, Parsed>>>,
     /// For `fetch` (metadata only); `None` in unit tests.
     api: Option<Api<Namespace>>,
 }
@@ -89,7 +98,6 @@ impl NamespaceCache {
             store,
             synced,
             parsed: Arc::default(),
-            fetched: Arc::default(),
             api,
         }
     }
@@ -99,16 +107,13 @@ impl NamespaceCache {
     }
 
     fn remember(&self, name: &str, ns: &PartialObjectMeta<Namespace>) {
-        let layer = Arc::new(parse(ns));
-        let mut fetched = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
-        fetched.retain(|_, (at, _)| at.elapsed() < FETCHED_FOR);
-        fetched.insert(name.to_owned(), (Instant::now(), layer));
-    }
-
-    fn fetched(&self, namespace: &str) -> Option<Arc<Layer>> {
-        let fetched = self.fetched.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, layer) = fetched.get(namespace)?;
-        (at.elapsed() < FETCHED_FOR).then(|| layer.clone())
+        let entry = Parsed {
+            version: ns.metadata.resource_version.clone(),
+            layer: Arc::new(parse(ns)),
+            fetched: Some(Instant::now()),
+        };
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        parsed.insert(name.to_owned(), entry);
     }
 }
 
@@ -127,24 +132,37 @@ fn parse(ns: &PartialObjectMeta<Namespace>) -> Layer {
 
 impl NamespaceLookup for NamespaceCache {
     fn layer(&self, namespace: &str) -> Option<Arc<Layer>> {
-        // The watch is the authority once it has the namespace; until then, what was fetched.
-        let Some(ns) = self.store.get(&ObjectRef::new(namespace)) else {
-            return self.fetched(namespace);
-        };
-        let version = &ns.metadata.resource_version;
+        let watched = self.store.get(&ObjectRef::new(namespace));
         // A poisoned lock only means another admission panicked mid-insert; the map is intact.
         let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((v, layer)) = parsed.get(namespace)
-            && v == version
+        // The watch is the authority once it has the namespace; until then, what was fetched.
+        let Some(ns) = watched else {
+            return parsed
+                .get(namespace)
+                .filter(|p| p.fetched_lately())
+                .map(|p| p.layer.clone());
+        };
+        let version = &ns.metadata.resource_version;
+        if let Some(p) = parsed.get_mut(namespace)
+            && p.version == *version
         {
-            return Some(layer.clone());
+            // Confirmed by the watch: no longer answered on the fetch's word if it goes away.
+            p.fetched = None;
+            return Some(p.layer.clone());
         }
         let layer = Arc::new(parse(&ns));
         // Deleted namespaces leave entries behind; drop them once they outnumber the live ones.
         if parsed.len() > 2 * self.store.len() + 64 {
-            parsed.retain(|name, _| self.store.get(&ObjectRef::new(name)).is_some());
+            parsed.retain(|name, p| {
+                p.fetched_lately() || self.store.get(&ObjectRef::new(name)).is_some()
+            });
         }
-        parsed.insert(namespace.to_owned(), (version.clone(), layer.clone()));
+        let entry = Parsed {
+            version: version.clone(),
+            layer: layer.clone(),
+            fetched: None,
+        };
+        parsed.insert(namespace.to_owned(), entry);
         Some(layer)
     }
 
@@ -224,21 +242,36 @@ mod tests {
         let mut writer: Writer<PartialObjectMeta<Namespace>> = Writer::default();
         let cache = NamespaceCache::from_store(writer.as_reader(), Arc::default(), None);
         cache.remember("shop", &namespace("1", "enforce"));
-        assert_eq!(
-            cache.layer("shop").expect("fetched").all.mode,
-            Some(Mode::Enforce)
-        );
-        // The watch is the authority as soon as it delivers the namespace.
+        let fetched = cache.layer("shop").expect("fetched");
+        assert_eq!(fetched.all.mode, Some(Mode::Enforce));
+        // Fetched entries expire: a namespace deleted meanwhile is not remembered forever.
+        let expired = Instant::now()
+            .checked_sub(FETCHED_FOR)
+            .expect("uptime above a minute");
+        cache
+            .parsed
+            .lock()
+            .unwrap()
+            .get_mut("shop")
+            .unwrap()
+            .fetched = Some(expired);
+        assert!(cache.layer("shop").is_none());
+        // The watch delivering the fetched version reuses its layer ...
+        cache.remember("shop", &namespace("1", "enforce"));
+        let fetched = cache.layer("shop").expect("fetched");
+        writer.apply_watcher_event(&watcher::Event::Apply(namespace("1", "enforce")));
+        assert!(Arc::ptr_eq(
+            &fetched,
+            &cache.layer("shop").expect("watched")
+        ));
+        // ... and is the authority from then on: deleted is unknown, at once.
+        writer.apply_watcher_event(&watcher::Event::Delete(namespace("1", "enforce")));
+        assert!(cache.layer("shop").is_none());
         writer.apply_watcher_event(&watcher::Event::Apply(namespace("2", "audit")));
         assert_eq!(
             cache.layer("shop").expect("watched").all.mode,
             Some(Mode::Audit)
         );
-        // Fetched entries expire: a namespace deleted meanwhile is not remembered forever.
-        let expired = Instant::now()
-            .checked_sub(FETCHED_FOR)
-            .expect("uptime above a minute");
-        cache.fetched.lock().unwrap().get_mut("shop").unwrap().0 = expired;
         writer.apply_watcher_event(&watcher::Event::Delete(namespace("3", "audit")));
         assert!(cache.layer("shop").is_none());
     }
