@@ -267,8 +267,7 @@ fn signing_ca(bundle: &str) -> &str {
 fn not_after(pem: &str) -> Option<i64> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
-    Some(cert.validity().not_after.timestamp())
+    tls::not_after(&der).ok()
 }
 
 /// The caBundle: `signing` first, then those of `others` that are still valid at `now` and

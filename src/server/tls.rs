@@ -46,10 +46,7 @@ pub fn load_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<Loaded, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError::Pem(e.to_string()))?;
-    let first = certs.first().ok_or(TlsError::NoCertificate)?;
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(first).map_err(|e| TlsError::Parse(e.to_string()))?;
-    let not_after = parsed.validity().not_after.timestamp();
+    let not_after = not_after(certs.first().ok_or(TlsError::NoCertificate)?)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Pem(e.to_string()))?;
     let signer = provider()
         .key_provider
@@ -61,6 +58,13 @@ pub fn load_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<Loaded, TlsError> {
         key: Arc::new(certified),
         not_after,
     })
+}
+
+/// A certificate's notAfter as Unix time.
+pub fn not_after(cert: &CertificateDer<'_>) -> Result<i64, TlsError> {
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(cert).map_err(|e| TlsError::Parse(e.to_string()))?;
+    Ok(parsed.validity().not_after.timestamp())
 }
 
 /// Serves whatever certificate is current; swapped atomically by the reloader.
