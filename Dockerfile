@@ -6,10 +6,12 @@ RUN rustup target add x86_64-unknown-linux-musl && apt-get update && apt-get ins
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY core ./core
 COPY benches ./benches
 COPY tests/fixtures/pod-typical.json ./tests/fixtures/pod-typical.json
-RUN cargo build --release --locked --target x86_64-unknown-linux-musl --bin zerodrop \
- && cp target/x86_64-unknown-linux-musl/release/zerodrop /zerodrop
+# The dist profile: release without debug info, stripped (the image carries no line tables).
+RUN cargo build --profile dist --locked --target x86_64-unknown-linux-musl --bin zerodrop \
+ && cp target/x86_64-unknown-linux-musl/dist/zerodrop /zerodrop
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /zerodrop /zerodrop

@@ -1,6 +1,9 @@
 //! Engine cost on a typical Deployment pod (~8 KB compact JSON), next to the JSON parse it
 //! always follows, so the ratio is visible in one run.
 
+// A measuring tool, not the request path: a failed step aborts the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;
 use std::hint::black_box;

@@ -31,12 +31,9 @@ async fn main() -> anyhow::Result<()> {
     let ips = ["127.0.0.1".parse()?];
     let bundle = zerodrop::certs::generate(&["localhost".into()], &ips, time::Duration::days(1))?;
     std::fs::write(&ca_out, &bundle.ca_cert_pem)?;
-    let loaded =
-        zerodrop::server::tls::load_pair(bundle.cert_pem.as_bytes(), bundle.key_pem.as_bytes())?;
-    let config = zerodrop::server::tls::server_config(
-        zerodrop::server::tls::Resolver::new(loaded.key),
-        None,
-    )?;
+    let loaded = zerodrop::certs::load_pair(bundle.cert_pem.as_bytes(), bundle.key_pem.as_bytes())?;
+    let config =
+        zerodrop::server::tls::server_config(zerodrop::certs::Resolver::new(loaded.key), None)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("baseline listening on {}", listener.local_addr()?);

@@ -1,6 +1,9 @@
 //! Writes the benchmark AdmissionReviews (small, typical, large) to a folder for bench/run.sh.
 //! Usage: bench_bodies DIR
 
+// A measuring tool, not the request path: a failed step aborts the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../benches/support/reviews.rs"]
 mod reviews;
 

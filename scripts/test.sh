@@ -28,7 +28,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "control plane (etcd + kube-apiserver + kube-controller-manager from the Go modules)"
 command -v go >/dev/null || { echo "go is required to build the end-to-end control plane"; exit 1; }
@@ -44,7 +44,7 @@ echo "$ZERODROP_HELM"
 step "cargo test (unit, property, server, chart, end-to-end)"
 # The examples as programs (tests/rollout_tools runs them; --all-targets builds them as tests).
 cargo build --examples --locked
-cargo test --all-targets --locked
+cargo test --workspace --all-targets --locked
 
 step "rollout experiment: its reporting (pytest), then a real node (smoke: the exit app without and with zerodrop, once)"
 python3 -m pytest -q -p no:cacheprovider tests/node

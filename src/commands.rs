@@ -5,8 +5,9 @@ use crate::cli::ServeArgs;
 use crate::cluster::certificates::{self, SelfManaged};
 use crate::cluster::{self, namespaces::NamespaceCache};
 use crate::engine::{Capabilities, Engine};
+use crate::metrics::Metrics;
 use crate::policy::{ClusterPolicy, Layer};
-use crate::server::{self, CertSource, Health, Server, metrics::Metrics};
+use crate::server::{self, CertSource, Health, Server};
 use anyhow::Context as _;
 use std::collections::HashMap;
 use std::future::Future;
@@ -129,9 +130,9 @@ async fn self_managed(
     cfg.publish_ca(&client, &material.ca_cert)
         .await
         .context("setting caBundle")?;
-    let loaded = crate::server::tls::load_pair(material.cert.as_bytes(), material.key.as_bytes())?;
+    let loaded = crate::certs::load_pair(material.cert.as_bytes(), material.key.as_bytes())?;
     metrics.cert_expiry.set(loaded.not_after);
-    let resolver = crate::server::tls::Resolver::new(loaded.key);
+    let resolver = crate::certs::Resolver::new(loaded.key);
     tokio::spawn(certificates::keep_fresh(
         cfg,
         client,

@@ -1,12 +1,14 @@
 //! zerodrop: admission-time fixes that make Kubernetes rolling updates lossless.
 
+// The pure core lives in its own crate (no I/O dependencies); re-exported so every shell and
+// test names it as before.
+pub use zerodrop_core::{engine, findings, policy};
+
 pub mod admission;
 pub mod audit;
 pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
-pub mod engine;
-pub mod findings;
-pub mod policy;
+pub mod metrics;
 pub mod server;

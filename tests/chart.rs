@@ -2,8 +2,7 @@
 //! combinations, with assertions on the rendered objects. Helm is built from the Go module
 //! proxy by tests/helm/build.sh.
 
-#[path = "support/helm.rs"]
-mod support;
+use crate::support::helm as support;
 
 use serde_json::Value;
 use std::process::Command;

@@ -26,7 +26,7 @@ fn certs_generate_writes_a_usable_pair_with_private_keys() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let read = |f: &str| std::fs::read(out.join(f)).unwrap();
-    let loaded = zerodrop::server::tls::load_pair(&read("tls.crt"), &read("tls.key")).unwrap();
+    let loaded = zerodrop::certs::load_pair(&read("tls.crt"), &read("tls.key")).unwrap();
     assert!(loaded.not_after > time::OffsetDateTime::now_utc().unix_timestamp() + 300 * 86_400);
     let der = rustls::pki_types::pem::PemObject::pem_slice_iter(&read("tls.crt"))
         .next()

@@ -1,7 +1,6 @@
 //! Property tests over generated Pods: the engine's invariants hold for any shape we can build.
 
-#[path = "support/pods.rs"]
-mod pods;
+use crate::support::pods;
 
 use k8s_openapi::api::core::v1::Pod;
 use pods::pod;

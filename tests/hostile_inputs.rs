@@ -2,9 +2,7 @@
 //! valid AdmissionReview or a 4xx with a reason, never a panic.
 
 // Shared with tests/server_router.rs, which uses all of it.
-#[allow(dead_code)]
-#[path = "support/router.rs"]
-mod support;
+use crate::support::router as support;
 
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;

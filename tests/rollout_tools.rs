@@ -50,9 +50,7 @@ impl App {
     }
 
     fn sigterm(&self) {
-        let pid = i32::try_from(self.child.id()).expect("pid fits");
-        // SAFETY: kill(2) on our own child's pid.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        crate::support::process::sigterm(&self.child);
     }
 
     fn exit_code(mut self, within: Duration) -> Option<i32> {

@@ -1,9 +1,7 @@
 //! Namespaces the namespace source has not seen: asked for, not guessed (in-process router).
 
 // Shared with tests/server_router.rs, which uses all of it.
-#[allow(dead_code)]
-#[path = "support/router.rs"]
-mod support;
+use crate::support::router as support;
 
 use axum::http::Method;
 use serde_json::json;

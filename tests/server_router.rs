@@ -1,8 +1,7 @@
 //! The admission and admin routes in-process, fed AdmissionReviews captured from the real
 //! apiserver (tests/fixtures/admission, written by the e2e fixtures test).
 
-#[path = "support/router.rs"]
-mod support;
+use crate::support::router as support;
 
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;

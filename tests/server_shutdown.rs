@@ -1,8 +1,7 @@
 //! The real binary under continuous load receives SIGTERM: readiness flips first, no request
 //! fails, the process exits 0.
 
-#[path = "support/load.rs"]
-mod support;
+use crate::support::load as support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -83,8 +82,7 @@ async fn sigterm_under_load_loses_nothing() {
         200
     );
 
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    crate::support::process::sigterm(&child);
     let signalled = Instant::now();
     loop {
         let status = reqwest::get(format!("http://{admin}/readyz"))

@@ -1,9 +1,7 @@
 //! Real TLS on an ephemeral port: handshake, hot reload by symlink swap under load, broken
 //! pairs never replacing the working one, and client-certificate enforcement.
 
-#[allow(dead_code)] // shared with server_shutdown, which also reads progress
-#[path = "support/load.rs"]
-mod support;
+use crate::support::load as support;
 
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use std::collections::HashMap;
@@ -12,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zerodrop::engine::{Capabilities, Engine};
+use zerodrop::metrics::Metrics;
 use zerodrop::policy::{ClusterPolicy, Layer, Mode};
-use zerodrop::server::metrics::Metrics;
 use zerodrop::server::{CertSource, Config, Health, Limits, Server, State};
 
 const BODY: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"n","object":{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i"}]}}}}"#;

@@ -2,8 +2,8 @@
 //! (only `generateName`, no name), so their answer is computed once. Entries keep the decoded
 //! object itself, so a hit is an exact match, never a hash guess.
 
-use super::handler::{Endpoint, Verdict};
 use super::review::Response;
+use super::types::{Endpoint, Verdict};
 use crate::engine::{Workload, patch, pod};
 use crate::findings::Code;
 use crate::policy::{Layer, Mode};

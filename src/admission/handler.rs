@@ -3,73 +3,11 @@
 use super::cache::{Answer, DecisionCache, Key};
 use super::response::{self, Advice};
 use super::review::{self, DecodeError, Request, Response};
+use super::types::{Endpoint, NamespaceLookup, Outcome, Verdict};
 use crate::engine::{Decision, Engine, Workload};
-use crate::findings::Code;
 use crate::policy::{Layer, Mode, Partial};
-use futures::future::BoxFuture;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// Pods: the engine's patch.
-    Mutate,
-    /// Workloads: warnings about what will happen to their pods; never a patch.
-    Validate,
-}
-
-impl Endpoint {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::Mutate => "mutate",
-            Endpoint::Validate => "validate",
-        }
-    }
-}
-
-/// The namespace layer, from whatever knows the cluster's namespaces. Shared, not rebuilt:
-/// it is asked on every admission.
-pub trait NamespaceLookup: Send + Sync {
-    /// `None` when the namespace is not known (cache not synced, or created a moment ago).
-    fn layer(&self, namespace: &str) -> Option<Arc<Layer>>;
-
-    /// Asks the source of truth for a namespace `layer` does not know: a namespace applied
-    /// together with its workloads reaches admission before the watch delivers it. After
-    /// `Found`, `layer` knows it. Fixed sets have nothing to ask.
-    fn fetch(&self, _namespace: &str) -> BoxFuture<'static, Fetch> {
-        Box::pin(std::future::ready(Fetch::Unsupported))
-    }
-}
-
-/// What asking for an unknown namespace gave.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fetch {
-    Found,
-    /// The apiserver has no such namespace.
-    Absent,
-    /// The apiserver could not be asked or did not answer.
-    Failed,
-    Unsupported,
-}
-
-impl Fetch {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Fetch::Found => "found",
-            Fetch::Absent => "absent",
-            Fetch::Failed => "failed",
-            Fetch::Unsupported => "unsupported",
-        }
-    }
-}
-
-/// A fixed set of namespaces, for standalone runs and tests.
-impl NamespaceLookup for HashMap<String, Arc<Layer>> {
-    fn layer(&self, namespace: &str) -> Option<Arc<Layer>> {
-        self.get(namespace).cloned()
-    }
-}
 
 pub struct Context<'a> {
     pub engine: &'a Engine,
@@ -79,47 +17,6 @@ pub struct Context<'a> {
     /// Mode for namespaces we cannot see: the webhook was called, so the namespace opted in,
     /// but whether to enforce or audit is unknown.
     pub unknown_namespace_mode: Mode,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Not ours: other kind, operation or subresource.
-    Ignored,
-    /// Out of scope (mode off, Job pod, ...).
-    Skipped,
-    Unchanged,
-    Mutated,
-    /// Audit mode with something to change.
-    WouldMutate,
-    /// Validate endpoint: warnings only.
-    Advised,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Ignored => "ignored",
-            Verdict::Skipped => "skipped",
-            Verdict::Unchanged => "unchanged",
-            Verdict::Mutated => "mutated",
-            Verdict::WouldMutate => "would-mutate",
-            Verdict::Advised => "advised",
-        }
-    }
-}
-
-/// The response plus what the log line and metrics need.
-pub struct Outcome {
-    pub response: Response,
-    pub request: Request,
-    pub verdict: Verdict,
-    pub mode: Option<Mode>,
-    pub changes: Vec<&'static str>,
-    pub findings: Vec<Code>,
-    /// Answered from the decision cache.
-    pub cached: bool,
-    /// The namespace `NamespaceLookup` did not know: decided with `unknown_namespace_mode`.
-    pub unseen_namespace: Option<String>,
 }
 
 pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outcome, DecodeError> {

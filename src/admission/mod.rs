@@ -5,6 +5,8 @@ pub mod handler;
 pub mod projection;
 pub mod response;
 pub mod review;
+pub mod types;
 
-pub use handler::{Context, Endpoint, Fetch, NamespaceLookup, Outcome, Verdict, handle};
+pub use handler::{Context, handle};
 pub use review::DecodeError;
+pub use types::{Endpoint, Fetch, NamespaceLookup, Outcome, Verdict};

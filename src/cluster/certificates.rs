@@ -2,8 +2,8 @@
 //! webhook configurations, and renewal before expiry with no failed admissions.
 
 use crate::certs;
-use crate::server::metrics::{Metrics, ResultLabels};
-use crate::server::tls::{self, Resolver};
+use crate::certs::{Resolver, bundle};
+use crate::metrics::{Metrics, ResultLabels};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -73,7 +73,7 @@ impl SelfManaged {
         if names != Some(&self.dns.join(",")) {
             return false;
         }
-        let Ok(loaded) = tls::load_pair(m.cert.as_bytes(), m.key.as_bytes()) else {
+        let Ok(loaded) = certs::load_pair(m.cert.as_bytes(), m.key.as_bytes()) else {
             return false;
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -133,14 +133,14 @@ impl SelfManaged {
             let fresh = match &existing {
                 Some((_, m)) if ca_outlives(&m.ca_cert, self.validity) => {
                     let (cert, key) = certs::issue(
-                        signing_ca(&m.ca_cert),
+                        &signing_ca(&m.ca_cert),
                         &m.ca_key,
                         &self.dns,
                         &[],
                         Self::validity(self.validity),
                     )?;
                     Material {
-                        ca_cert: bundle(signing_ca(&m.ca_cert), &m.ca_cert, now),
+                        ca_cert: bundle::merge(&m.ca_cert, &m.ca_cert, now),
                         ca_key: m.ca_key.clone(),
                         cert,
                         key,
@@ -157,9 +157,10 @@ impl SelfManaged {
                     // it signed until they pick up the new Secret.
                     let previous = existing
                         .as_ref()
-                        .map_or("", |(_, m)| signing_ca(&m.ca_cert));
+                        .map(|(_, m)| signing_ca(&m.ca_cert))
+                        .unwrap_or_default();
                     Material {
-                        ca_cert: bundle(&b.ca_cert_pem, previous, now),
+                        ca_cert: bundle::merge(&b.ca_cert_pem, &previous, now),
                         ca_key: b.ca_key_pem,
                         cert: b.cert_pem,
                         key: b.key_pem,
@@ -243,45 +244,20 @@ impl SelfManaged {
 }
 
 /// Whether the signing CA (the bundle's first) is valid for `validity` more.
-fn ca_outlives(bundle: &str, validity: Duration) -> bool {
+fn ca_outlives(ca_bundle: &str, validity: Duration) -> bool {
     let end = time::OffsetDateTime::now_utc().unix_timestamp()
         + i64::try_from(validity.as_secs()).unwrap_or(i64::MAX / 2);
-    not_after(signing_ca(bundle)).is_some_and(|t| t > end)
-}
-
-const PEM_END: &str = "-----END CERTIFICATE-----";
-
-/// The certificates of a PEM bundle, each as its own PEM block.
-fn pem_certs(bundle: &str) -> impl Iterator<Item = &str> {
-    bundle
-        .split_inclusive(PEM_END)
-        .map(str::trim)
-        .filter(|b| b.starts_with("-----BEGIN CERTIFICATE-----") && b.ends_with(PEM_END))
+    not_after(ca_bundle).is_some_and(|t| t > end)
 }
 
 /// The CA that signs: the first of the bundle ("ca.crt" and the caBundle hold the bundle).
-fn signing_ca(bundle: &str) -> &str {
-    pem_certs(bundle).next().unwrap_or_default()
+fn signing_ca(ca_bundle: &str) -> String {
+    bundle::first(ca_bundle)
 }
 
 fn not_after(pem: &str) -> Option<i64> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let der = CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
-    tls::not_after(&der).ok()
-}
-
-/// The caBundle: `signing` first, then those of `others` that are still valid at `now` and
-/// differ from it (the CA a rotation replaced, until it expires).
-fn bundle(signing: &str, others: &str, now: i64) -> String {
-    let signing = signing.trim();
-    let mut out = format!("{signing}\n");
-    for cert in pem_certs(others).filter(|c| *c != signing) {
-        if not_after(cert).is_some_and(|t| t > now) {
-            out.push_str(cert);
-            out.push('\n');
-        }
-    }
-    out
+    let cert = bundle::certificates(pem).into_iter().next()?;
+    certs::not_after(&cert).ok()
 }
 
 fn ca_patch(webhooks: usize, ca_pem: &str) -> json_patch::Patch {
@@ -320,7 +296,7 @@ pub async fn keep_fresh(
         if next == current {
             continue;
         }
-        match tls::load_pair(next.cert.as_bytes(), next.key.as_bytes()) {
+        match certs::load_pair(next.cert.as_bytes(), next.key.as_bytes()) {
             Ok(loaded) => {
                 metrics.cert_expiry.set(loaded.not_after);
                 metrics
@@ -378,9 +354,9 @@ mod tests {
     fn a_rotated_bundle_trusts_certificates_of_both_cas_until_the_old_one_expires() {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let (old, new) = (ca(time::Duration::days(1)), ca(time::Duration::days(5)));
-        let rotated = bundle(&new.ca_cert_pem, &old.ca_cert_pem, now);
-        assert_eq!(pem_certs(&rotated).count(), 2);
-        assert_eq!(signing_ca(&rotated), new.ca_cert_pem.trim());
+        let rotated = bundle::merge(&new.ca_cert_pem, &old.ca_cert_pem, now);
+        assert_eq!(bundle::certificates(&rotated).len(), 2);
+        assert_eq!(signing_ca(&rotated).trim(), new.ca_cert_pem.trim());
         // A replica still serving the old certificate and one serving the new: both verify.
         assert!(trusts(&rotated, &old.cert_pem));
         assert!(trusts(&rotated, &new.cert_pem));
@@ -388,12 +364,15 @@ mod tests {
         assert!(!trusts(&old.ca_cert_pem, &new.cert_pem));
 
         // Renewals keep the bundle; once the old CA has expired it is dropped.
-        assert_eq!(bundle(signing_ca(&rotated), &rotated, now), rotated);
+        assert_eq!(bundle::merge(&rotated, &rotated, now), rotated);
         let later = now + 2 * 86_400;
-        let pruned = bundle(signing_ca(&rotated), &rotated, later);
+        let pruned = bundle::merge(&rotated, &rotated, later);
         assert_eq!(pruned.trim(), new.ca_cert_pem.trim());
         // A first CA (no Secret yet) is a bundle of one.
-        assert_eq!(pem_certs(&bundle(&new.ca_cert_pem, "", now)).count(), 1);
+        assert_eq!(
+            bundle::certificates(&bundle::merge(&new.ca_cert_pem, "", now)).len(),
+            1
+        );
     }
 
     #[test]
@@ -401,7 +380,7 @@ mod tests {
         let (a, b) = (ca(time::Duration::days(1)), ca(time::Duration::days(1)));
         let both = format!("{}\n{}", a.ca_cert_pem, b.ca_cert_pem);
         let (cert, _) = certs::issue(
-            signing_ca(&both),
+            &signing_ca(&both),
             &a.ca_key_pem,
             &["zerodrop.test".into()],
             &[],

@@ -2,8 +2,8 @@
 //! namespace policy layer.
 
 use crate::admission::{Fetch, NamespaceLookup};
+use crate::metrics::Metrics;
 use crate::policy::{Layer, MODE_LABEL};
-use crate::server::metrics::Metrics;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Namespace;

@@ -1,14 +1,13 @@
 //! The webhook server: TLS admission port, plain admin port, certificate reload, shutdown.
 
 pub mod listener;
-pub mod metrics;
 pub mod router;
 pub mod tls;
 
 use crate::admission::NamespaceLookup;
 use crate::engine::Engine;
+use crate::metrics::Metrics;
 use crate::policy::Mode;
-use metrics::Metrics;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,7 +46,7 @@ pub enum CertSource {
     /// An in-memory CA + certificate for localhost/127.0.0.1; the CA bundle is written out.
     SelfSigned { ca_bundle_out: PathBuf },
     /// Kept current by someone else (self-managed certificates in a cluster).
-    Resolver(Arc<tls::Resolver>),
+    Resolver(Arc<crate::certs::Resolver>),
 }
 
 #[derive(Debug, Clone)]
@@ -154,9 +153,10 @@ impl Server {
                         source,
                     })
                 };
-                let loaded = tls::load_pair(&read(cert)?, &read(key)?)?;
+                let loaded = crate::certs::load_pair(&read(cert)?, &read(key)?)
+                    .map_err(tls::TlsError::from)?;
                 state.metrics.cert_expiry.set(loaded.not_after);
-                let resolver = tls::Resolver::new(loaded.key);
+                let resolver = crate::certs::Resolver::new(loaded.key);
                 tokio::spawn(tls::watch_files(
                     cert.clone(),
                     key.clone(),
@@ -180,9 +180,11 @@ impl Server {
                     }
                 })?;
                 tracing::info!(ca_bundle = %ca_bundle_out.display(), "no --tls-cert given: serving a self-signed certificate for localhost, 127.0.0.1 and ::1");
-                let loaded = tls::load_pair(bundle.cert_pem.as_bytes(), bundle.key_pem.as_bytes())?;
+                let loaded =
+                    crate::certs::load_pair(bundle.cert_pem.as_bytes(), bundle.key_pem.as_bytes())
+                        .map_err(tls::TlsError::from)?;
                 state.metrics.cert_expiry.set(loaded.not_after);
-                tls::Resolver::new(loaded.key)
+                crate::certs::Resolver::new(loaded.key)
             }
             CertSource::Resolver(resolver) => resolver.clone(),
         };

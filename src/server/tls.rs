@@ -1,14 +1,13 @@
-//! TLS: rustls config with a serving certificate that hot-reloads from files.
+//! TLS: the rustls server config, and the serving pair hot-reloaded from files.
 
-use super::metrics::{Metrics, ResultLabels};
-use rustls::crypto::CryptoProvider;
+use crate::certs::{PairError, Resolver, load_pair, provider};
+use crate::metrics::{Metrics, ResultLabels};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
-use rustls::sign::CertifiedKey;
+use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,84 +17,14 @@ pub enum TlsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("no certificate found in the PEM")]
-    NoCertificate,
-    #[error("invalid PEM: {0}")]
-    Pem(String),
-    #[error("unusable private key: {0}")]
-    Key(rustls::Error),
-    #[error("certificate and key do not belong together: {0}")]
-    Mismatch(rustls::Error),
-    #[error("cannot parse the certificate: {0}")]
-    Parse(String),
+    #[error(transparent)]
+    Pair(#[from] PairError),
+    #[error("no certificate found in the client CA file")]
+    NoClientCa,
+    #[error("client CA: invalid PEM: {0}")]
+    ClientCaPem(String),
     #[error("TLS configuration: {0}")]
     Config(String),
-}
-
-pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A certificate pair checked to belong together, with its notAfter as Unix time.
-pub struct Loaded {
-    pub key: Arc<CertifiedKey>,
-    pub not_after: i64,
-}
-
-pub fn load_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<Loaded, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::Pem(e.to_string()))?;
-    let not_after = not_after(certs.first().ok_or(TlsError::NoCertificate)?)?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::Pem(e.to_string()))?;
-    let signer = provider()
-        .key_provider
-        .load_private_key(key)
-        .map_err(TlsError::Key)?;
-    let certified = CertifiedKey::new(certs, signer);
-    certified.keys_match().map_err(TlsError::Mismatch)?;
-    Ok(Loaded {
-        key: Arc::new(certified),
-        not_after,
-    })
-}
-
-/// A certificate's notAfter as Unix time.
-pub fn not_after(cert: &CertificateDer<'_>) -> Result<i64, TlsError> {
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(cert).map_err(|e| TlsError::Parse(e.to_string()))?;
-    Ok(parsed.validity().not_after.timestamp())
-}
-
-/// Serves whatever certificate is current; swapped atomically by the reloader.
-#[derive(Debug)]
-pub struct Resolver {
-    current: RwLock<Arc<CertifiedKey>>,
-}
-
-impl Resolver {
-    pub fn new(key: Arc<CertifiedKey>) -> Arc<Resolver> {
-        Arc::new(Resolver {
-            current: RwLock::new(key),
-        })
-    }
-
-    pub fn set(&self, key: Arc<CertifiedKey>) {
-        // A poisoned lock still holds a valid Arc; keep serving.
-        let mut slot = self.current.write().unwrap_or_else(|p| p.into_inner());
-        *slot = key;
-    }
-}
-
-impl ResolvesServerCert for Resolver {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        )
-    }
 }
 
 pub fn server_config(
@@ -114,13 +43,13 @@ pub fn server_config(
             })?;
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| TlsError::Pem(e.to_string()))?;
+                let cert = cert.map_err(|e| TlsError::ClientCaPem(e.to_string()))?;
                 roots
                     .add(cert)
                     .map_err(|e| TlsError::Config(e.to_string()))?;
             }
             if roots.is_empty() {
-                return Err(TlsError::NoCertificate);
+                return Err(TlsError::NoClientCa);
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
                 .build()

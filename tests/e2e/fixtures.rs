@@ -5,9 +5,9 @@
 //! webhook configurations in name order), so it sees the objects as clients sent them.
 //! Set ZERODROP_UPDATE_FIXTURES=1 to rewrite the saved fixtures.
 
-use crate::cluster::{WEBHOOK_LABEL, create_pod, namespace, pod, post, web};
-use crate::harness::client;
-use crate::{SHARED, shared};
+use crate::e2e::cluster::{WEBHOOK_LABEL, create_pod, namespace, pod, post, web};
+use crate::e2e::harness::client;
+use crate::e2e::{SHARED, shared};
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post as route_post;
@@ -24,13 +24,10 @@ async fn recorder() -> (u16, String, Captured, tokio::task::JoinHandle<()>) {
     let ip = "127.0.0.1".parse().unwrap();
     let b =
         zerodrop::certs::generate(&["localhost".into()], &[ip], time::Duration::days(1)).unwrap();
-    let loaded =
-        zerodrop::server::tls::load_pair(b.cert_pem.as_bytes(), b.key_pem.as_bytes()).unwrap();
-    let config = zerodrop::server::tls::server_config(
-        zerodrop::server::tls::Resolver::new(loaded.key),
-        None,
-    )
-    .unwrap();
+    let loaded = zerodrop::certs::load_pair(b.cert_pem.as_bytes(), b.key_pem.as_bytes()).unwrap();
+    let config =
+        zerodrop::server::tls::server_config(zerodrop::certs::Resolver::new(loaded.key), None)
+            .unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let captured: Captured = Arc::default();
     let store = captured.clone();
@@ -150,8 +147,8 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
     }
     let stored = create_pod(&c, &ns, &pod_sent, false).await;
     stored.ok_status();
-    let deployment = crate::cluster::deployment(1, web());
-    crate::cluster::create_deployment(&c, &ns, &deployment)
+    let deployment = crate::e2e::cluster::deployment(1, web());
+    crate::e2e::cluster::create_deployment(&c, &ns, &deployment)
         .await
         .ok_status();
     delete_recorder(&c).await;
@@ -236,5 +233,5 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
 }
 
 async fn delete_recorder(c: &kube::Client) {
-    crate::cluster::delete_webhooks(c, "aaa-recorder").await;
+    crate::e2e::cluster::delete_webhooks(c, "aaa-recorder").await;
 }

@@ -2,13 +2,11 @@
 //! as sent, it also accepts it with zerodrop's patch (validation runs after mutation, and a
 //! rejected patch fails the create even with failurePolicy Ignore).
 
-#[allow(dead_code)]
-#[path = "../support/pods.rs"]
-mod pods;
+use crate::support::pods;
 
-use crate::cluster::{create_pod, namespace};
-use crate::harness::client;
-use crate::{SHARED, shared};
+use crate::e2e::cluster::{create_pod, namespace};
+use crate::e2e::harness::client;
+use crate::e2e::{SHARED, shared};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
@@ -60,15 +58,15 @@ async fn logs_carry_no_secret_key_or_object() {
     let c = client().await;
     let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
     let marker = "zd-marker-7f3a9c";
-    let mut container = crate::cluster::web();
+    let mut container = crate::e2e::cluster::web();
     container["env"] = json!([{ "name": "TOKEN", "value": marker }]);
-    let pod = crate::cluster::pod(
+    let pod = crate::e2e::cluster::pod(
         "logged",
         json!({ "example.com/note": marker }),
         json!([container]),
     );
     create_pod(&c, &ns, &pod, false).await.ok_status();
-    let logs = crate::shared().await.zerodrop.lock().unwrap().logs();
+    let logs = crate::e2e::shared().await.zerodrop.lock().unwrap().logs();
     // The pod's admission is logged (by namespace and name), its content is not.
     let line = logs
         .lines()

@@ -1,5 +1,6 @@
 //! The real control plane (tests/harness) and zerodrop processes, tied to this test process.
 
+use crate::support::process::spawn_tied;
 use serde::Deserialize;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,37 +14,8 @@ pub struct ControlPlane {
     pub kubeconfig: PathBuf,
 }
 
-/// Children we must not leak: they get SIGTERM when this process exits (PR_SET_PDEATHSIG is
-/// tied to the spawning thread, so spawn from one that lives as long as the process).
-fn spawn_tied(mut cmd: Command) -> Child {
-    type SpawnRequest = (Command, std::sync::mpsc::Sender<Child>);
-    static SPAWNER: OnceLock<Mutex<std::sync::mpsc::Sender<SpawnRequest>>> = OnceLock::new();
-    let tx = SPAWNER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
-        std::thread::spawn(move || {
-            for (mut cmd, reply) in rx {
-                use std::os::unix::process::CommandExt;
-                // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                        Ok(())
-                    });
-                }
-                let child = cmd.spawn().expect("spawn");
-                let _ = reply.send(child);
-            }
-        });
-        Mutex::new(tx)
-    });
-    let (reply_tx, reply_rx) = std::sync::mpsc::channel();
-    cmd.stdin(Stdio::piped());
-    tx.lock().unwrap().send((cmd, reply_tx)).unwrap();
-    reply_rx.recv().unwrap()
-}
-
 pub fn harness_bin() -> PathBuf {
-    crate::helm::built::built("ZERODROP_HARNESS_BIN", "tests/harness/build.sh")
+    crate::support::built::built("ZERODROP_HARNESS_BIN", "tests/harness/build.sh")
 }
 
 /// One control plane per test process.
@@ -209,8 +181,7 @@ impl Zerodrop {
     }
 
     pub fn stop(&mut self) {
-        // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        crate::support::process::sigterm(&self.child);
         let _ = self.child.wait();
     }
 }

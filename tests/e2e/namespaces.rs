@@ -1,10 +1,10 @@
 //! Namespaces the watch has not delivered yet (applied together with their workloads): the
 //! webhook asks the real apiserver instead of falling back to --unknown-namespace-mode.
 
-use crate::SHARED;
-use crate::cluster::namespace;
-use crate::harness::client;
-use crate::router_support::{call, fixture, state_with};
+use crate::e2e::SHARED;
+use crate::e2e::cluster::namespace;
+use crate::e2e::harness::client;
+use crate::support::router::{call, fixture, state_with};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;

@@ -1,9 +1,9 @@
 //! Webhook outage with failurePolicy Ignore: pods are still created; mutation resumes after.
 
-use crate::cluster::{
+use crate::e2e::cluster::{
     create_pod, delete_webhooks, namespace, pod, register, wait_for_webhook, web,
 };
-use crate::harness::{Zerodrop, client, free_port};
+use crate::e2e::harness::{Zerodrop, client, free_port};
 use serde_json::json;
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Pods through the real apiserver: what is stored, what is warned, what is left alone.
 
-use crate::cluster::{create_pod, get_pod, namespace, pod, web};
-use crate::harness::client;
-use crate::{SHARED, shared};
+use crate::e2e::cluster::{create_pod, get_pod, namespace, pod, web};
+use crate::e2e::harness::client;
+use crate::e2e::{SHARED, shared};
 use serde_json::{Value, json};
 
 /// A fresh namespace of the shared webhook, opted in with `mode`.

@@ -1,7 +1,6 @@
 //! Helm for the tests: built from the Go module proxy by tests/helm/build.sh (or $ZERODROP_HELM).
 
-#[path = "built.rs"]
-pub mod built;
+use super::built;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

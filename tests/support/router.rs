@@ -8,8 +8,8 @@ use std::sync::Arc;
 use tower::ServiceExt;
 use zerodrop::admission::NamespaceLookup;
 use zerodrop::engine::{Capabilities, Engine};
+use zerodrop::metrics::Metrics;
 use zerodrop::policy::{ClusterPolicy, Layer, Mode};
-use zerodrop::server::metrics::Metrics;
 use zerodrop::server::{Health, State, router};
 
 pub fn fixture(name: &str) -> Value {

@@ -6,16 +6,10 @@ mod cluster;
 mod fixtures;
 mod generated;
 mod harness;
-#[path = "../support/helm.rs"]
-mod helm;
 mod namespaces;
 mod outage;
 mod pods;
 mod rotation;
-// Shared with tests/server_router.rs, which uses all of it.
-#[allow(dead_code)]
-#[path = "../support/router.rs"]
-mod router_support;
 mod workloads;
 
 use harness::Zerodrop;

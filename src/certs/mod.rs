@@ -1,4 +1,10 @@
-//! Certificates: a CA and serving certificates it signs, generated in memory (rcgen).
+//! Certificates: generating a CA and the serving certificates it signs (rcgen), loading and
+//! serving pairs, and CA bundles. The server, the cluster's self-managed mode and the CLI share it.
+
+pub mod bundle;
+mod pair;
+
+pub use pair::{Loaded, PairError, Resolver, load_pair, not_after, provider};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,

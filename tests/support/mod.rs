@@ -1,0 +1,8 @@
+//! Helpers the integration tests share: built tools, Helm, load, generated pods, the router.
+
+pub mod built;
+pub mod helm;
+pub mod load;
+pub mod pods;
+pub mod process;
+pub mod router;
