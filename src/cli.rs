@@ -2,7 +2,7 @@
 
 use crate::engine::Capabilities;
 use crate::policy::Mode;
-use crate::policy::duration::parse_seconds;
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -112,10 +112,10 @@ pub struct AuditArgs {
     #[arg(
         long,
         env = "ZERODROP_NAMESPACE_MODE",
-        value_enum,
+        value_parser = mode(),
         conflicts_with = "cluster"
     )]
-    pub namespace_mode: Option<ModeArg>,
+    pub namespace_mode: Option<Mode>,
     /// Simulate a namespace annotation, KEY=VALUE (repeatable; offline audit).
     #[arg(long, env = "ZERODROP_NAMESPACE_ANNOTATION", value_delimiter = ',', value_parser = key_value, conflicts_with = "cluster")]
     pub namespace_annotation: Vec<(String, String)>,
@@ -170,8 +170,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ZERODROP_KUBE_VERSION", value_parser = kube_version)]
     pub kube_version: Option<Capabilities>,
     /// Mode for pods of a namespace the cache does not know yet.
-    #[arg(long, env = "ZERODROP_UNKNOWN_NAMESPACE_MODE", value_enum, default_value_t = ModeArg::Audit)]
-    pub unknown_namespace_mode: ModeArg,
+    #[arg(long, env = "ZERODROP_UNKNOWN_NAMESPACE_MODE", value_parser = mode(), default_value = "audit")]
+    pub unknown_namespace_mode: Mode,
     /// After SIGTERM, keep serving this long with readiness failing.
     #[arg(long, env = "ZERODROP_SHUTDOWN_DELAY", default_value = "5s", value_parser = duration)]
     pub shutdown_delay: Duration,
@@ -214,35 +214,45 @@ pub struct ServeArgs {
     pub header_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModeArg {
-    Enforce,
-    Audit,
-    Off,
+/// Modes as the policy spells them (the possible values listed in --help come from `Mode`).
+fn mode() -> impl clap::builder::TypedValueParser<Value = Mode> {
+    clap::builder::PossibleValuesParser::new(Mode::ALL.map(Mode::as_str))
+        .try_map(|raw| raw.parse::<Mode>())
 }
 
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
-        match m {
-            ModeArg::Enforce => Mode::Enforce,
-            ModeArg::Audit => Mode::Audit,
-            ModeArg::Off => Mode::Off,
+/// A Go duration (`500ms`, `10s`, `1m30s`, `8760h`: what Kubernetes flags take), parsed by
+/// kube-core, within `max`; a bare number is seconds, as these flags always accepted.
+fn go_duration(raw: &str, max: Duration) -> Result<Duration, String> {
+    let value = match raw.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) if raw.is_empty() => return Err("expected a duration like 10s or 1m30s".into()),
+        Err(_) => {
+            let parsed: kube::core::Duration = raw.parse().map_err(|e| format!("{e}"))?;
+            if parsed.is_negative() {
+                return Err("expected a duration that is not negative".into());
+            }
+            parsed.into()
         }
+    };
+    if value > max {
+        return Err(format!("expected at most {}h", max.as_secs() / 3600));
     }
+    Ok(value)
 }
 
 fn duration(raw: &str) -> Result<Duration, String> {
-    parse_seconds(raw)
-        .map(|s| Duration::from_secs(u64::from(s)))
-        .ok_or_else(|| format!("expected {}", crate::policy::duration::EXPECTED))
+    go_duration(raw, Duration::from_secs(86_400))
 }
 
 fn long_duration(raw: &str) -> Result<Duration, String> {
     const TEN_YEARS: u64 = 10 * 365 * 86_400;
-    crate::policy::duration::parse_up_to(raw, TEN_YEARS)
-        .filter(|s| *s > 0)
-        .map(Duration::from_secs)
-        .ok_or_else(|| "expected a duration like 8760h or 30m (at most ten years)".into())
+    go_duration(raw, Duration::from_secs(TEN_YEARS)).and_then(|d| {
+        if d.is_zero() {
+            Err("expected a duration above zero".into())
+        } else {
+            Ok(d)
+        }
+    })
 }
 
 fn kube_version(raw: &str) -> Result<Capabilities, String> {
@@ -257,6 +267,40 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_are_go_durations_or_bare_seconds_within_bounds() {
+        let ok = |raw: &str| duration(raw).unwrap();
+        assert_eq!(ok("500ms"), Duration::from_millis(500));
+        assert_eq!(ok("1m30s"), Duration::from_secs(90));
+        assert_eq!(ok("5"), Duration::from_secs(5));
+        assert_eq!(ok("0"), Duration::ZERO);
+        for bad in ["-1s", "25h", "10x", "s", ""] {
+            assert!(duration(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            long_duration("8760h").unwrap(),
+            Duration::from_secs(8760 * 3600)
+        );
+        assert!(long_duration("0s").is_err(), "a zero validity is refused");
+        assert!(
+            long_duration("100000h").is_err(),
+            "over ten years is refused"
+        );
+    }
+
+    #[test]
+    fn modes_parse_as_the_policy_spells_them() {
+        let cli = Cli::try_parse_from(["zerodrop", "serve", "--unknown-namespace-mode", "enforce"])
+            .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve")
+        };
+        assert_eq!(args.unknown_namespace_mode, Mode::Enforce);
+        assert!(
+            Cli::try_parse_from(["zerodrop", "serve", "--unknown-namespace-mode", "on"]).is_err()
+        );
     }
 
     #[test]

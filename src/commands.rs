@@ -87,7 +87,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
         admin_listen: args.admin_listen,
         certs,
         client_ca: args.client_ca.clone(),
-        unknown_namespace_mode: args.unknown_namespace_mode.into(),
+        unknown_namespace_mode: args.unknown_namespace_mode,
         shutdown_delay: args.shutdown_delay,
         shutdown_timeout: args.shutdown_timeout,
         header_timeout: args.header_timeout,
@@ -200,9 +200,7 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
         (report, Vec::new())
     } else {
         let engine = Engine::new(policy, args.kube_version.unwrap_or(Capabilities::LATEST));
-        let mode = args
-            .namespace_mode
-            .map(|m| crate::policy::Mode::from(m).as_str());
+        let mode = args.namespace_mode.map(crate::policy::Mode::as_str);
         let pairs = args
             .namespace_annotation
             .iter()

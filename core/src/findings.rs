@@ -12,33 +12,28 @@ pub enum Severity {
     Info,
 }
 
-/// Stable machine codes; the string form is part of the public contract (audit JSON, metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// Stable machine codes; the string form (`as_str`, also what serde writes) is part of the
+/// public contract (audit JSON, metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Code {
-    #[serde(rename = "ZD001")]
     BadAnnotation,
-    #[serde(rename = "ZD002")]
     UnknownSetting,
-    #[serde(rename = "ZD003")]
     UnknownContainer,
-    #[serde(rename = "ZD004")]
     NotPerContainer,
-    #[serde(rename = "ZD101")]
     ExecPrestopFallback,
-    #[serde(rename = "ZD102")]
     GraceCapped,
-    #[serde(rename = "ZD201")]
     TcpReadiness,
-    #[serde(rename = "ZD202")]
     NoReadiness,
-    #[serde(rename = "ZD203")]
     AmbiguousReadinessPort,
-    #[serde(rename = "ZD204")]
     UnknownReadinessPort,
-    #[serde(rename = "ZD301")]
     ShellPid1,
-    #[serde(rename = "ZD302")]
     ScriptPid1,
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl Code {

@@ -4,7 +4,9 @@ use super::{Report, SCHEMA_VERSION, evaluate};
 use crate::engine::ledger::{self, Ledger};
 use crate::engine::{Engine, Workload};
 use crate::policy::{Layer, MODE_LABEL, Mode};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, TypeMeta};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -27,72 +29,44 @@ pub struct Escaped {
     pub reason: String,
 }
 
-/// Collections audited, with their API paths.
-const WORKLOADS: [(&str, &str); 7] = [
-    ("/apis/apps/v1", "deployments"),
-    ("/apis/apps/v1", "statefulsets"),
-    ("/apis/apps/v1", "daemonsets"),
-    ("/apis/apps/v1", "replicasets"),
-    ("/api/v1", "replicationcontrollers"),
-    ("/apis/batch/v1", "jobs"),
-    ("/apis/batch/v1", "cronjobs"),
-];
-const PAGE: u32 = 500;
-
-/// Lists a collection page by page, as raw JSON so no field is lost.
-pub async fn list(client: &Client, path: &str) -> Result<Vec<Value>, kube::Error> {
-    let mut items = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let mut url = format!("{path}?limit={PAGE}");
-        if let Some(token) = &next {
-            url.push_str("&continue=");
-            url.push_str(&form_encode(token));
-        }
-        let req = http::Request::get(url)
-            .body(Vec::new())
-            .map_err(kube::Error::HttpError)?;
-        let page: Value = client.request(req).await?;
-        let kind = page
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .trim_end_matches("List")
-            .to_owned();
-        let api_version = page.get("apiVersion").cloned();
-        for mut item in page
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-        {
-            // List items carry no apiVersion/kind; put them back so reports are self-describing.
-            if let (Some(obj), Some(v)) = (item.as_object_mut(), &api_version) {
-                obj.entry("apiVersion").or_insert(v.clone());
-                obj.entry("kind").or_insert(Value::String(kind.clone()));
-            }
-            items.push(item);
-        }
-        next = page
-            .pointer("/metadata/continue")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
-        if next.is_none() {
-            return Ok(items);
-        }
-    }
+/// The workload collections audited.
+fn workloads() -> [ApiResource; 7] {
+    use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
+    [
+        ApiResource::erase::<apps::Deployment>(&()),
+        ApiResource::erase::<apps::StatefulSet>(&()),
+        ApiResource::erase::<apps::DaemonSet>(&()),
+        ApiResource::erase::<apps::ReplicaSet>(&()),
+        ApiResource::erase::<core::ReplicationController>(&()),
+        ApiResource::erase::<batch::Job>(&()),
+        ApiResource::erase::<batch::CronJob>(&()),
+    ]
 }
 
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+const PAGE: u32 = 500;
+
+/// Lists a collection page by page (kube's paging), as JSON with every field the server sent.
+pub async fn list(
+    api: &Api<DynamicObject>,
+    resource: &ApiResource,
+) -> Result<Vec<Value>, kube::Error> {
+    let mut items = Vec::new();
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let page = api.list(&params).await?;
+        for mut item in page.items {
+            // List items carry no apiVersion/kind; put them back so reports are self-describing.
+            item.types = Some(TypeMeta {
+                api_version: resource.api_version.clone(),
+                kind: resource.kind.clone(),
+            });
+            items.push(serde_json::to_value(item).map_err(kube::Error::SerdeError)?);
+        }
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(items),
+        }
+    }
 }
 
 fn meta<'a>(obj: &'a Value, key: &str) -> &'a str {
@@ -117,15 +91,16 @@ pub async fn audit(
     only: Option<&str>,
     progress: &dyn Fn(&str),
 ) -> Result<Report, kube::Error> {
+    let namespace_resource = ApiResource::erase::<Namespace>(&());
+    let namespace_api = Api::<DynamicObject>::all_with(client.clone(), &namespace_resource);
     let namespaces = match only {
         Some(ns) => {
-            let req = http::Request::get(format!("/api/v1/namespaces/{ns}"))
-                .body(Vec::new())
-                .map_err(kube::Error::HttpError)?;
-            vec![client.request::<Value>(req).await?]
+            let found = namespace_api.get(ns).await?;
+            vec![serde_json::to_value(found).map_err(kube::Error::SerdeError)?]
         }
-        None => list(client, "/api/v1/namespaces").await?,
+        None => list(&namespace_api, &namespace_resource).await?,
     };
+    let pod_resource = ApiResource::erase::<Pod>(&());
     let mut report = Report {
         version: SCHEMA_VERSION,
         ..Report::default()
@@ -153,7 +128,7 @@ pub async fn audit(
         let shown = if opted_in {
             layer.all.mode.unwrap_or(Mode::Enforce).to_string()
         } else {
-            "off".into()
+            Mode::Off.to_string()
         };
         report.namespaces.push(NamespaceMode {
             name: name.clone(),
@@ -165,9 +140,10 @@ pub async fn audit(
         }
 
         let mut replica_sets: HashMap<String, Option<String>> = HashMap::new();
-        for (group, resource) in WORKLOADS {
-            for obj in list(client, &format!("{group}/namespaces/{name}/{resource}")).await? {
-                if resource == "replicasets" {
+        for resource in workloads() {
+            let api = Api::<DynamicObject>::namespaced_with(client.clone(), &name, &resource);
+            for obj in list(&api, &resource).await? {
+                if resource.kind == "ReplicaSet" {
                     let owner = controller(&obj).map(|(k, n)| format!("{k}/{n}"));
                     replica_sets.insert(meta(&obj, "name").to_owned(), owner.clone());
                     // A Deployment's ReplicaSets mirror its template: report the Deployment only.
@@ -179,7 +155,8 @@ pub async fn audit(
             }
         }
         if layer.all.mode == Some(Mode::Enforce) && opted_in {
-            for pod in list(client, &format!("/api/v1/namespaces/{name}/pods")).await? {
+            let api = Api::<DynamicObject>::namespaced_with(client.clone(), &name, &pod_resource);
+            for pod in list(&api, &pod_resource).await? {
                 report
                     .drift
                     .extend(escaped(engine, &pod, &layer, &replica_sets));

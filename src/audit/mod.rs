@@ -31,6 +31,8 @@ pub struct Entry {
     pub file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
     pub kind: String,
     pub namespace: String,
     pub name: String,
@@ -82,6 +84,11 @@ pub fn evaluate(engine: &Engine, obj: &Value, namespace: &Layer) -> Option<Entry
     Some(Entry {
         file: None,
         line: None,
+        api_version: obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         kind: kind.to_owned(),
         namespace: meta("namespace"),
         name: meta("name"),

@@ -50,23 +50,7 @@ impl Paint {
 }
 
 fn container_of(c: &Change) -> &str {
-    match c {
-        Change::Prestop { container, .. }
-        | Change::Readiness { container, .. }
-        | Change::ShellExec { container } => container,
-        Change::Grace { .. } => "(pod)",
-    }
-}
-
-fn what(c: &Change) -> String {
-    match c {
-        Change::Prestop {
-            seconds, action, ..
-        } => format!("preStop {action} {seconds}s"),
-        Change::Readiness { description, .. } => description.clone(),
-        Change::Grace { from, to } => format!("grace {from} -> {to}s"),
-        Change::ShellExec { .. } => "shell command rewritten to exec".into(),
-    }
+    c.container().unwrap_or("(pod)")
 }
 
 fn entry(out: &mut String, e: &Entry, p: &Paint) {
@@ -92,7 +76,7 @@ fn entry(out: &mut String, e: &Entry, p: &Paint) {
             out,
             "  {:width$}  {}",
             container_of(&c.change),
-            p.green(&what(&c.change))
+            p.green(&c.change.what())
         );
     }
     for f in &e.findings {

@@ -1,12 +1,19 @@
-//! `--policy-report`: the audit as `wgpolicyk8s.io/v1alpha2` PolicyReports, one per namespace.
+//! `--policy-report`: the audit as `wgpolicyk8s.io/v1alpha2` PolicyReports, one per namespace,
+//! written with server-side apply.
 
 use super::Report;
 use crate::findings::Severity;
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
-use serde_json::{Value, json};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use serde::Serialize;
 use std::collections::BTreeMap;
 
+pub const GROUP: &str = "wgpolicyk8s.io";
+pub const VERSION: &str = "v1alpha2";
 pub const GROUP_VERSION: &str = "wgpolicyk8s.io/v1alpha2";
+/// The field manager of every write, and each report's name.
+const NAME: &str = "zerodrop";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyReportError {
@@ -21,90 +28,169 @@ pub enum PolicyReportError {
     },
 }
 
+/// The parts of the PolicyReport schema zerodrop writes.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyReport {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: Metadata,
+    pub summary: Summary,
+    pub results: Vec<ReportResult>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Metadata {
+    pub name: &'static str,
+    pub namespace: String,
+    pub labels: BTreeMap<&'static str, &'static str>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    pub pass: usize,
+    pub fail: usize,
+    pub warn: usize,
+    pub error: usize,
+    pub skip: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Warn,
+    Skip,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReportResult {
+    pub policy: &'static str,
+    pub rule: String,
+    pub result: Outcome,
+    pub message: String,
+    pub source: &'static str,
+    pub resources: Vec<ObjectReference>,
+}
+
+impl ReportResult {
+    fn new(rule: &str, result: Outcome, message: String, resource: ObjectReference) -> Self {
+        ReportResult {
+            policy: NAME,
+            rule: rule.to_owned(),
+            result,
+            message,
+            source: NAME,
+            resources: vec![resource],
+        }
+    }
+}
+
+fn reference(api_version: &str, kind: &str, name: &str, namespace: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(api_version.to_owned()),
+        kind: Some(kind.to_owned()),
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        ..ObjectReference::default()
+    }
+}
+
 pub async fn installed(client: &Client) -> bool {
-    let Ok(req) = http::Request::get(format!("/apis/{GROUP_VERSION}")).body(Vec::new()) else {
-        return false;
-    };
-    client.request::<Value>(req).await.is_ok()
+    client.list_api_group_resources(GROUP_VERSION).await.is_ok()
 }
 
 /// The PolicyReport objects for a report, by namespace.
-pub fn build(report: &Report) -> BTreeMap<String, Value> {
-    let mut by_ns: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+pub fn build(report: &Report) -> BTreeMap<String, PolicyReport> {
+    let mut by_ns: BTreeMap<String, Vec<ReportResult>> = BTreeMap::new();
     for ns in &report.namespaces {
         by_ns.entry(ns.name.clone()).or_default();
     }
     for e in &report.workloads {
-        let resource =
-            json!([{ "apiVersion": "", "kind": e.kind, "name": e.name, "namespace": e.namespace }]);
+        let resource = reference(&e.api_version, &e.kind, &e.name, &e.namespace);
         let results = by_ns.entry(e.namespace.clone()).or_default();
         if let Some(reason) = &e.skipped {
-            results.push(json!({ "policy": "zerodrop", "rule": "scope", "result": "skip", "message": reason, "source": "zerodrop", "resources": resource }));
+            results.push(ReportResult::new(
+                "scope",
+                Outcome::Skip,
+                reason.clone(),
+                resource,
+            ));
             continue;
         }
         for f in &e.findings {
-            let result = if f.severity == Severity::Warning {
-                "warn"
-            } else {
-                "pass"
+            let result = match f.severity {
+                Severity::Warning => Outcome::Warn,
+                Severity::Info => Outcome::Pass,
             };
-            results.push(
-                json!({ "policy": "zerodrop", "rule": f.code.as_str(), "result": result,
-                "message": f.message, "source": "zerodrop", "resources": resource }),
-            );
+            let message = f.message.clone();
+            results.push(ReportResult::new(
+                f.code.as_str(),
+                result,
+                message,
+                resource.clone(),
+            ));
         }
         let (result, message) = if e.would_change() {
             let what: Vec<&str> = e.changes.iter().map(|c| c.description.as_str()).collect();
-            ("fail", format!("zerodrop would set {}", what.join("; ")))
+            (
+                Outcome::Fail,
+                format!("zerodrop would set {}", what.join("; ")),
+            )
         } else {
-            ("pass", "nothing to change".to_owned())
+            (Outcome::Pass, "nothing to change".to_owned())
         };
-        results.push(
-            json!({ "policy": "zerodrop", "rule": "lossless-rollout", "result": result,
-            "message": message, "source": "zerodrop", "resources": resource }),
-        );
+        results.push(ReportResult::new(
+            "lossless-rollout",
+            result,
+            message,
+            resource,
+        ));
     }
     for d in &report.drift {
-        by_ns.entry(d.namespace.clone()).or_default().push(json!({
-            "policy": "zerodrop", "rule": "escaped", "result": "fail", "message": d.reason, "source": "zerodrop",
-            "resources": [{ "apiVersion": "v1", "kind": "Pod", "name": d.name, "namespace": d.namespace }]
-        }));
+        let resource = reference("v1", "Pod", &d.name, &d.namespace);
+        let result = ReportResult::new("escaped", Outcome::Fail, d.reason.clone(), resource);
+        by_ns.entry(d.namespace.clone()).or_default().push(result);
     }
     by_ns
         .into_iter()
-        .map(|(ns, results)| {
-            let count = |r: &str| results.iter().filter(|x| x["result"] == r).count();
-            let summary = json!({ "pass": count("pass"), "fail": count("fail"), "warn": count("warn"), "error": 0, "skip": count("skip") });
-            let obj = json!({
-                "apiVersion": GROUP_VERSION, "kind": "PolicyReport",
-                "metadata": { "name": "zerodrop", "namespace": ns, "labels": { "app.kubernetes.io/managed-by": "zerodrop" } },
-                "summary": summary, "results": results
-            });
-            (ns, obj)
+        .map(|(namespace, results)| {
+            let count = |o: Outcome| results.iter().filter(|r| r.result == o).count();
+            let summary = Summary {
+                pass: count(Outcome::Pass),
+                fail: count(Outcome::Fail),
+                warn: count(Outcome::Warn),
+                error: 0,
+                skip: count(Outcome::Skip),
+            };
+            let report = PolicyReport {
+                api_version: GROUP_VERSION,
+                kind: "PolicyReport",
+                metadata: Metadata {
+                    name: NAME,
+                    namespace: namespace.clone(),
+                    labels: [("app.kubernetes.io/managed-by", NAME)].into(),
+                },
+                summary,
+                results,
+            };
+            (namespace, report)
         })
         .collect()
 }
 
-/// Writes (server-side apply) one PolicyReport per namespace.
+/// Writes one PolicyReport per namespace (server-side apply, zerodrop's field manager).
 pub async fn write(client: &Client, report: &Report) -> Result<usize, PolicyReportError> {
     if !installed(client).await {
         return Err(PolicyReportError::NotInstalled);
     }
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(GROUP, VERSION, "PolicyReport"));
     let reports = build(report);
+    let params = PatchParams::apply(NAME).force();
     for (ns, obj) in &reports {
-        let url = format!(
-            "/apis/{GROUP_VERSION}/namespaces/{ns}/policyreports/zerodrop?fieldManager=zerodrop&force=true"
-        );
-        let body = serde_json::to_vec(obj).unwrap_or_default();
-        let req = http::Request::patch(url)
-            .header("content-type", "application/apply-patch+yaml")
-            .body(body)
-            .map_err(|e| PolicyReportError::Write {
-                namespace: ns.clone(),
-                source: kube::Error::HttpError(e),
-            })?;
-        client
-            .request::<Value>(req)
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource);
+        api.patch(NAME, &params, &Patch::Apply(obj))
             .await
             .map_err(|source| PolicyReportError::Write {
                 namespace: ns.clone(),
@@ -112,4 +198,39 @@ pub async fn write(client: &Client, report: &Report) -> Result<usize, PolicyRepo
             })?;
     }
     Ok(reports.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit;
+    use crate::engine::{Capabilities, Engine};
+    use crate::policy::{ClusterPolicy, Layer};
+    use serde_json::json;
+
+    #[test]
+    fn every_result_names_its_resource_with_a_real_api_version() {
+        let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": { "name": "web", "namespace": "shop" },
+            "spec": { "template": { "spec": { "containers": [{ "name": "web", "image": "web" }] } } }
+        });
+        let mut report = audit::Report::default();
+        report
+            .workloads
+            .extend(audit::evaluate(&engine, &deployment, &Layer::default()));
+        let reports = build(&report);
+        let shop = &reports["shop"];
+        assert_eq!(shop.summary.fail, 1, "the template would change");
+        let value = serde_json::to_value(shop).unwrap();
+        assert_eq!(value["apiVersion"], GROUP_VERSION);
+        for result in value["results"].as_array().unwrap() {
+            let r = &result["resources"][0];
+            assert_eq!(
+                (&r["apiVersion"], &r["kind"]),
+                (&json!("apps/v1"), &json!("Deployment"))
+            );
+        }
+    }
 }

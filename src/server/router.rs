@@ -69,10 +69,8 @@ pub fn deadline(query: Option<&str>) -> Duration {
 }
 
 fn go_duration(raw: &str) -> Option<Duration> {
-    if let Some(ms) = raw.strip_suffix("ms") {
-        return ms.parse::<u64>().ok().map(Duration::from_millis);
-    }
-    crate::policy::duration::parse_up_to(raw, 3600).map(Duration::from_secs)
+    let parsed: kube::core::Duration = raw.parse().ok()?;
+    (!parsed.is_negative()).then(|| parsed.into())
 }
 
 pub fn admin(state: Arc<State>) -> Router {

@@ -181,5 +181,6 @@ async fn policy_reports_need_the_crd_and_are_written_when_it_exists() {
         .find(|r| r["rule"] == "lossless-rollout")
         .expect("lossless-rollout result");
     assert_eq!(rollout["resources"][0]["name"], "shop");
+    assert_eq!(rollout["resources"][0]["apiVersion"], "apps/v1", "{report}");
     assert!(!results.iter().any(|r| r["rule"] == "escaped"), "{report}");
 }

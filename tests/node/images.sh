@@ -14,11 +14,12 @@ mkdir -p "$out"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 
 (cd "$root/tests/harness" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/pause" ./cmd/pause) >&2
-# Static glibc binaries: the images hold nothing but the program.
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release \
+# Static glibc binaries, stripped (the dist profile, what the Dockerfile ships): the images
+# hold nothing but the program.
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --profile dist \
   --manifest-path "$root/Cargo.toml" --target x86_64-unknown-linux-gnu \
   --bin zerodrop --example rollout_app --example rollout_load >&2
-rel="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release"
+rel="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/dist"
 cp "$rel/examples/rollout_load" "$out/rollout_load"
 
 oci() { python3 "$root/tests/node/oci.py" "$@"; }

@@ -83,23 +83,36 @@ impl Change {
     }
 }
 
-/// The description reports and warnings show.
-impl std::fmt::Display for Change {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Change {
+    /// The container changed, or `None` for a pod-level field.
+    pub fn container(&self) -> Option<&str> {
+        match self {
+            Change::Prestop { container, .. }
+            | Change::Readiness { container, .. }
+            | Change::ShellExec { container } => Some(container),
+            Change::Grace { .. } => None,
+        }
+    }
+
+    /// What changes, without where: the one wording reports, warnings and tables use.
+    pub fn what(&self) -> String {
         match self {
             Change::Prestop {
-                container,
-                seconds,
-                action,
-            } => write!(f, "{container}: preStop {action} {seconds}s"),
-            Change::Readiness {
-                container,
-                description,
-            } => write!(f, "{container}: {description}"),
-            Change::Grace { from, to } => write!(f, "terminationGracePeriodSeconds {from} -> {to}"),
-            Change::ShellExec { container } => {
-                write!(f, "{container}: shell command rewritten to exec")
-            }
+                seconds, action, ..
+            } => format!("preStop {action} {seconds}s"),
+            Change::Readiness { description, .. } => description.clone(),
+            Change::Grace { from, to } => format!("terminationGracePeriodSeconds {from} -> {to}"),
+            Change::ShellExec { .. } => "shell command rewritten to exec".into(),
+        }
+    }
+}
+
+/// `container: what`, or just `what` for the pod: the description reports and warnings show.
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.container() {
+            Some(container) => write!(f, "{container}: {}", self.what()),
+            None => f.write_str(&self.what()),
         }
     }
 }

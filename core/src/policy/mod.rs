@@ -26,12 +26,26 @@ pub enum Mode {
 }
 
 impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Enforce, Mode::Audit, Mode::Off];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Enforce => "enforce",
             Mode::Audit => "audit",
             Mode::Off => "off",
         }
+    }
+}
+
+/// The inverse of `as_str`: the label's, the annotation's and the flags' spelling.
+impl std::str::FromStr for Mode {
+    type Err = InvalidValue;
+
+    fn from_str(raw: &str) -> Result<Mode, InvalidValue> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == raw)
+            .ok_or(InvalidValue)
     }
 }
 
@@ -215,14 +229,7 @@ impl Setting {
     pub fn parse_into(self, raw: &str, into: &mut Partial) -> Result<(), InvalidValue> {
         let v = raw.trim();
         match self {
-            Setting::Mode => {
-                into.mode = Some(match v {
-                    "enforce" => Mode::Enforce,
-                    "audit" => Mode::Audit,
-                    "off" => Mode::Off,
-                    _ => return Err(InvalidValue),
-                })
-            }
+            Setting::Mode => into.mode = Some(v.parse()?),
             Setting::PrestopSleep => {
                 into.prestop_sleep = Some(duration::parse_seconds(v).ok_or(InvalidValue)?)
             }
