@@ -77,3 +77,65 @@ fn serve_refuses_a_bad_config_with_a_clear_error() {
         "{err}"
     );
 }
+
+/// The README's first five minutes, as a newcomer types them: `serve` on its embedded default,
+/// the captured AdmissionReview posted to it (audit answer standalone, the enforce patch with
+/// `--unknown-namespace-mode enforce`), and `audit -f` on the shipped example manifest.
+#[tokio::test]
+async fn the_readme_first_five_minutes_work_as_shown() {
+    use base64::Engine as _;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let review = "tests/fixtures/admission/pod-create.json";
+    let manifest = "examples/manifests/web.yaml";
+    for shown in [
+        review,
+        manifest,
+        "--unknown-namespace-mode enforce",
+        "would-patch",
+    ] {
+        assert!(readme.contains(shown), "the README no longer shows {shown}");
+    }
+    let body = std::fs::read(root.join(review)).unwrap();
+
+    let standalone = crate::support::serve::Served::start(&[]).await;
+    let answer = standalone.review("/mutate", &body).await;
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true);
+    assert!(
+        response.get("patch").is_none(),
+        "standalone answers in audit mode: {answer}"
+    );
+    assert_eq!(response["auditAnnotations"]["mode"], "audit");
+    assert!(
+        response["auditAnnotations"]["would-patch"]
+            .as_str()
+            .unwrap()
+            .contains("preStop")
+    );
+
+    let enforcing =
+        crate::support::serve::Served::start(&["--unknown-namespace-mode", "enforce"]).await;
+    let answer = enforcing.review("/mutate", &body).await;
+    let patch = answer["response"]["patch"]
+        .as_str()
+        .expect("an enforce patch");
+    let ops: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(patch)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(ops.to_string().contains("preStop"), "{ops}");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_zerodrop"))
+        .args(["audit", "-f", manifest])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "something would change: {out}");
+    for line in ["preStop sleep 5s", "readiness probe upgraded tcp", "ZD301"] {
+        assert!(out.contains(line), "{line} missing from:\n{out}");
+    }
+}

@@ -292,6 +292,15 @@ async fn admin_endpoints() {
     let (s, body) = call(syncing, Method::GET, "/readyz", None, Vec::new()).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert!(String::from_utf8(body).unwrap().contains("namespace cache"));
+    let expired = state_with(Arc::new(HashMap::<String, Arc<Layer>>::new()), true);
+    expired.metrics.cert_expiry.set(1_000_000);
+    let (s, body) = call(expired, Method::GET, "/readyz", None, Vec::new()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("certificate expired")
+    );
 }
 
 #[tokio::test]

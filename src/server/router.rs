@@ -266,7 +266,12 @@ fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 async fn readyz(Shared(state): Shared<Arc<State>>) -> Response {
-    match state.health.not_ready_reason() {
+    // The server does not start without a serving certificate; one that has expired makes every
+    // call of the apiserver fail, so say so here rather than look healthy.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let not_after = state.metrics.cert_expiry.get();
+    let expired = (not_after != 0 && not_after <= now).then_some("serving certificate expired");
+    match state.health.not_ready_reason().or(expired) {
         None => (StatusCode::OK, "ok\n").into_response(),
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
     }

@@ -6,3 +6,4 @@ pub mod load;
 pub mod pods;
 pub mod process;
 pub mod router;
+pub mod serve;
