@@ -1,7 +1,6 @@
 //! Hostile but legal (and some illegal) objects through the real router: every answer is a
 //! valid AdmissionReview or a 4xx with a reason, never a panic.
 
-// Shared with tests/server_router.rs, which uses all of it.
 use crate::support::router as support;
 
 use axum::http::{Method, StatusCode};
@@ -10,8 +9,16 @@ use serde_json::{Value, json};
 use support::{call, fixture, state};
 
 async fn post(review: &Value, body: Vec<u8>) -> (StatusCode, Value, String) {
+    post_as(review, "enforce", body).await
+}
+
+async fn post_in(review: &Value, mode: &str) -> (StatusCode, Value, String) {
+    post_as(review, mode, serde_json::to_vec(review).unwrap()).await
+}
+
+async fn post_as(review: &Value, mode: &str, body: Vec<u8>) -> (StatusCode, Value, String) {
     let (status, bytes) = call(
-        state(review, "enforce"),
+        state(review, mode),
         Method::POST,
         "/mutate",
         Some("application/json"),
@@ -80,13 +87,38 @@ async fn a_two_and_a_half_mebibyte_pod_is_answered_correctly() {
 #[tokio::test]
 async fn a_thousand_containers() {
     let mut review = fixture("pod-create");
+    // Names as long as Kubernetes allows: the ledger must still fit the annotation limit.
     let containers: Vec<Value> = (0..1_000)
-        .map(|i| json!({ "name": format!("c{i}"), "image": "i", "ports": [{ "containerPort": 8000 + i }] }))
+        .map(|i| json!({ "name": format!("c{i:04}-{}", "x".repeat(57)), "image": "i", "ports": [{ "containerPort": 8000 + i }] }))
         .collect();
     review["request"]["object"]["spec"]["containers"] = json!(containers);
     let (status, answer, text) = post(&review, serde_json::to_vec(&review).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{text}");
     let patched = apply(&review, &answer);
+    let annotations = patched["metadata"]["annotations"].as_object().unwrap();
+    let total: usize = annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.as_str().unwrap().len())
+        .sum();
+    assert!(
+        total <= zerodrop::engine::ledger::ANNOTATIONS_LIMIT,
+        "{total} bytes of annotations"
+    );
+    let ledger = annotations["zerodrop.dev/injected"].as_str().unwrap();
+    assert!(
+        ledger.len() <= zerodrop::engine::ledger::MAX_LEDGER,
+        "ledger of {} bytes",
+        ledger.len()
+    );
+    // Audit mode: every audit annotation stays bounded too.
+    let (_, audit, _) = post_in(&review, "audit").await;
+    for (key, value) in audit["response"]["auditAnnotations"].as_object().unwrap() {
+        let len = value.as_str().unwrap().len();
+        assert!(
+            len <= zerodrop::admission::response::MAX_AUDIT_ANNOTATION,
+            "{key}: {len} bytes"
+        );
+    }
     assert!(
         patched["spec"]["containers"]
             .as_array()

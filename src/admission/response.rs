@@ -10,8 +10,19 @@ use std::fmt::Write as _;
 
 /// More than a handful of warnings is noise in `kubectl apply` output.
 pub const MAX_WARNINGS: usize = 8;
-/// Audit annotations end up in every audit event; keep the would-be patch bounded.
-pub const MAX_AUDIT_PATCH: usize = 4096;
+/// Audit annotations end up in every audit event: each value is bounded.
+pub const MAX_AUDIT_ANNOTATION: usize = 4096;
+
+/// `value`, or a short note of its size when it is over the bound.
+fn bounded(value: String, what: &str) -> String {
+    if value.len() <= MAX_AUDIT_ANNOTATION {
+        return value;
+    }
+    format!(
+        "{what} of {} bytes omitted; run `zerodrop audit`",
+        value.len()
+    )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Advice {
@@ -76,23 +87,15 @@ pub fn audit_annotations(decision: &Decision) -> BTreeMap<String, String> {
             }
             let _ = write!(changes, "{change}");
         }
-        out.insert("changes".into(), changes);
+        out.insert("changes".into(), bounded(changes, "changes"));
     }
     if decision.mode == Mode::Audit && !decision.patch.0.is_empty() {
         let patch = serde_json::to_string(&decision.patch).unwrap_or_default();
-        let patch = if patch.len() > MAX_AUDIT_PATCH {
-            format!(
-                "patch of {} bytes omitted; run `zerodrop audit`",
-                patch.len()
-            )
-        } else {
-            patch
-        };
-        out.insert("would-patch".into(), patch);
+        out.insert("would-patch".into(), bounded(patch, "patch"));
     }
     if !decision.findings.is_empty() {
         let codes: Vec<&str> = decision.findings.iter().map(|f| f.code.as_str()).collect();
-        out.insert("findings".into(), codes.join(","));
+        out.insert("findings".into(), bounded(codes.join(","), "findings"));
     }
     out
 }

@@ -284,7 +284,11 @@ impl Engine {
             }
         }
         if !ledger.is_empty() {
-            ledger.stamp(&mut after);
+            let others = pod::annotations(obj)
+                .filter(|(k, _)| *k != LEDGER_ANNOTATION)
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
+            ledger.stamp(&mut after, others);
         }
         ops.extend(patch::diff(&before, after).0);
         Decision {
