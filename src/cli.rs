@@ -206,6 +206,11 @@ pub struct ServeArgs {
     /// Admission requests in flight at once; more are refused with 503 at once.
     #[arg(long, env = "ZERODROP_MAX_CONCURRENT_REQUESTS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_requests: u32,
+    /// MiB of request bodies in flight; beyond that 503 at once (bounds memory for any mix of
+    /// sizes). 4 MiB of it are kept for bodies up to 256 KiB (every real pod), the rest must
+    /// hold the largest body (8 MiB): at least 12.
+    #[arg(long, env = "ZERODROP_MAX_IN_FLIGHT_MIB", default_value_t = crate::server::DEFAULT_MIB_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(12..=4096))]
+    pub max_in_flight_mib: u32,
     /// Time a client has to send the request body (slow clients).
     #[arg(long, env = "ZERODROP_BODY_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub body_timeout: Duration,

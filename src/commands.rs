@@ -98,7 +98,11 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
         unknown_namespace_mode: config.unknown_namespace_mode,
         metrics,
         health,
-        limits: server::Limits::new(args.max_concurrent_requests as usize, args.body_timeout),
+        limits: server::Limits::with_bytes(
+            args.max_concurrent_requests as usize,
+            args.max_in_flight_mib,
+            args.body_timeout,
+        ),
         cache: crate::admission::cache::DecisionCache::new(args.decision_cache_size),
     };
     let server = Server::bind(config, state).await?;

@@ -28,8 +28,11 @@ fn main() -> anyhow::Result<()> {
     }
     // kube and our TLS both use rustls with ring; make it the process default explicitly.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Evaluation of large bodies has its own bounded slots; this caps the rest (file reads,
+    // DNS) so no path can pile up threads.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(32)
         .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(zerodrop::commands::serve(

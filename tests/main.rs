@@ -17,6 +17,7 @@ mod fuzz_corpus;
 mod hostile_inputs;
 mod rollout_tools;
 mod server_namespaces;
+mod server_overload;
 mod server_router;
 mod server_shutdown;
 mod server_tls;

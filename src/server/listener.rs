@@ -10,6 +10,10 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// hyper buffers up to this much of a connection's incoming bytes (its default is ~400 KiB):
+/// hundreds of connections pushing large bodies must not cost hundreds of MiB before the byte
+/// budget has even seen them. Headers and TLS records fit many times over.
+const READ_BUFFER: usize = 32 * 1024;
 
 pub async fn accept_loop(
     listener: TcpListener,
@@ -53,6 +57,7 @@ pub async fn accept_loop(
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .keep_alive(true)
+                .max_buf_size(READ_BUFFER)
                 .serve_connection(TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -86,19 +87,47 @@ impl Health {
     }
 }
 
-/// Protection against overload and slow clients.
+/// Protection against overload and slow clients: what a request may cost is bounded in
+/// requests, in bytes and in threads, and held until its work has really ended.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Admission requests in flight (reading, evaluating or answering); beyond: 503 at once.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// KiB of request bodies in flight (each request reserves its Content-Length, or the
+    /// largest body when it sends none); beyond: 503 at once. Bounds memory for any mix of
+    /// sizes. Small bodies (every real pod) draw from their own share, so a flood of large
+    /// ones cannot starve them.
+    pub small_kib: Arc<tokio::sync::Semaphore>,
+    pub large_kib: Arc<tokio::sync::Semaphore>,
+    /// Large bodies evaluated at once, off the async workers: bounds the blocking threads.
+    pub evaluations: Arc<tokio::sync::Semaphore>,
     /// Time a client has to send the request body once headers are in.
     pub body_timeout: Duration,
 }
 
+/// What the byte budget is by default: a handful of the largest requests, well inside the
+/// chart's 128 MiB memory limit with the decoding they cost (docs/reliability.md).
+pub const DEFAULT_MIB_IN_FLIGHT: u32 = 16;
+/// The share of small bodies (up to `router::BLOCKING_THRESHOLD`): 16 of the largest of them,
+/// 500 typical pods.
+pub const SMALL_MIB_IN_FLIGHT: u32 = 4;
+
 impl Limits {
     pub fn new(max_in_flight: usize, body_timeout: Duration) -> Limits {
+        Limits::with_bytes(max_in_flight, DEFAULT_MIB_IN_FLIGHT, body_timeout)
+    }
+
+    /// `mib_in_flight` is the whole byte budget, small share included.
+    pub fn with_bytes(max_in_flight: usize, mib_in_flight: u32, body_timeout: Duration) -> Limits {
+        // Evaluation is CPU-bound: more threads than cores only queue in the kernel instead.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Limits {
-            in_flight: Arc::new(tokio::sync::Semaphore::new(max_in_flight)),
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            small_kib: Arc::new(Semaphore::new(SMALL_MIB_IN_FLIGHT as usize * 1024)),
+            large_kib: Arc::new(Semaphore::new(
+                mib_in_flight.saturating_sub(SMALL_MIB_IN_FLIGHT) as usize * 1024,
+            )),
+            evaluations: Arc::new(Semaphore::new(cores.max(2))),
             body_timeout,
         }
     }

@@ -3,22 +3,24 @@
 use super::State;
 use crate::admission::{self, Context, Endpoint, Fetch, Outcome};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Request, State as Shared};
+use axum::body::{Body, Bytes};
+use axum::extract::{Extension, Request, State as Shared};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::BytesMut;
+use futures::StreamExt;
 use std::sync::Arc;
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::sync::OwnedSemaphorePermit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 /// Above what the apiserver can send: objects up to 3 MiB, plus oldObject, plus the envelope.
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// Bodies above this are evaluated off the async workers so one huge pod cannot stall others.
-const BLOCKING_THRESHOLD: usize = 256 * 1024;
+pub const BLOCKING_THRESHOLD: usize = 256 * 1024;
 
 /// At most this long asking the apiserver for a namespace the watch has not delivered yet.
 const MAX_FETCH: Duration = Duration::from_secs(2);
@@ -30,7 +32,6 @@ pub fn admission(state: Arc<State>) -> Router {
     Router::new()
         .route("/mutate", post(admit))
         .route("/validate", post(admit))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(RequestBodyTimeoutLayer::new(state.limits.body_timeout))
         // Outside the body read, so a slow upload holds its slot like any other request.
         .layer(middleware::from_fn_with_state(state.clone(), limit))
@@ -38,20 +39,52 @@ pub fn admission(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
-/// Refuses at once when too many requests are in flight: queueing would only make every
-/// answer late (the apiserver gives up after its timeout anyway).
-async fn limit(Shared(state): Shared<Arc<State>>, req: Request, next: Next) -> Response {
-    let Ok(permit) = state.limits.in_flight.clone().try_acquire_owned() else {
+/// What a request holds while it is in flight: its place among the requests and its bytes.
+/// Shared with the evaluation off the async workers, so both are given back only when the
+/// work has really ended, not when the answer has been sent.
+#[derive(Clone)]
+struct Ticket {
+    _permits: Arc<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
+}
+
+/// Refuses at once when too many requests or too many bytes are in flight: queueing would
+/// only make every answer late (the apiserver gives up after its timeout anyway).
+async fn limit(Shared(state): Shared<Arc<State>>, mut req: Request, next: Next) -> Response {
+    // The apiserver always sends Content-Length; a body without one may be as large as any.
+    let bytes = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(MAX_BODY)
+        .min(MAX_BODY);
+    let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let limits = &state.limits;
+    let share = if bytes <= BLOCKING_THRESHOLD {
+        &limits.small_kib
+    } else {
+        &limits.large_kib
+    };
+    let permits = limits
+        .in_flight
+        .clone()
+        .try_acquire_owned()
+        .ok()
+        .and_then(|request| {
+            let bytes = share.clone().try_acquire_many_owned(kib).ok()?;
+            Some((request, bytes))
+        });
+    let Some(permits) = permits else {
         state.metrics.overloaded.inc();
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            "too many admission requests in flight\n",
+            "too many admission requests or bytes in flight\n",
         )
             .into_response();
     };
-    let response = next.run(req).await;
-    drop(permit);
-    response
+    req.extensions_mut().insert(Ticket {
+        _permits: Arc::new(permits),
+    });
+    next.run(req).await
 }
 
 /// The apiserver's `?timeout=10s` (Go duration: `500ms`, `10s`, `1m0s`), minus a margin so the
@@ -84,25 +117,71 @@ pub fn admin(state: Arc<State>) -> Router {
 /// Both admission routes: the path says which endpoint.
 async fn admit(
     Shared(state): Shared<Arc<State>>,
+    Extension(ticket): Extension<Ticket>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(body, &headers).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let endpoint = if uri.path() == "/validate" {
         Endpoint::Validate
     } else {
         Endpoint::Mutate
     };
-    review(state, endpoint, deadline(uri.query()), &headers, body).await
+    let call = Call {
+        endpoint,
+        deadline: deadline(uri.query()),
+        ticket,
+    };
+    review(state, call, &headers, body).await
 }
 
-async fn review(
-    state: Arc<State>,
+/// The body in one buffer of its announced size, filled chunk by chunk: collecting chunks and
+/// then joining them (axum's `Bytes`) holds a large body twice.
+async fn read_body(body: Body, headers: &HeaderMap) -> Result<Bytes, Response> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY) {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::with_capacity(announced.unwrap_or(0));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            // Most often the body timeout: the client stopped sending.
+            return Err((
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time\n",
+            )
+                .into_response());
+        };
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+fn too_large() -> Response {
+    (StatusCode::PAYLOAD_TOO_LARGE, "request body over 8 MiB\n").into_response()
+}
+
+/// One admission call: which endpoint, how long it may take, what it holds.
+struct Call {
     endpoint: Endpoint,
     deadline: Duration,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Response {
+    ticket: Ticket,
+}
+
+async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes) -> Response {
+    let Call {
+        endpoint, deadline, ..
+    } = call;
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -122,7 +201,7 @@ async fn review(
             .into_response();
     }
     let started = Instant::now();
-    let mut result = match run(&state, endpoint, &body, deadline).await {
+    let mut result = match run(&state, &call, &body, deadline).await {
         Ok(result) => result,
         Err(answered) => return answered,
     };
@@ -141,7 +220,7 @@ async fn review(
         }
         if fetched == Fetch::Found {
             let left = deadline.saturating_sub(started.elapsed());
-            result = match run(&state, endpoint, &body, left).await {
+            result = match run(&state, &call, &body, left).await {
                 Ok(result) => result,
                 Err(answered) => return answered,
             };
@@ -167,28 +246,83 @@ async fn review(
 type Evaluated = Result<(Outcome, Vec<u8>), admission::DecodeError>;
 
 /// Evaluates on this worker, or off the async workers for big bodies (then bounded by
-/// `deadline`; `Err` is the answer already given).
+/// `deadline` and by the evaluation slots; `Err` is the answer already given).
 async fn run(
     state: &Arc<State>,
-    endpoint: Endpoint,
+    call: &Call,
     body: &Bytes,
     deadline: Duration,
 ) -> Result<Evaluated, Response> {
+    let endpoint = call.endpoint;
     if body.len() <= BLOCKING_THRESHOLD {
         return Ok(evaluate(state, endpoint, body));
     }
-    let (shared, input) = (state.clone(), body.clone());
-    let work = tokio::task::spawn_blocking(move || evaluate(&shared, endpoint, &input));
-    match tokio::time::timeout(deadline, work).await {
+    let started = Instant::now();
+    let slots = state.limits.evaluations.clone();
+    let Ok(Ok(slot)) = tokio::time::timeout(deadline, slots.acquire_owned()).await else {
+        // Waited the whole deadline for a slot: nothing was started.
+        return Err(late(state, call, body, deadline).await);
+    };
+    let (shared, input, held) = (state.clone(), body.clone(), call.ticket.clone());
+    let work = tokio::task::spawn_blocking(move || {
+        // The request's permits and the slot stay taken until this work ends, even when the
+        // answer went out at the deadline: that is what bounds memory and threads.
+        let _held = (held, slot);
+        evaluate(&shared, endpoint, &input)
+    });
+    let left = deadline.saturating_sub(started.elapsed());
+    match tokio::time::timeout(left, work).await {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(_)) => Err(on_panic(Box::new("evaluation task failed"))),
-        Err(_) => Err(late(state, endpoint, body, deadline)),
+        Err(_) => Err(late(state, call, body, deadline).await),
     }
 }
 
 /// No decision within the apiserver's deadline: admit unchanged (as failurePolicy Ignore would,
-/// but with an answer the apiserver can log) and say so.
-fn late(state: &State, endpoint: Endpoint, body: &[u8], deadline: Duration) -> Response {
+/// but with an answer the apiserver can log) and say so. Finding the uid means parsing the
+/// body, so that happens off the async workers too, in a free evaluation slot; with none free
+/// the answer is 503 (the apiserver treats both alike: failurePolicy Ignore).
+async fn late(state: &Arc<State>, call: &Call, body: &Bytes, deadline: Duration) -> Response {
+    let endpoint = call.endpoint;
+    state.metrics.record_error(endpoint.as_str(), "deadline");
+    tracing::warn!(
+        endpoint = endpoint.as_str(),
+        ?deadline,
+        "no decision within the deadline; admitted unchanged"
+    );
+    let Ok(slot) = state.limits.evaluations.clone().try_acquire_owned() else {
+        state.metrics.overloaded.inc();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no decision within the deadline and no capacity to answer it\n",
+        )
+            .into_response();
+    };
+    let (input, held) = (body.clone(), call.ticket.clone());
+    let uid = tokio::task::spawn_blocking(move || {
+        let _held = (held, slot);
+        uid_of(&input)
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(uid) = uid else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "AdmissionReview request has no uid\n",
+        )
+            .into_response();
+    };
+    let response = admission::review::Response {
+        uid,
+        allowed: true,
+        warnings: vec!["zerodrop: no decision within the deadline; admitted unchanged".into()],
+        ..Default::default()
+    };
+    json(admission::review::encode(&response))
+}
+
+fn uid_of(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Uid {
         request: Option<UidOnly>,
@@ -197,26 +331,10 @@ fn late(state: &State, endpoint: Endpoint, body: &[u8], deadline: Duration) -> R
     struct UidOnly {
         uid: String,
     }
-    state.metrics.record_error(endpoint.as_str(), "deadline");
-    let Some(uid) = serde_json::from_slice::<Uid>(body)
-        .ok()
-        .and_then(|u| u.request)
+    serde_json::from_slice::<Uid>(body)
+        .ok()?
+        .request
         .map(|r| r.uid)
-    else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "AdmissionReview request has no uid\n",
-        )
-            .into_response();
-    };
-    tracing::warn!(endpoint = endpoint.as_str(), %uid, ?deadline, "no decision within the deadline; admitted unchanged");
-    let response = admission::review::Response {
-        uid,
-        allowed: true,
-        warnings: vec!["zerodrop: no decision within the deadline; admitted unchanged".into()],
-        ..Default::default()
-    };
-    json(admission::review::encode(&response))
 }
 
 /// An encoded AdmissionReview as the response.
