@@ -4,8 +4,8 @@
 use crate::admission::{Fetch, NamespaceLookup};
 use crate::metrics::Metrics;
 use crate::policy::{Layer, MODE_LABEL};
-use futures::StreamExt;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, PartialObjectMeta};
@@ -33,6 +33,35 @@ impl Parsed {
 
 /// Long enough for any watch to catch up; short enough that a deleted namespace is forgotten.
 const FETCHED_FOR: Duration = Duration::from_secs(60);
+/// A namespace the apiserver said does not exist is not asked for again this long: requests
+/// naming random namespaces cost at most one GET per name per interval.
+const ABSENT_FOR: Duration = Duration::from_secs(10);
+/// Names remembered as absent at most; beyond, expired ones go, then new ones are not kept.
+const MAX_ABSENT: usize = 4096;
+
+/// GETs under way (one per name, whoever asks) and names recently found absent.
+#[derive(Default)]
+struct Fetches {
+    inflight: HashMap<String, Shared<BoxFuture<'static, Fetch>>>,
+    absent: HashMap<String, Instant>,
+}
+
+impl Fetches {
+    fn absent_lately(&self, name: &str) -> bool {
+        self.absent
+            .get(name)
+            .is_some_and(|at| at.elapsed() < ABSENT_FOR)
+    }
+
+    fn remember_absent(&mut self, name: String) {
+        if self.absent.len() >= MAX_ABSENT {
+            self.absent.retain(|_, at| at.elapsed() < ABSENT_FOR);
+        }
+        if self.absent.len() < MAX_ABSENT {
+            self.absent.insert(name, Instant::now());
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct NamespaceCache {
@@ -43,6 +72,8 @@ pub struct NamespaceCache {
     parsed: Arc<Mutex<HashMap<String, Parsed>>>,
     /// For `fetch` (metadata only); `None` in unit tests.
     api: Option<Api<Namespace>>,
+    fetches: Arc<Mutex<Fetches>>,
+    metrics: Arc<Metrics>,
 }
 
 impl NamespaceCache {
@@ -72,33 +103,37 @@ impl NamespaceCache {
         });
         let ready_store = store.clone();
         let flag = synced.clone();
+        let ready_metrics = metrics.clone();
         tokio::spawn(async move {
             if ready_store.wait_until_ready().await.is_ok() {
                 flag.store(true, Ordering::Release);
-                metrics.namespace_cache_ready.set(1);
+                ready_metrics.namespace_cache_ready.set(1);
                 tracing::info!(namespaces = ready_store.len(), "namespace cache synced");
             }
         });
-        NamespaceCache::from_store(store, synced, Some(Api::all(client)))
+        NamespaceCache::from_store(store, synced, Some(Api::all(client)), metrics)
     }
 
     /// A cache without a watch: it knows only the namespaces `fetch` asked for (what the
     /// watched cache does between a namespace's creation and the watch event).
-    pub fn unwatched(client: Client) -> NamespaceCache {
+    pub fn unwatched(client: Client, metrics: Arc<Metrics>) -> NamespaceCache {
         let (store, _) = reflector::store();
-        NamespaceCache::from_store(store, Arc::default(), Some(Api::all(client)))
+        NamespaceCache::from_store(store, Arc::default(), Some(Api::all(client)), metrics)
     }
 
     fn from_store(
         store: Store<PartialObjectMeta<Namespace>>,
         synced: Arc<AtomicBool>,
         api: Option<Api<Namespace>>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         NamespaceCache {
             store,
             synced,
             parsed: Arc::default(),
             api,
+            fetches: Arc::default(),
+            metrics,
         }
     }
 
@@ -166,13 +201,24 @@ impl NamespaceLookup for NamespaceCache {
         Some(layer)
     }
 
+    /// One GET per name at a time, however many requests ask (they share it), and none for a
+    /// name found absent in the last `ABSENT_FOR`. Each GET is counted in
+    /// `namespace_fetches_total{result}`.
     fn fetch(&self, namespace: &str) -> BoxFuture<'static, Fetch> {
         let Some(api) = self.api.clone() else {
             return Box::pin(std::future::ready(Fetch::Unsupported));
         };
+        let mut fetches = self.fetches.lock().unwrap_or_else(|p| p.into_inner());
+        if fetches.absent_lately(namespace) {
+            return Box::pin(std::future::ready(Fetch::Absent));
+        }
+        if let Some(running) = fetches.inflight.get(namespace) {
+            return Box::pin(running.clone());
+        }
         let (cache, name) = (self.clone(), namespace.to_owned());
-        Box::pin(async move {
-            match api.get_metadata_opt(&name).await {
+        // Spawned, so the GET completes (and leaves the table) even when every asker gave up.
+        let get = tokio::spawn(async move {
+            let fetched = match api.get_metadata_opt(&name).await {
                 Ok(Some(ns)) => {
                     cache.remember(&name, &ns);
                     Fetch::Found
@@ -182,8 +228,23 @@ impl NamespaceLookup for NamespaceCache {
                     tracing::warn!(namespace = %name, error = %e, "could not fetch an unknown namespace");
                     Fetch::Failed
                 }
+            };
+            cache.metrics.record_fetch(fetched.as_str());
+            let mut fetches = cache.fetches.lock().unwrap_or_else(|p| p.into_inner());
+            fetches.inflight.remove(&name);
+            if fetched == Fetch::Absent {
+                fetches.remember_absent(name);
             }
-        })
+            fetched
+        });
+        let shared = get
+            .map(|joined| joined.unwrap_or(Fetch::Failed))
+            .boxed()
+            .shared();
+        fetches
+            .inflight
+            .insert(namespace.to_owned(), shared.clone());
+        Box::pin(shared)
     }
 }
 
@@ -209,7 +270,8 @@ mod tests {
     #[test]
     fn a_layer_is_parsed_once_per_namespace_version() {
         let mut writer: Writer<PartialObjectMeta<Namespace>> = Writer::default();
-        let cache = NamespaceCache::from_store(writer.as_reader(), Arc::default(), None);
+        let cache =
+            NamespaceCache::from_store(writer.as_reader(), Arc::default(), None, Arc::default());
         assert!(
             cache.layer("shop").is_none(),
             "unknown before the watch sees it"
@@ -240,7 +302,8 @@ mod tests {
     #[test]
     fn a_fetched_namespace_answers_until_the_watch_has_it() {
         let mut writer: Writer<PartialObjectMeta<Namespace>> = Writer::default();
-        let cache = NamespaceCache::from_store(writer.as_reader(), Arc::default(), None);
+        let cache =
+            NamespaceCache::from_store(writer.as_reader(), Arc::default(), None, Arc::default());
         cache.remember("shop", &namespace("1", "enforce"));
         let fetched = cache.layer("shop").expect("fetched");
         assert_eq!(fetched.all.mode, Some(Mode::Enforce));

@@ -215,9 +215,6 @@ async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes)
             tokio::time::timeout((left / 2).min(MAX_FETCH), state.namespaces.fetch(namespace))
                 .await
                 .unwrap_or(Fetch::Failed);
-        if fetched != Fetch::Unsupported {
-            state.metrics.record_fetch(fetched.as_str());
-        }
         if fetched == Fetch::Found {
             let left = deadline.saturating_sub(started.elapsed());
             result = match run(&state, &call, &body, left).await {

@@ -22,7 +22,7 @@ async fn an_unwatched_namespace_is_fetched_with_its_policy() {
         json!({ "zerodrop.dev/drain-timeout": "40s" }),
     )
     .await;
-    let cache = NamespaceCache::unwatched(c.clone());
+    let cache = NamespaceCache::unwatched(c.clone(), Arc::default());
     assert!(cache.layer(&ns).is_none());
     assert_eq!(cache.fetch(&ns).await, Fetch::Found);
     let layer = cache.layer(&ns).expect("known after the fetch");
@@ -36,7 +36,10 @@ async fn the_first_pod_of_a_new_namespace_gets_its_mode() {
     let c = client().await;
     let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
     // The router over a cache whose watch has not seen the namespace; unknown mode is audit.
-    let st = state_with(Arc::new(NamespaceCache::unwatched(c.clone())), true);
+    let st = state_with(
+        Arc::new(NamespaceCache::unwatched(c.clone(), Arc::default())),
+        true,
+    );
     let mut review = fixture("pod-create");
     review["request"]["namespace"] = json!(ns);
     review["request"]["object"]["metadata"]["namespace"] = json!(ns);
@@ -52,4 +55,30 @@ async fn the_first_pod_of_a_new_namespace_gets_its_mode() {
     let answer: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(answer["response"]["auditAnnotations"]["mode"], "enforce");
     assert_eq!(answer["response"]["patchType"], "JSONPatch");
+}
+
+/// Requests naming namespaces that do not exist, many at once and again and again (what a
+/// pod that can reach the Service can send): the real apiserver is asked at most once per
+/// name per interval.
+#[tokio::test]
+async fn a_flood_of_unknown_namespaces_costs_one_get_per_name() {
+    let c = client().await;
+    let metrics = Arc::new(zerodrop::metrics::Metrics::new());
+    let cache = NamespaceCache::unwatched(c.clone(), metrics.clone());
+    let names: Vec<String> = (0..20).map(|i| format!("no-such-namespace-{i}")).collect();
+    for _round in 0..5 {
+        let asks = names.iter().cycle().take(200).map(|name| cache.fetch(name));
+        let results = futures::future::join_all(asks).await;
+        assert!(results.iter().all(|r| *r == Fetch::Absent), "{results:?}");
+    }
+    let text = metrics.encode();
+    let gets: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("zerodrop_namespace_fetches_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(
+        gets, 20,
+        "1,000 asks for 20 names made {gets} GETs:\n{text}"
+    );
 }
