@@ -57,6 +57,7 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabels, Counter>,
     pub cert_expiry: Gauge<i64, AtomicI64>,
     pub namespace_cache_ready: Gauge<i64, AtomicI64>,
+    pub cluster_connected: Gauge<i64, AtomicI64>,
     pub overloaded: Counter,
     pub cache_hits: Counter,
     pub namespace_watch_errors: Counter,
@@ -87,6 +88,7 @@ impl Metrics {
         let cert_reloads = Family::default();
         let cert_expiry = Gauge::default();
         let namespace_cache_ready = Gauge::default();
+        let cluster_connected = Gauge::default();
         let overloaded = Counter::default();
         let cache_hits = Counter::default();
         let namespace_watch_errors = Counter::default();
@@ -128,8 +130,13 @@ impl Metrics {
             namespace_cache_ready.clone(),
         );
         registry.register(
+            "cluster_connected",
+            "1 while this replica has the cluster (apiserver reached, namespace watch running); 0 while it retries, after a watch failure, and in standalone runs",
+            cluster_connected.clone(),
+        );
+        registry.register(
             "overloaded",
-            "Requests refused with 503 because the concurrency limit was reached",
+            "Requests refused with 503: too many requests or bytes in flight, or no capacity to answer a late one",
             overloaded.clone(),
         );
         registry.register(
@@ -157,6 +164,7 @@ impl Metrics {
             cert_reloads,
             cert_expiry,
             namespace_cache_ready,
+            cluster_connected,
             overloaded,
             cache_hits,
             namespace_watch_errors,

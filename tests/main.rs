@@ -20,4 +20,5 @@ mod server_namespaces;
 mod server_overload;
 mod server_router;
 mod server_shutdown;
+mod server_startup;
 mod server_tls;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zerodrop::engine::{Capabilities, Engine};
 use zerodrop::metrics::Metrics;
 use zerodrop::policy::{ClusterPolicy, Layer, Mode};
-use zerodrop::server::{CertSource, Config, Health, Limits, Server, State};
+use zerodrop::server::{Backend, CertSource, Config, Limits, Server, State};
 
 const BODY: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"n","object":{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i"}]}}}}"#;
 
@@ -65,15 +65,12 @@ async fn start_with(
     header_timeout: Duration,
 ) -> (Server, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
-    let state = State {
-        engine: Engine::new(ClusterPolicy::default(), Capabilities::LATEST),
-        namespaces: Arc::new(HashMap::<String, Arc<Layer>>::new()),
-        unknown_namespace_mode: Mode::Audit,
-        metrics: metrics.clone(),
-        health: Health::new(Box::new(|| true)),
-        limits,
-        cache: zerodrop::admission::cache::DecisionCache::new(1024),
-    };
+    let backend = Backend::fixed(
+        Engine::new(ClusterPolicy::default(), Capabilities::LATEST),
+        Arc::new(HashMap::<String, Arc<Layer>>::new()),
+        1024,
+    );
+    let state = Arc::new(State::new(backend, Mode::Audit, metrics.clone(), limits));
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_listen: "127.0.0.1:0".parse().unwrap(),

@@ -90,13 +90,19 @@ impl NamespaceCache {
         tokio::spawn(async move {
             stream
                 .for_each(|event| {
-                    let errors = watch_metrics.namespace_watch_errors.clone();
+                    let metrics = watch_metrics.clone();
                     async move {
-                    if let Err(e) = event {
-                        errors.inc();
-                        // The reflector keeps its last state; we keep answering from it.
-                        tracing::warn!(error = %e, "namespace watch failed; retrying with backoff");
-                    }
+                        match event {
+                            // The reflector keeps its last state; we keep answering from it.
+                            Err(e) => {
+                                metrics.namespace_watch_errors.inc();
+                                metrics.cluster_connected.set(0);
+                                tracing::warn!(error = %e, "namespace watch failed; retrying with backoff, answering from the last known namespaces");
+                            }
+                            Ok(_) => {
+                                metrics.cluster_connected.set(1);
+                            }
+                        }
                     }
                 })
                 .await;

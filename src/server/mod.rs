@@ -5,14 +5,15 @@ pub mod router;
 pub mod tls;
 
 use crate::admission::NamespaceLookup;
+use crate::admission::cache::DecisionCache;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::policy::Mode;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -60,31 +61,6 @@ pub struct Config {
     pub shutdown_delay: Duration,
     pub shutdown_timeout: Duration,
     pub header_timeout: Duration,
-}
-
-/// What readiness depends on.
-pub struct Health {
-    shutting_down: AtomicBool,
-    cache_synced: Box<dyn Fn() -> bool + Send + Sync>,
-}
-
-impl Health {
-    pub fn new(cache_synced: Box<dyn Fn() -> bool + Send + Sync>) -> Health {
-        Health {
-            shutting_down: AtomicBool::new(false),
-            cache_synced,
-        }
-    }
-
-    pub fn not_ready_reason(&self) -> Option<&'static str> {
-        if self.shutting_down.load(Ordering::Acquire) {
-            Some("shutting down")
-        } else if !(self.cache_synced)() {
-            Some("namespace cache not synced")
-        } else {
-            None
-        }
-    }
 }
 
 /// Protection against overload and slow clients: what a request may cost is bounded in
@@ -139,15 +115,85 @@ impl Default for Limits {
     }
 }
 
-/// Shared by every request.
-pub struct State {
+/// What decides admissions: the engine (policy + the cluster's capabilities), the namespaces
+/// and the answers already computed with them. Swapped as one unit when the cluster connection
+/// arrives, so no answer computed with the provisional parts is ever reused after it.
+pub struct Backend {
     pub engine: Engine,
     pub namespaces: Arc<dyn NamespaceLookup>,
+    pub cache: DecisionCache,
+    /// Whether `namespaces` has its first full view (always, for a fixed set).
+    pub synced: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Backend {
+    /// A fixed set of namespaces (standalone runs, tests), synced from the start.
+    pub fn fixed(engine: Engine, namespaces: Arc<dyn NamespaceLookup>, cache_size: usize) -> Self {
+        Backend {
+            engine,
+            namespaces,
+            cache: DecisionCache::new(cache_size),
+            synced: Box::new(|| true),
+        }
+    }
+}
+
+/// Shared by every request.
+pub struct State {
+    /// Answers until the cluster is connected; in a standalone run, always.
+    pub fallback: Backend,
+    /// Set once zerodrop has reached the apiserver, read its version and started the
+    /// namespace watch.
+    pub connected: OnceLock<Backend>,
+    /// Credentials were found, so a cluster is expected: not ready until `connected`.
+    pub expects_cluster: bool,
     pub unknown_namespace_mode: Mode,
     pub metrics: Arc<Metrics>,
-    pub health: Health,
     pub limits: Limits,
-    pub cache: crate::admission::cache::DecisionCache,
+    shutting_down: AtomicBool,
+}
+
+impl State {
+    pub fn new(
+        fallback: Backend,
+        unknown_namespace_mode: Mode,
+        metrics: Arc<Metrics>,
+        limits: Limits,
+    ) -> State {
+        State {
+            fallback,
+            connected: OnceLock::new(),
+            expects_cluster: false,
+            unknown_namespace_mode,
+            metrics,
+            limits,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// What decides now: the cluster's parts once connected, else the fallback.
+    pub fn backend(&self) -> &Backend {
+        self.connected.get().unwrap_or(&self.fallback)
+    }
+
+    /// `None` when ready. An apiserver outage after the connection does not count: every
+    /// replica would leave at once; they keep answering from the last known namespaces.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Some("shutting down");
+        }
+        if self.expects_cluster && self.connected.get().is_none() {
+            return Some("not connected to the cluster yet (retrying; the log says why)");
+        }
+        if !(self.backend().synced)() {
+            return Some("namespace cache not synced");
+        }
+        // The ports open only with a certificate; one that has expired makes every call of
+        // the apiserver fail, so say so rather than look healthy.
+        let not_after = self.metrics.cert_expiry.get();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        (not_after != 0 && not_after <= now).then_some("serving certificate expired")
+    }
 }
 
 /// A server with its ports bound, ready to serve.
@@ -168,8 +214,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 }
 
 impl Server {
-    pub async fn bind(config: Config, state: State) -> Result<Server, ServerError> {
-        let state = Arc::new(state);
+    pub async fn bind(config: Config, state: Arc<State>) -> Result<Server, ServerError> {
         let resolver = match &config.certs {
             CertSource::Files {
                 cert,
@@ -272,10 +317,7 @@ impl Server {
             () = &mut accept => {}
             () = shutdown => {}
         }
-        self.state
-            .health
-            .shutting_down
-            .store(true, Ordering::Release);
+        self.state.shutting_down.store(true, Ordering::Release);
         tracing::info!(delay = ?self.config.shutdown_delay, "shutdown: readiness now failing, still serving");
         tokio::select! {
             () = &mut accept => {}

@@ -211,10 +211,12 @@ async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes)
         // Created a moment ago, together with its workloads: ask the apiserver rather than
         // fall back to --unknown-namespace-mode, within what is left of the deadline.
         let left = deadline.saturating_sub(started.elapsed());
-        let fetched =
-            tokio::time::timeout((left / 2).min(MAX_FETCH), state.namespaces.fetch(namespace))
-                .await
-                .unwrap_or(Fetch::Failed);
+        let fetched = tokio::time::timeout(
+            (left / 2).min(MAX_FETCH),
+            state.backend().namespaces.fetch(namespace),
+        )
+        .await
+        .unwrap_or(Fetch::Failed);
         if fetched == Fetch::Found {
             let left = deadline.saturating_sub(started.elapsed());
             result = match run(&state, &call, &body, left).await {
@@ -345,10 +347,11 @@ fn json(bytes: Vec<u8>) -> Response {
 }
 
 fn evaluate(state: &State, endpoint: Endpoint, body: &[u8]) -> Evaluated {
+    let backend = state.backend();
     let ctx = Context {
-        engine: &state.engine,
-        cache: Some(&state.cache),
-        namespaces: state.namespaces.as_ref(),
+        engine: &backend.engine,
+        cache: Some(&backend.cache),
+        namespaces: backend.namespaces.as_ref(),
         unknown_namespace_mode: state.unknown_namespace_mode,
     };
     let outcome = admission::handle(endpoint, body, &ctx)?;
@@ -381,12 +384,7 @@ fn on_panic(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 async fn readyz(Shared(state): Shared<Arc<State>>) -> Response {
-    // The server does not start without a serving certificate; one that has expired makes every
-    // call of the apiserver fail, so say so here rather than look healthy.
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let not_after = state.metrics.cert_expiry.get();
-    let expired = (not_after != 0 && not_after <= now).then_some("serving certificate expired");
-    match state.health.not_ready_reason().or(expired) {
+    match state.not_ready_reason() {
         None => (StatusCode::OK, "ok\n").into_response(),
         Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
     }

@@ -67,6 +67,11 @@ pub struct Zerodrop {
 
 impl Zerodrop {
     pub fn start(port: u16) -> Zerodrop {
+        Zerodrop::start_against(port, &control_plane().kubeconfig)
+    }
+
+    /// With its certificate in files, talking to the cluster of `kubeconfig`.
+    pub fn start_against(port: u16, kubeconfig: &Path) -> Zerodrop {
         let dir = tempfile::tempdir().unwrap();
         let ip = "127.0.0.1".parse().unwrap();
         let b = zerodrop::certs::generate(&["localhost".into()], &[ip], time::Duration::days(2))
@@ -74,7 +79,7 @@ impl Zerodrop {
         std::fs::write(dir.path().join("tls.crt"), &b.cert_pem).unwrap();
         std::fs::write(dir.path().join("tls.key"), &b.key_pem).unwrap();
         let files = Zerodrop::cert_args(dir.path());
-        Zerodrop::start_in(dir, port, b.ca_cert_pem, &files)
+        Zerodrop::start_in(dir, port, b.ca_cert_pem, &files, kubeconfig)
     }
 
     fn cert_args(dir: &Path) -> Vec<String> {
@@ -89,7 +94,14 @@ impl Zerodrop {
 
     /// A replica that manages its own certificates through the cluster (`--self-managed-*`).
     pub fn start_self_managed(port: u16, args: &[String]) -> Zerodrop {
-        Zerodrop::start_in(tempfile::tempdir().unwrap(), port, String::new(), args)
+        let kubeconfig = &control_plane().kubeconfig;
+        Zerodrop::start_in(
+            tempfile::tempdir().unwrap(),
+            port,
+            String::new(),
+            args,
+            kubeconfig,
+        )
     }
 
     /// Restarts with the same certificate and port.
@@ -104,7 +116,7 @@ impl Zerodrop {
         let _ = child.kill();
         let _ = child.wait();
         let files = Zerodrop::cert_args(dir.path());
-        Zerodrop::start_in(dir, tls_port, ca_pem, &files)
+        Zerodrop::start_in(dir, tls_port, ca_pem, &files, &control_plane().kubeconfig)
     }
 
     fn start_in(
@@ -112,6 +124,7 @@ impl Zerodrop {
         port: u16,
         ca_pem: String,
         cert_args: &[String],
+        kubeconfig: &Path,
     ) -> Zerodrop {
         let log = dir
             .path()
@@ -126,7 +139,7 @@ impl Zerodrop {
         ])
         .args(cert_args)
         .arg("--kubeconfig")
-        .arg(&control_plane().kubeconfig)
+        .arg(kubeconfig)
         .args(["--shutdown-delay", "0", "--log-format", "json"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());

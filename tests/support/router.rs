@@ -10,7 +10,7 @@ use zerodrop::admission::NamespaceLookup;
 use zerodrop::engine::{Capabilities, Engine};
 use zerodrop::metrics::Metrics;
 use zerodrop::policy::{ClusterPolicy, Layer, Mode};
-use zerodrop::server::{Health, State, router};
+use zerodrop::server::{Backend, State, router};
 
 pub fn fixture(name: &str) -> Value {
     let path = format!(
@@ -25,15 +25,19 @@ pub fn namespace_of(review: &Value) -> String {
 }
 
 pub fn state_with(namespaces: Arc<dyn NamespaceLookup>, ready: bool) -> Arc<State> {
-    Arc::new(State {
-        engine: Engine::new(ClusterPolicy::default(), Capabilities::LATEST),
+    let mut backend = Backend::fixed(
+        Engine::new(ClusterPolicy::default(), Capabilities::LATEST),
         namespaces,
-        unknown_namespace_mode: Mode::Audit,
-        metrics: Arc::new(Metrics::new()),
-        health: Health::new(Box::new(move || ready)),
-        limits: Default::default(),
-        cache: zerodrop::admission::cache::DecisionCache::new(1024),
-    })
+        1024,
+    );
+    backend.synced = Box::new(move || ready);
+    let metrics = Arc::new(Metrics::new());
+    Arc::new(State::new(
+        backend,
+        Mode::Audit,
+        metrics,
+        Default::default(),
+    ))
 }
 
 pub fn state(review: &Value, mode: &str) -> Arc<State> {

@@ -15,8 +15,14 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `zerodrop serve` with `args` after the listen flags; waits for the "serving" line.
+    /// Starts `zerodrop serve` with `args` after the listen flags, with no cluster credentials
+    /// in reach (whatever the machine has); waits for the "serving" line.
     pub async fn start(args: &[&str]) -> Served {
+        Served::start_with_env(args, &[]).await
+    }
+
+    /// The same with extra environment variables (e.g. credentials to find).
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         let log = dir.path().join("zerodrop.log");
@@ -31,6 +37,10 @@ impl Served {
             .args(["--log-format", "json", "--ca-bundle-out"])
             .arg(&ca)
             .args(args)
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env("HOME", dir.path())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -101,6 +111,13 @@ impl Served {
             assert!(started.elapsed() < within, "still running after {within:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The value of an unlabelled metric on the admin port.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let (_, text) = self.admin_get("/metrics").await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
     }
 
     pub fn logs(&self) -> String {

@@ -1,0 +1,146 @@
+//! The CLI's commands: wiring flags to the library's parts (the only place using anyhow).
+
+mod serve;
+
+pub use serve::serve;
+
+use crate::cluster;
+use crate::engine::{Capabilities, Engine};
+use crate::policy::{ClusterPolicy, Layer};
+use anyhow::Context as _;
+
+/// The cluster layer from `--config`, validated; built-in defaults without one.
+pub(crate) fn load_policy(path: Option<&std::path::Path>) -> anyhow::Result<ClusterPolicy> {
+    let Some(path) = path else {
+        return Ok(ClusterPolicy::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --config {}", path.display()))?;
+    ClusterPolicy::from_yaml(&text).with_context(|| format!("--config {}", path.display()))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = term => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// `zerodrop audit`: returns the process exit code (0, 1 or 2).
+pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
+    use crate::audit::{self, output};
+    use std::io::IsTerminal;
+    let policy = load_policy(args.config.as_deref())?;
+    let (report, docs) = if args.cluster {
+        let client = cluster::client(args.kubeconfig.as_deref()).await?;
+        let caps = match args.kube_version {
+            Some(c) => c,
+            None => cluster::capabilities(&client).await?,
+        };
+        let engine = Engine::new(policy, caps);
+        let progress = |line: &str| eprintln!("{line}");
+        let report =
+            audit::cluster::audit(&client, &engine, args.namespace.as_deref(), &progress).await?;
+        if args.policy_report {
+            match audit::policy_report::write(&client, &report).await {
+                Ok(n) => eprintln!("wrote {n} PolicyReports"),
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+        (report, Vec::new())
+    } else {
+        let engine = Engine::new(policy, args.kube_version.unwrap_or(Capabilities::LATEST));
+        let mode = args.namespace_mode.map(crate::policy::Mode::as_str);
+        let pairs = args
+            .namespace_annotation
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()));
+        // Without --namespace-mode the namespace is taken as opted in with the default mode.
+        let mut namespace = Layer::for_namespace(mode, pairs);
+        if mode.is_none() {
+            namespace.all.mode = None;
+        }
+        let (docs, errors) = audit::manifests::read_inputs(&args.filename);
+        let mut report = audit::audit_documents(&engine, &docs, &namespace);
+        report.errors = errors;
+        (report, docs)
+    };
+    if args.fix || args.output != output::Format::Table {
+        for e in &report.errors {
+            eprintln!("error: {}:{}: {}", e.file, e.line, e.message);
+        }
+    }
+    if args.fix {
+        let files = audit::fix::fixed(&docs, &report);
+        let mut out = String::new();
+        for (i, (_, text)) in files.iter().enumerate() {
+            if i > 0 && !text.starts_with("---") {
+                out.push_str("---\n");
+            }
+            out.push_str(text);
+            if !text.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        print!("{out}");
+        eprint!(
+            "{}",
+            output::render(
+                &report,
+                output::Format::Table,
+                std::io::stderr().is_terminal()
+            )
+        );
+    } else {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        print!("{}", output::render(&report, args.output, colour));
+    }
+    Ok(if !report.errors.is_empty() {
+        2
+    } else if report.trips(args.fail_on) {
+        1
+    } else {
+        0
+    })
+}
+
+/// `zerodrop certs generate`: PEM files for development and tests; keys are written 0600.
+pub fn certs_generate(args: &crate::cli::CertsArgs) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let validity = time::Duration::seconds(i64::try_from(args.validity.as_secs())?);
+    let bundle = crate::certs::generate(&args.dns, &args.ip, validity)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    for (file, text, private) in [
+        ("ca.crt", &bundle.ca_cert_pem, false),
+        ("ca.key", &bundle.ca_key_pem, true),
+        ("tls.crt", &bundle.cert_pem, false),
+        ("tls.key", &bundle.key_pem, true),
+    ] {
+        let path = args.out.join(file);
+        let mode = if private { 0o600 } else { 0o644 };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+    }
+    println!(
+        "wrote ca.crt, ca.key, tls.crt, tls.key to {}",
+        args.out.display()
+    );
+    Ok(())
+}
