@@ -1,12 +1,14 @@
-//! `zerodrop audit --cluster`: every workload's pod template and every escaped Pod, read-only.
+//! `zerodrop audit --cluster` and the background scan: every workload's pod template and every
+//! escaped Pod, read-only, one namespace and one page at a time so memory stays bounded.
 
 use super::{Report, SCHEMA_VERSION, evaluate};
 use crate::engine::ledger::{self, Ledger};
 use crate::engine::{Engine, Workload};
 use crate::policy::{Layer, MODE_LABEL, Mode};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, TypeMeta};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, PartialObjectMeta, TypeMeta};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -18,6 +20,61 @@ pub struct NamespaceMode {
     pub mode: String,
 }
 
+/// Why a running Pod lacks zerodrop's changes, as far as the cluster lets one tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// Created while no zerodrop replica was running (an outage window zerodrop recorded).
+    CreatedDuringOutage,
+    /// Created before its namespace got the `zerodrop.dev/mode` label.
+    OptedInAfterStart,
+    /// No ledger and enforce would change it: the webhook was not called or did not answer.
+    NotMutated,
+    /// Mutated, then changed by someone else (or by a later webhook).
+    ChangedAfterAdmission,
+    /// Mutated by a zerodrop whose rules were older.
+    OutdatedLedger,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 5] = [
+        Cause::CreatedDuringOutage,
+        Cause::OptedInAfterStart,
+        Cause::NotMutated,
+        Cause::ChangedAfterAdmission,
+        Cause::OutdatedLedger,
+    ];
+
+    /// The metric label and the JSON value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::CreatedDuringOutage => "created-during-outage",
+            Cause::OptedInAfterStart => "opted-in-after-start",
+            Cause::NotMutated => "not-mutated",
+            Cause::ChangedAfterAdmission => "changed-after-admission",
+            Cause::OutdatedLedger => "outdated-ledger",
+        }
+    }
+
+    fn describe(self, ledger_version: u32) -> String {
+        match self {
+            Cause::CreatedDuringOutage => {
+                "created while zerodrop was down (recorded outage): needs a rollout".into()
+            }
+            Cause::OptedInAfterStart => {
+                "created before its namespace opted in: needs a rollout".into()
+            }
+            Cause::NotMutated => {
+                "no zerodrop changes (webhook not called or did not answer): needs a rollout".into()
+            }
+            Cause::ChangedAfterAdmission => "changed after admission: needs a rollout".into(),
+            Cause::OutdatedLedger => {
+                format!("outdated zerodrop ledger v{ledger_version}: needs a rollout")
+            }
+        }
+    }
+}
+
 /// A running Pod that should carry zerodrop's changes but does not.
 #[derive(Debug, Clone, Serialize)]
 pub struct Escaped {
@@ -26,7 +83,30 @@ pub struct Escaped {
     /// The owning workload, `Kind/name`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    pub cause: Cause,
     pub reason: String,
+}
+
+/// A time span, Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Window {
+    pub from: i64,
+    pub to: i64,
+}
+
+/// What the cluster audit knows beyond the objects: when zerodrop was down.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub outages: Vec<Window>,
+}
+
+/// A namespace as the audit needs it: its policy layer and when it opted in.
+pub struct Scope {
+    pub name: String,
+    pub label: Option<String>,
+    pub layer: Layer,
+    /// When the `zerodrop.dev/mode` label was last written (its managedFields entry).
+    pub opted_in_at: Option<i64>,
 }
 
 /// The workload collections audited.
@@ -45,12 +125,13 @@ fn workloads() -> [ApiResource; 7] {
 
 const PAGE: u32 = 500;
 
-/// Lists a collection page by page (kube's paging), as JSON with every field the server sent.
-pub async fn list(
+/// Walks a collection page by page (kube's paging), each item as JSON with every field the
+/// server sent; only one page is held at a time.
+pub async fn for_each_page(
     api: &Api<DynamicObject>,
     resource: &ApiResource,
-) -> Result<Vec<Value>, kube::Error> {
-    let mut items = Vec::new();
+    mut each: impl FnMut(Value),
+) -> Result<(), kube::Error> {
     let mut params = ListParams::default().limit(PAGE);
     loop {
         let page = api.list(&params).await?;
@@ -60,12 +141,64 @@ pub async fn list(
                 api_version: resource.api_version.clone(),
                 kind: resource.kind.clone(),
             });
-            items.push(serde_json::to_value(item).map_err(kube::Error::SerdeError)?);
+            each(serde_json::to_value(item).map_err(kube::Error::SerdeError)?);
         }
         match page.metadata.continue_.filter(|t| !t.is_empty()) {
             Some(token) => params = params.continue_token(&token),
-            None => return Ok(items),
+            None => return Ok(()),
         }
+    }
+}
+
+/// The namespaces to audit (metadata only, paged), or the one named.
+pub async fn scopes(client: &Client, only: Option<&str>) -> Result<Vec<Scope>, kube::Error> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let mut out = Vec::new();
+    if let Some(name) = only {
+        out.push(scope(&api.get_metadata(name).await?));
+        return Ok(out);
+    }
+    let mut params = ListParams::default().limit(PAGE);
+    loop {
+        let page = api.list_metadata(&params).await?;
+        out.extend(page.items.iter().map(scope));
+        match page.metadata.continue_.filter(|t| !t.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+fn scope(ns: &PartialObjectMeta<Namespace>) -> Scope {
+    let meta = &ns.metadata;
+    let label = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MODE_LABEL))
+        .cloned();
+    let pairs = meta
+        .annotations
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    let opted_in_at = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| {
+            f.fields_v1
+                .as_ref()
+                .and_then(|v| v.0.pointer("/f:metadata/f:labels"))
+                .and_then(|labels| labels.get(format!("f:{MODE_LABEL}")))
+                .is_some()
+        })
+        .filter_map(|f| Some(f.time.as_ref()?.0.as_second()))
+        .max();
+    Scope {
+        name: meta.name.clone().unwrap_or_default(),
+        layer: Layer::for_namespace(label.as_deref(), pairs),
+        label,
+        opted_in_at,
     }
 }
 
@@ -89,91 +222,99 @@ pub async fn audit(
     client: &Client,
     engine: &Engine,
     only: Option<&str>,
+    facts: &Facts,
     progress: &dyn Fn(&str),
 ) -> Result<Report, kube::Error> {
-    let namespace_resource = ApiResource::erase::<Namespace>(&());
-    let namespace_api = Api::<DynamicObject>::all_with(client.clone(), &namespace_resource);
-    let namespaces = match only {
-        Some(ns) => {
-            let found = namespace_api.get(ns).await?;
-            vec![serde_json::to_value(found).map_err(kube::Error::SerdeError)?]
-        }
-        None => list(&namespace_api, &namespace_resource).await?,
-    };
-    let pod_resource = ApiResource::erase::<Pod>(&());
+    let scopes = scopes(client, only).await?;
     let mut report = Report {
         version: SCHEMA_VERSION,
         ..Report::default()
     };
-    for (i, ns) in namespaces.iter().enumerate() {
-        let name = meta(ns, "name").to_owned();
+    for (i, scope) in scopes.iter().enumerate() {
         progress(&format!(
-            "[{}/{}] namespace {name}",
+            "[{}/{}] namespace {}",
             i + 1,
-            namespaces.len()
+            scopes.len(),
+            scope.name
         ));
-        let labels = ns.pointer("/metadata/labels");
-        let label = labels
-            .and_then(|l| l.get(MODE_LABEL))
-            .and_then(Value::as_str);
-        let annotations = ns
-            .pointer("/metadata/annotations")
-            .and_then(Value::as_object);
-        let pairs = annotations
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)));
-        let mut layer = Layer::for_namespace(label, pairs);
-        let opted_in = layer.all.mode != Some(Mode::Off);
-        let shown = if opted_in {
-            layer.all.mode.unwrap_or(Mode::Enforce).to_string()
-        } else {
-            Mode::Off.to_string()
-        };
-        report.namespaces.push(NamespaceMode {
-            name: name.clone(),
-            mode: shown,
-        });
-        if !opted_in && label.is_none() {
-            // Not opted in yet: show what enforce would do, which is the point of auditing first.
-            layer.all.mode = Some(Mode::Enforce);
-        }
-
-        let mut replica_sets: HashMap<String, Option<String>> = HashMap::new();
-        for resource in workloads() {
-            let api = Api::<DynamicObject>::namespaced_with(client.clone(), &name, &resource);
-            for obj in list(&api, &resource).await? {
-                if resource.kind == "ReplicaSet" {
-                    let owner = controller(&obj).map(|(k, n)| format!("{k}/{n}"));
-                    replica_sets.insert(meta(&obj, "name").to_owned(), owner.clone());
-                    // A Deployment's ReplicaSets mirror its template: report the Deployment only.
-                    if owner.is_some() {
-                        continue;
-                    }
-                }
-                report.workloads.extend(evaluate(engine, &obj, &layer));
-            }
-        }
-        if layer.all.mode == Some(Mode::Enforce) && opted_in {
-            let api = Api::<DynamicObject>::namespaced_with(client.clone(), &name, &pod_resource);
-            for pod in list(&api, &pod_resource).await? {
-                report
-                    .drift
-                    .extend(escaped(engine, &pod, &layer, &replica_sets));
-            }
-        }
+        let one = audit_namespace(client, engine, scope, facts).await?;
+        report.namespaces.extend(one.namespaces);
+        report.workloads.extend(one.workloads);
+        report.drift.extend(one.drift);
     }
     Ok(report)
 }
 
+/// The audit of one namespace: its mode, its workloads' templates, and (enforce namespaces)
+/// its escaped pods.
+pub async fn audit_namespace(
+    client: &Client,
+    engine: &Engine,
+    scope: &Scope,
+    facts: &Facts,
+) -> Result<Report, kube::Error> {
+    let mut report = Report {
+        version: SCHEMA_VERSION,
+        ..Report::default()
+    };
+    let name = &scope.name;
+    let mut layer = scope.layer.clone();
+    let opted_in = layer.all.mode != Some(Mode::Off);
+    let shown = match layer.all.mode {
+        _ if !opted_in => Mode::Off,
+        mode => mode.unwrap_or(Mode::Enforce),
+    };
+    report.namespaces.push(NamespaceMode {
+        name: name.clone(),
+        mode: shown.to_string(),
+    });
+    if !opted_in && scope.label.is_none() {
+        // Not opted in yet: show what enforce would do, which is the point of auditing first.
+        layer.all.mode = Some(Mode::Enforce);
+    }
+
+    let mut replica_sets: HashMap<String, Option<String>> = HashMap::new();
+    for resource in workloads() {
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), name, &resource);
+        for_each_page(&api, &resource, |obj| {
+            if resource.kind == "ReplicaSet" {
+                let owner = controller(&obj).map(|(k, n)| format!("{k}/{n}"));
+                replica_sets.insert(meta(&obj, "name").to_owned(), owner.clone());
+                // A Deployment's ReplicaSets mirror its template: report the Deployment only.
+                if owner.is_some() {
+                    return;
+                }
+            }
+            report.workloads.extend(evaluate(engine, &obj, &layer));
+        })
+        .await?;
+    }
+    if layer.all.mode == Some(Mode::Enforce) && opted_in {
+        let pods = ApiResource::erase::<Pod>(&());
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), name, &pods);
+        let seen = Seen {
+            replica_sets: &replica_sets,
+            opted_in_at: scope.opted_in_at,
+            facts,
+        };
+        for_each_page(&api, &pods, |pod| {
+            report.drift.extend(escaped(engine, &pod, &layer, &seen));
+        })
+        .await?;
+    }
+    Ok(report)
+}
+
+/// What an escaped pod is judged against besides itself.
+struct Seen<'a> {
+    replica_sets: &'a HashMap<String, Option<String>>,
+    opted_in_at: Option<i64>,
+    facts: &'a Facts,
+}
+
 /// A Pod escaped when enforce mode would still change it (no ledger: webhook down or pod older
 /// than the opt-in), or when its ledger predates this version's rules.
-fn escaped(
-    engine: &Engine,
-    pod: &Value,
-    layer: &Layer,
-    replica_sets: &HashMap<String, Option<String>>,
-) -> Option<Escaped> {
+fn escaped(engine: &Engine, pod: &Value, layer: &Layer, seen: &Seen<'_>) -> Option<Escaped> {
     let phase = pod
         .pointer("/status/phase")
         .and_then(Value::as_str)
@@ -187,16 +328,24 @@ fn escaped(
     if decision.skipped.is_some() || decision.mode != Mode::Enforce {
         return None;
     }
-    let reason = match Ledger::read(pod) {
-        Some(l) if l.v < ledger::VERSION => {
-            format!("outdated zerodrop ledger v{}: needs a rollout", l.v)
-        }
+    let ledger = Ledger::read(pod);
+    let created = meta(pod, "creationTimestamp")
+        .parse::<Timestamp>()
+        .ok()
+        .map(|t| t.as_second());
+    let cause = match &ledger {
+        Some(l) if l.v < ledger::VERSION => Cause::OutdatedLedger,
         _ if decision.patch.0.is_empty() => return None,
-        Some(_) => "changed after admission: needs a rollout".into(),
-        None => "no zerodrop changes (webhook down or pod older than the opt-in): needs a rollout"
-            .into(),
+        Some(_) => Cause::ChangedAfterAdmission,
+        None => match created {
+            Some(t) if seen.facts.outages.iter().any(|w| w.from <= t && t <= w.to) => {
+                Cause::CreatedDuringOutage
+            }
+            Some(t) if seen.opted_in_at.is_some_and(|at| t < at) => Cause::OptedInAfterStart,
+            _ => Cause::NotMutated,
+        },
     };
-    let owner = controller(pod).map(|(kind, name)| match (kind, replica_sets.get(name)) {
+    let owner = controller(pod).map(|(kind, name)| match (kind, seen.replica_sets.get(name)) {
         ("ReplicaSet", Some(Some(deployment))) => deployment.clone(),
         _ => format!("{kind}/{name}"),
     });
@@ -204,6 +353,71 @@ fn escaped(
         namespace: meta(pod, "namespace").to_owned(),
         name: meta(pod, "name").to_owned(),
         owner,
-        reason,
+        cause,
+        reason: cause.describe(ledger.map_or(0, |l| l.v)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Capabilities;
+    use crate::policy::ClusterPolicy;
+    use serde_json::json;
+
+    fn pod(created: &str, annotations: Value) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "web-1", "namespace": "shop", "creationTimestamp": created, "annotations": annotations },
+            "spec": { "containers": [{ "name": "web", "image": "web" }] },
+            "status": { "phase": "Running" }
+        })
+    }
+
+    #[test]
+    fn causes_tell_outages_late_opt_ins_and_changed_pods_apart() {
+        let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
+        let layer = Layer::for_namespace(Some("enforce"), []);
+        let replica_sets = HashMap::new();
+        let at = |s: &str| s.parse::<Timestamp>().unwrap().as_second();
+        let facts = Facts {
+            outages: vec![Window {
+                from: at("2026-01-01T10:00:00Z"),
+                to: at("2026-01-01T10:05:00Z"),
+            }],
+        };
+        let seen = Seen {
+            replica_sets: &replica_sets,
+            opted_in_at: Some(at("2026-01-02T00:00:00Z")),
+            facts: &facts,
+        };
+        let cause = |p: &Value| escaped(&engine, p, &layer, &seen).map(|e| e.cause);
+        assert_eq!(
+            cause(&pod("2026-01-01T10:01:00Z", json!({}))),
+            Some(Cause::CreatedDuringOutage)
+        );
+        assert_eq!(
+            cause(&pod("2026-01-01T12:00:00Z", json!({}))),
+            Some(Cause::OptedInAfterStart)
+        );
+        assert_eq!(
+            cause(&pod("2026-01-03T00:00:00Z", json!({}))),
+            Some(Cause::NotMutated)
+        );
+        let stamped = json!({ "zerodrop.dev/injected": "{\"v\":1,\"containers\":{\"web\":[\"lifecycle.preStop\"]}}" });
+        assert_eq!(
+            cause(&pod("2026-01-03T00:00:00Z", stamped)),
+            Some(Cause::ChangedAfterAdmission)
+        );
+        let old = json!({ "zerodrop.dev/injected": "{\"v\":0}" });
+        assert_eq!(
+            cause(&pod("2026-01-03T00:00:00Z", old)),
+            Some(Cause::OutdatedLedger)
+        );
+        // A pod carrying the changes has not escaped, whatever its age.
+        let mut mutated = pod("2026-01-01T10:01:00Z", json!({}));
+        let decision = engine.evaluate(&mutated, Workload::Pod, &layer);
+        json_patch::patch(&mut mutated, &decision.patch).unwrap();
+        assert_eq!(cause(&mutated), None);
+    }
 }

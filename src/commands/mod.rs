@@ -49,8 +49,15 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
         };
         let engine = Engine::new(policy, caps);
         let progress = |line: &str| eprintln!("{line}");
-        let report =
-            audit::cluster::audit(&client, &engine, args.namespace.as_deref(), &progress).await?;
+        let facts = audit::cluster::Facts::default();
+        let report = audit::cluster::audit(
+            &client,
+            &engine,
+            args.namespace.as_deref(),
+            &facts,
+            &progress,
+        )
+        .await?;
         if args.policy_report {
             match audit::policy_report::write(&client, &report).await {
                 Ok(n) => eprintln!("wrote {n} PolicyReports"),
