@@ -199,6 +199,27 @@ pub struct ServeArgs {
     /// How often every replica re-reads the Secret (renewals by others, expiry).
     #[arg(long, env = "ZERODROP_SELF_MANAGED_CHECK_INTERVAL", default_value = "1m", value_parser = duration)]
     pub self_managed_check_interval: Duration,
+    /// How often the Lease holder scans every opted-in namespace for pods enforce would still
+    /// change (zerodrop_unprotected_pods, PolicyReports); 0 turns the scan off.
+    #[arg(long, env = "ZERODROP_SCAN_INTERVAL", default_value = "5m", value_parser = duration)]
+    pub scan_interval: Duration,
+    /// Namespace of the scan's Lease (default: the client's namespace: the pod's own in a cluster).
+    #[arg(long, env = "ZERODROP_SCAN_LEASE_NAMESPACE")]
+    pub scan_lease_namespace: Option<String>,
+    /// Name of the scan's Lease.
+    #[arg(
+        long,
+        env = "ZERODROP_SCAN_LEASE_NAME",
+        default_value = "zerodrop-scan"
+    )]
+    pub scan_lease_name: String,
+    /// How long the holder keeps the Lease unrenewed: the scan moves within this when it is lost.
+    #[arg(long, env = "ZERODROP_SCAN_LEASE_DURATION", default_value = "15s", value_parser = duration)]
+    pub scan_lease_duration: Duration,
+    /// This replica's identity for the Lease (default: host name and process id; the pod name
+    /// in a cluster).
+    #[arg(long, env = "ZERODROP_SCAN_IDENTITY")]
+    pub scan_identity: Option<String>,
     /// Answers kept for byte-identical requests (a ReplicaSet's pods), within 8 MiB of
     /// requests; 0 disables.
     #[arg(long, env = "ZERODROP_DECISION_CACHE_SIZE", default_value_t = 1024)]

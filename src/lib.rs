@@ -11,4 +11,5 @@ pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod metrics;
+pub mod scan;
 pub mod server;

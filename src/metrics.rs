@@ -47,6 +47,12 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnprotectedLabels {
+    pub namespace: String,
+    pub reason: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -62,6 +68,10 @@ pub struct Metrics {
     pub cache_hits: Counter,
     pub namespace_watch_errors: Counter,
     pub namespace_fetches: Family<ResultLabels, Counter>,
+    pub unprotected_pods: Family<UnprotectedLabels, Gauge<i64, AtomicI64>>,
+    pub scan_leader: Gauge<i64, AtomicI64>,
+    pub scans: Family<ResultLabels, Counter>,
+    pub scan_last_success: Gauge<i64, AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -93,6 +103,10 @@ impl Metrics {
         let cache_hits = Counter::default();
         let namespace_watch_errors = Counter::default();
         let namespace_fetches = Family::default();
+        let unprotected_pods = Family::default();
+        let scan_leader = Gauge::default();
+        let scans = Family::default();
+        let scan_last_success = Gauge::default();
         registry.register(
             "admission_requests",
             "Admission requests by endpoint, operation and result",
@@ -154,6 +168,22 @@ impl Metrics {
             "Namespaces asked from the apiserver because the watch had not delivered them yet, by result",
             namespace_fetches.clone(),
         );
+        registry.register(
+            "unprotected_pods",
+            "Running pods of enforce namespaces that enforce would still change, by namespace and cause (exported by the scan's Lease holder)",
+            unprotected_pods.clone(),
+        );
+        registry.register(
+            "scan_leader",
+            "1 while this replica holds the scan's Lease",
+            scan_leader.clone(),
+        );
+        registry.register("scans", "Background scans, by result", scans.clone());
+        registry.register(
+            "scan_last_success_timestamp_seconds",
+            "When the last background scan completed (Unix time)",
+            scan_last_success.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -169,6 +199,10 @@ impl Metrics {
             cache_hits,
             namespace_watch_errors,
             namespace_fetches,
+            unprotected_pods,
+            scan_leader,
+            scans,
+            scan_last_success,
         }
     }
 

@@ -21,7 +21,7 @@ pub struct NamespaceMode {
 }
 
 /// Why a running Pod lacks zerodrop's changes, as far as the cluster lets one tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Cause {
     /// Created while no zerodrop replica was running (an outage window zerodrop recorded).

@@ -1,6 +1,7 @@
 //! Kubernetes access: connecting, reading the apiserver version, the namespace cache.
 
 pub mod certificates;
+pub mod lease;
 pub mod namespaces;
 
 use crate::engine::Capabilities;

@@ -5,10 +5,12 @@ use super::load_policy;
 use crate::certs::{self, Resolver};
 use crate::cli::ServeArgs;
 use crate::cluster::certificates::{self, SelfManaged};
+use crate::cluster::lease::LeaseConfig;
 use crate::cluster::{self, ClusterError, namespaces::NamespaceCache};
 use crate::engine::{Capabilities, Engine};
 use crate::metrics::Metrics;
 use crate::policy::{ClusterPolicy, Layer};
+use crate::scan::ScanConfig;
 use crate::server::{self, Backend, CertSource, Server, State};
 use anyhow::Context as _;
 use std::collections::HashMap;
@@ -61,6 +63,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
     tracing::info!(tls = %server.tls_addr, admin = %server.admin_addr, "serving");
     if let Some(client) = client {
         let join = Join {
+            scan: scan_config(&args, &client),
             client,
             policy,
             kube_version: args.kube_version,
@@ -92,6 +95,30 @@ async fn cluster_client(args: &ServeArgs) -> anyhow::Result<Option<kube::Client>
         Err(e) => Err(e)
             .context("cluster credentials are present but unusable; refusing to run standalone"),
     }
+}
+
+/// The background scan's settings, or `None` when it is off.
+fn scan_config(args: &ServeArgs, client: &kube::Client) -> Option<ScanConfig> {
+    if args.scan_interval.is_zero() {
+        return None;
+    }
+    let identity = args.scan_identity.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "zerodrop".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let namespace = args
+        .scan_lease_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    Some(ScanConfig {
+        interval: args.scan_interval,
+        lease: LeaseConfig {
+            name: args.scan_lease_name.clone(),
+            namespace,
+            identity,
+            duration: args.scan_lease_duration,
+        },
+    })
 }
 
 /// Self-managed certificates, with the resolver that serves them, once the cluster is joined.
@@ -147,6 +174,7 @@ fn cert_source(
 /// Joining the cluster: wait for the apiserver, take over the shared certificate, start the
 /// namespace watch, then hand the server the cluster's backend.
 struct Join {
+    scan: Option<ScanConfig>,
     client: kube::Client,
     policy: ClusterPolicy,
     kube_version: Option<Capabilities>,
@@ -158,6 +186,7 @@ struct Join {
 impl Join {
     async fn run(self) {
         let Join {
+            scan,
             client,
             policy,
             kube_version,
@@ -176,6 +205,15 @@ impl Join {
         );
         if let Some((cfg, resolver)) = self_managed {
             take_over_certificate(cfg, &client, resolver, &metrics).await;
+        }
+        if let Some(cfg) = scan {
+            let engine = Engine::new(policy.clone(), caps);
+            tokio::spawn(crate::scan::run(
+                client.clone(),
+                engine,
+                cfg,
+                metrics.clone(),
+            ));
         }
         let cache = NamespaceCache::start(client, metrics.clone());
         let probe = cache.clone();

@@ -131,32 +131,8 @@ async fn policy_reports_need_the_crd_and_are_written_when_it_exists() {
             "none",
         ])
     };
-    // A fresh control plane has no PolicyReport CRD and only this test installs it, so both
-    // halves always run.
-    let absent = post(&c, "/apis/wgpolicyk8s.io/v1alpha2", &json!({}))
-        .await
-        .status
-        == 404;
-    assert!(
-        absent,
-        "the PolicyReport CRD exists before this test installed it"
-    );
-    let (code, _, err) = report();
-    assert_eq!(code, 0);
-    assert!(
-        err.contains("PolicyReport CRD (wgpolicyk8s.io/v1alpha2) is not installed"),
-        "{err}"
-    );
-    let crd: Value =
-        serde_json::from_str(include_str!("../fixtures/policyreport-crd.json")).unwrap();
-    post(
-        &c,
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-        &crd,
-    )
-    .await
-    .ok_status();
-    // The CRD takes a moment to be served.
+    policy_reports().await;
+    // Discovery may list the CRD a moment before its endpoint takes writes.
     let started = std::time::Instant::now();
     loop {
         let (code, _, err) = report();
@@ -183,4 +159,55 @@ async fn policy_reports_need_the_crd_and_are_written_when_it_exists() {
     assert_eq!(rollout["resources"][0]["name"], "shop");
     assert_eq!(rollout["resources"][0]["apiVersion"], "apps/v1", "{report}");
     assert!(!results.iter().any(|r| r["rule"] == "escaped"), "{report}");
+}
+
+/// The PolicyReport CRD, installed once per control plane by whichever test needs it first,
+/// after checking that `--policy-report` without it says so and writes nothing: so the
+/// "not installed" half always runs first, whatever order the tests run in.
+pub async fn policy_reports() {
+    static CRD: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    CRD.get_or_init(|| async {
+        let c = client().await;
+        let absent = post(&c, "/apis/wgpolicyk8s.io/v1alpha2", &json!({}))
+            .await
+            .status
+            == 404;
+        assert!(
+            absent,
+            "the PolicyReport CRD exists before this helper installed it"
+        );
+        let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
+        let (code, _, err) = zerodrop_audit(&[
+            "--cluster",
+            "-n",
+            &ns,
+            "--policy-report",
+            "--fail-on",
+            "none",
+        ]);
+        assert_eq!(code, 0);
+        assert!(
+            err.contains("PolicyReport CRD (wgpolicyk8s.io/v1alpha2) is not installed"),
+            "{err}"
+        );
+        let crd: Value =
+            serde_json::from_str(include_str!("../fixtures/policyreport-crd.json")).unwrap();
+        post(
+            &c,
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            &crd,
+        )
+        .await
+        .ok_status();
+        // The CRD takes a moment to be served.
+        let started = std::time::Instant::now();
+        while !zerodrop::audit::policy_report::installed(&c).await {
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "the PolicyReport CRD is not served"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    })
+    .await;
 }

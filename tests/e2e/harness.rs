@@ -63,6 +63,8 @@ pub struct Zerodrop {
     pub ca_pem: String,
     pub dir: tempfile::TempDir,
     pub log: PathBuf,
+    /// Everything after the listen and cluster flags, for `restart`.
+    args: Vec<String>,
 }
 
 impl Zerodrop {
@@ -70,16 +72,26 @@ impl Zerodrop {
         Zerodrop::start_against(port, &control_plane().kubeconfig)
     }
 
+    /// With its certificate in files and `extra` flags (the background scan, for instance).
+    pub fn start_with(port: u16, extra: &[&str]) -> Zerodrop {
+        Zerodrop::start_files(port, &control_plane().kubeconfig, extra)
+    }
+
     /// With its certificate in files, talking to the cluster of `kubeconfig`.
     pub fn start_against(port: u16, kubeconfig: &Path) -> Zerodrop {
+        Zerodrop::start_files(port, kubeconfig, &[])
+    }
+
+    fn start_files(port: u16, kubeconfig: &Path, extra: &[&str]) -> Zerodrop {
         let dir = tempfile::tempdir().unwrap();
         let ip = "127.0.0.1".parse().unwrap();
         let b = zerodrop::certs::generate(&["localhost".into()], &[ip], time::Duration::days(2))
             .unwrap();
         std::fs::write(dir.path().join("tls.crt"), &b.cert_pem).unwrap();
         std::fs::write(dir.path().join("tls.key"), &b.key_pem).unwrap();
-        let files = Zerodrop::cert_args(dir.path());
-        Zerodrop::start_in(dir, port, b.ca_cert_pem, &files, kubeconfig)
+        let mut args = Zerodrop::cert_args(dir.path());
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Zerodrop::start_in(dir, port, b.ca_cert_pem, &args, kubeconfig)
     }
 
     fn cert_args(dir: &Path) -> Vec<String> {
@@ -111,19 +123,19 @@ impl Zerodrop {
             tls_port,
             ca_pem,
             dir,
+            args,
             ..
         } = self;
         let _ = child.kill();
         let _ = child.wait();
-        let files = Zerodrop::cert_args(dir.path());
-        Zerodrop::start_in(dir, tls_port, ca_pem, &files, &control_plane().kubeconfig)
+        Zerodrop::start_in(dir, tls_port, ca_pem, &args, &control_plane().kubeconfig)
     }
 
     fn start_in(
         dir: tempfile::TempDir,
         port: u16,
         ca_pem: String,
-        cert_args: &[String],
+        args: &[String],
         kubeconfig: &Path,
     ) -> Zerodrop {
         let log = dir
@@ -137,7 +149,13 @@ impl Zerodrop {
             "--admin-listen",
             "127.0.0.1:0",
         ])
-        .args(cert_args)
+        .args(args)
+        // The background scan only where a test asks for it: it reads the whole cluster.
+        .args(if args.iter().any(|a| a == "--scan-interval") {
+            &[][..]
+        } else {
+            &["--scan-interval", "0"][..]
+        })
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["--shutdown-delay", "0", "--log-format", "json"])
@@ -171,7 +189,21 @@ impl Zerodrop {
             ca_pem,
             dir,
             log,
+            args: args.to_vec(),
         }
+    }
+
+    /// The value of one series on the admin port's /metrics, e.g.
+    /// `zerodrop_unprotected_pods{namespace="x",reason="y"}`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
 
     pub fn logs(&self) -> String {

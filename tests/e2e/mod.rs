@@ -10,6 +10,7 @@ mod namespaces;
 mod outage;
 mod pods;
 mod rotation;
+mod scan;
 mod startup;
 mod workloads;
 

@@ -1,0 +1,221 @@
+//! The background scan against the real apiserver and kube-controller-manager: the outage drill
+//! shows the escaped pods within one interval (gauge and PolicyReport), a rollout restart under
+//! zerodrop brings the gauge back to 0, only the Lease holder scans, and losing the holder
+//! moves the scan within the lease duration.
+
+use crate::e2e::audit::policy_reports;
+use crate::e2e::cluster::{
+    create_deployment, delete_webhooks, deployment, namespace, register, wait_for_webhook, web,
+};
+use crate::e2e::harness::{Zerodrop, client, free_port};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// A scan every second on a Lease of the test's own, held 3 s.
+fn scan_flags<'a>(lease: &'a str, identity: &'a str) -> Vec<&'a str> {
+    vec![
+        "--scan-interval",
+        "1s",
+        "--scan-lease-name",
+        lease,
+        "--scan-lease-namespace",
+        "default",
+        "--scan-lease-duration",
+        "3s",
+        "--scan-identity",
+        identity,
+    ]
+}
+
+async fn until<T>(what: &str, within: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(started.elapsed() < within, "{what} not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn get(c: &kube::Client, path: &str) -> Option<Value> {
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
+    c.request::<Value>(req).await.ok()
+}
+
+/// Pods of the namespace that exist and are not being deleted.
+async fn live_pods(c: &kube::Client, ns: &str) -> Vec<Value> {
+    let list = get(c, &format!("/api/v1/namespaces/{ns}/pods"))
+        .await
+        .unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn the_outage_drill_shows_escaped_pods_and_a_rollout_brings_them_back_to_zero() {
+    policy_reports().await;
+    let c = client().await;
+    let name = "scan-drill";
+    let mut zd = Zerodrop::start_with(free_port(), &scan_flags("scan-drill", "drill"));
+    register(&c, name, zd.tls_port, &zd.ca_pem).await;
+    zd.wait_ready().await;
+    let ns = namespace(&c, name, Some("enforce"), json!({})).await;
+    wait_for_webhook(&c, &ns).await;
+    until("the Lease", Duration::from_secs(20), async || {
+        (zd.metric("zerodrop_scan_leader").await == Some(1.0)).then_some(())
+    })
+    .await;
+
+    // The outage: the only replica stops (its Lease lapses), a Deployment's pods are created
+    // meanwhile and escape (failurePolicy Ignore).
+    zd.stop();
+    let mut shop = deployment(2, web());
+    shop["spec"]["strategy"] = json!({ "type": "RollingUpdate", "rollingUpdate": { "maxSurge": "100%", "maxUnavailable": "100%" } });
+    create_deployment(&c, &ns, &shop).await.ok_status();
+    let pods = until(
+        "2 pods from the controller",
+        Duration::from_secs(30),
+        async || {
+            let pods = live_pods(&c, &ns).await;
+            (pods.len() == 2).then_some(pods)
+        },
+    )
+    .await;
+    assert!(
+        pods.iter()
+            .all(|p| p["spec"]["containers"][0].get("lifecycle").is_none())
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    // Back: the first scan reports them, as created during the outage, within one interval.
+    let zd = zd.restart();
+    zd.wait_ready().await;
+    let series =
+        format!(r#"zerodrop_unprotected_pods{{namespace="{ns}",reason="created-during-outage"}}"#);
+    let back = Instant::now();
+    until(
+        "the escaped pods in the gauge",
+        Duration::from_secs(20),
+        async || (zd.metric(&series).await == Some(2.0)).then_some(()),
+    )
+    .await;
+    println!(
+        "escaped pods in the gauge {:?} after the restart",
+        back.elapsed()
+    );
+    let report = until("the PolicyReport", Duration::from_secs(10), async || {
+        get(
+            &c,
+            &format!("/apis/wgpolicyk8s.io/v1alpha2/namespaces/{ns}/policyreports/zerodrop"),
+        )
+        .await
+    })
+    .await;
+    let escaped: Vec<&Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["rule"] == "escaped" && r["result"] == "fail")
+        .collect();
+    assert_eq!(escaped.len(), 2, "{report}");
+    assert!(
+        escaped[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("zerodrop was down"),
+        "{report}"
+    );
+
+    // A rollout restart under zerodrop (what `kubectl rollout restart` does): new pods carry
+    // the changes, the old ones go, the gauge returns to 0.
+    let restart = json!({ "spec": { "template": { "metadata": { "annotations": { "kubectl.kubernetes.io/restartedAt": "2026-12-01T00:00:00Z" } } } } });
+    let req = http::Request::patch(format!("/apis/apps/v1/namespaces/{ns}/deployments/shop"))
+        .header("content-type", "application/strategic-merge-patch+json")
+        .body(serde_json::to_vec(&restart).unwrap())
+        .unwrap();
+    c.request::<Value>(req).await.unwrap();
+    until("the gauge back at 0", Duration::from_secs(40), async || {
+        (zd.metric(&series).await == Some(0.0)).then_some(())
+    })
+    .await;
+    let pods = live_pods(&c, &ns).await;
+    assert!(!pods.is_empty());
+    assert!(
+        pods.iter()
+            .all(|p| p["spec"]["containers"][0]["lifecycle"]["preStop"].is_object()),
+        "{pods:?}"
+    );
+    delete_webhooks(&c, name).await;
+}
+
+#[tokio::test]
+async fn only_the_lease_holder_scans_and_losing_it_moves_the_scan_within_the_lease_duration() {
+    let lease = "scan-handover";
+    let a = Zerodrop::start_with(free_port(), &scan_flags(lease, "a"));
+    let b = Zerodrop::start_with(free_port(), &scan_flags(lease, "b"));
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let leader = |zd: &Zerodrop| {
+        let zd = zd.admin.clone();
+        async move {
+            let text = reqwest::get(format!("{zd}/metrics"))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let value = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            };
+            Some((
+                value("zerodrop_scan_leader")? == 1.0,
+                value(r#"zerodrop_scans_total{result="success"}"#).unwrap_or(0.0),
+            ))
+        }
+    };
+    let (holder, other) = until("one holder", Duration::from_secs(20), async || {
+        let (la, sa) = leader(&a).await?;
+        let (lb, sb) = leader(&b).await?;
+        match (la, lb) {
+            (true, false) if sa >= 2.0 => Some((a_or_b(true), sb)),
+            (false, true) if sb >= 2.0 => Some((a_or_b(false), sa)),
+            _ => None,
+        }
+    })
+    .await;
+    // Scans every second, and the other replica has not scanned at all.
+    assert_eq!(other, 0.0, "the replica without the Lease scanned");
+    let (mut holder, waiting) = if holder == "a" { (a, b) } else { (b, a) };
+
+    // The holder dies without releasing the Lease: the other takes over within its duration.
+    holder.child.kill().unwrap();
+    let _ = holder.child.wait();
+    let lost = Instant::now();
+    until(
+        "the other replica scanning",
+        Duration::from_secs(10),
+        async || {
+            let (leads, scans) = leader(&waiting).await?;
+            (leads && scans >= 1.0).then_some(())
+        },
+    )
+    .await;
+    let took = lost.elapsed();
+    println!("scan moved {took:?} after the holder was lost (lease 3 s)");
+    // The lease duration, plus the new holder's own renewal period and the first scan.
+    assert!(
+        took < Duration::from_secs(3) + Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+fn a_or_b(a: bool) -> &'static str {
+    if a { "a" } else { "b" }
+}
