@@ -41,6 +41,11 @@ ZERODROP_HELM="$(tests/helm/build.sh)"
 export ZERODROP_HELM
 echo "$ZERODROP_HELM"
 
+step "promtool (github.com/prometheus/prometheus from the Go modules: the chart's alerting rules)"
+ZERODROP_PROMTOOL="$(tests/promtool/build.sh)"
+export ZERODROP_PROMTOOL
+echo "$ZERODROP_PROMTOOL"
+
 step "cargo test (unit, property, server, chart, end-to-end)"
 # The examples as programs (tests/rollout_tools runs them; --all-targets builds them as tests).
 cargo build --examples --locked

@@ -72,6 +72,7 @@ pub struct Metrics {
     pub scan_leader: Gauge<i64, AtomicI64>,
     pub scans: Family<ResultLabels, Counter>,
     pub scan_last_success: Gauge<i64, AtomicI64>,
+    pub ready: Gauge<i64, AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -107,6 +108,7 @@ impl Metrics {
         let scan_leader = Gauge::default();
         let scans = Family::default();
         let scan_last_success = Gauge::default();
+        let ready = Gauge::default();
         registry.register(
             "admission_requests",
             "Admission requests by endpoint, operation and result",
@@ -184,6 +186,11 @@ impl Metrics {
             "When the last background scan completed (Unix time)",
             scan_last_success.clone(),
         );
+        registry.register(
+            "ready",
+            "1 when this replica's /readyz answers ok (set at every scrape)",
+            ready.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -203,7 +210,35 @@ impl Metrics {
             scan_leader,
             scans,
             scan_last_success,
+            ready,
         }
+        .with_known_series()
+    }
+
+    /// Series whose labels are known in advance exist from the start at 0, so alerts and
+    /// dashboards see a zero instead of no data (and `rate` works from the first increment).
+    fn with_known_series(self) -> Metrics {
+        for endpoint in ["mutate", "validate"] {
+            let _ = self.duration.get_or_create(&EndpointLabels { endpoint });
+        }
+        for kind in ["prestop", "readiness", "grace", "shell-exec"] {
+            let _ = self.mutations.get_or_create(&KindLabels { kind });
+        }
+        for code in crate::findings::Code::ALL {
+            let _ = self.findings.get_or_create(&CodeLabels {
+                code: code.as_str(),
+            });
+        }
+        for result in ["success", "failure"] {
+            let _ = self.cert_reloads.get_or_create(&ResultLabels { result });
+            let _ = self.scans.get_or_create(&ResultLabels { result });
+        }
+        for result in ["found", "absent", "failed"] {
+            let _ = self
+                .namespace_fetches
+                .get_or_create(&ResultLabels { result });
+        }
+        self
     }
 
     pub fn record(&self, endpoint: &'static str, outcome: &Outcome, seconds: f64) {

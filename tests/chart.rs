@@ -4,7 +4,7 @@
 
 use crate::support::helm as support;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::process::Command;
 use support::{chart, helm};
 
@@ -191,7 +191,10 @@ fn certificate_modes_render_what_they_need() {
     let vols = find(&objs, "Deployment")["spec"]["template"]["spec"]["volumes"].to_string();
     assert!(vols.contains("zd-tls"));
     assert!(
-        !objs.iter().any(|o| o["kind"] == "Role"),
+        !objs
+            .iter()
+            .filter(|o| o["kind"] == "Role")
+            .any(|o| o["rules"].to_string().contains("secrets")),
         "provided mode needs no Secret access"
     );
     assert!(
@@ -295,12 +298,29 @@ fn rbac_is_the_minimum_and_every_rule_is_justified() {
         ("", "secrets", "get", true),
         ("", "secrets", "update", true),
         ("", "secrets", "create", false),
+        // The background scan: read-only lists, its PolicyReports, its Lease.
+        ("", "pods", "list", false),
+        ("", "replicationcontrollers", "list", false),
+        ("apps", "deployments", "list", false),
+        ("apps", "statefulsets", "list", false),
+        ("apps", "daemonsets", "list", false),
+        ("apps", "replicasets", "list", false),
+        ("batch", "jobs", "list", false),
+        ("batch", "cronjobs", "list", false),
+        ("wgpolicyk8s.io", "policyreports", "get", false),
+        ("wgpolicyk8s.io", "policyreports", "create", false),
+        ("wgpolicyk8s.io", "policyreports", "patch", false),
+        ("coordination.k8s.io", "leases", "get", true),
+        ("coordination.k8s.io", "leases", "update", true),
+        ("coordination.k8s.io", "leases", "patch", true),
+        ("coordination.k8s.io", "leases", "create", false),
     ];
     let readme = std::fs::read_to_string(chart().join("README.md")).unwrap();
     for sets in [
         vec![],
         vec!["certificates.mode=certManager"],
         PROVIDED.to_vec(),
+        vec!["scan.enabled=false"],
     ] {
         for obj in render(&sets)
             .unwrap()
@@ -334,4 +354,179 @@ fn rbac_is_the_minimum_and_every_rule_is_justified() {
             }
         }
     }
+}
+
+#[test]
+fn the_scan_is_on_by_default_and_its_rights_go_with_it() {
+    let rules = |sets: &[&str]| -> Vec<Value> {
+        render(sets)
+            .unwrap()
+            .into_iter()
+            .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")
+            .flat_map(|o| o["rules"].as_array().unwrap().clone())
+            .collect()
+    };
+    let lists_pods = |rules: &[Value]| {
+        rules.iter().any(|r| {
+            r["resources"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("pods"))
+        })
+    };
+    assert!(lists_pods(&rules(&[])));
+    assert!(!lists_pods(&rules(&["scan.enabled=false"])));
+    let objs = render(&[]).unwrap();
+    let args =
+        find(&objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert!(
+        args.as_array()
+            .unwrap()
+            .contains(&Value::from("--scan-interval=5m")),
+        "{args}"
+    );
+    let objs = render(&["scan.enabled=false"]).unwrap();
+    let args =
+        find(&objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert!(
+        args.as_array()
+            .unwrap()
+            .contains(&Value::from("--scan-interval=0")),
+        "{args}"
+    );
+}
+
+#[test]
+fn monitoring_objects_only_when_enabled() {
+    let kinds = |sets: &[&str]| -> Vec<String> {
+        render(sets)
+            .unwrap()
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let off = kinds(&[]);
+    assert!(
+        !off.iter()
+            .any(|k| k == "PrometheusRule" || k == "NetworkPolicy")
+    );
+    let on = kinds(&[
+        "prometheusRule.enabled=true",
+        "grafanaDashboard.enabled=true",
+        "networkPolicy.enabled=true",
+    ]);
+    assert!(on.iter().any(|k| k == "PrometheusRule"));
+    assert!(on.iter().any(|k| k == "NetworkPolicy"));
+    let objs = render(&["grafanaDashboard.enabled=true"]).unwrap();
+    let dashboard = objs
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["labels"]["grafana_dashboard"] == "1")
+        .expect("the dashboard ConfigMap with the sidecar's label");
+    let json: Value =
+        serde_json::from_str(dashboard["data"]["zerodrop.json"].as_str().unwrap()).unwrap();
+    assert!(json["panels"].as_array().unwrap().len() >= 7);
+}
+
+#[test]
+fn the_network_policy_admits_the_apiserver_and_the_scraper_only() {
+    let objs = render(&[
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiserverCIDRs={10.0.0.1/32}",
+    ])
+    .unwrap();
+    let np = find(&objs, "NetworkPolicy");
+    let ingress = np["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 2, "{np}");
+    assert_eq!(ingress[0]["ports"][0]["port"], "https");
+    assert_eq!(ingress[0]["from"][0]["ipBlock"]["cidr"], "10.0.0.1/32");
+    assert_eq!(ingress[1]["ports"][0]["port"], "admin");
+    assert!(ingress[1]["from"][0]["namespaceSelector"].is_object());
+    let egress = np["spec"]["egress"].as_array().unwrap();
+    assert!(
+        egress.iter().any(|e| e["ports"][0]["port"] == 53),
+        "DNS stays open: {np}"
+    );
+}
+
+#[test]
+fn alerting_rules_pass_promtool_and_fire_as_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = support::prometheus_rules(&[]);
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(&file, serde_yaml_ng::to_string(&rules).unwrap()).unwrap();
+    let promtool = crate::support::built::built("ZERODROP_PROMTOOL", "tests/promtool/build.sh");
+    let check = Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // Unit tests of the rules (promtool's own format): unprotected pods alert only after
+    // unprotectedFor, with the count in the summary; no ready replica fires, a ready one not.
+    let description = |alert: &str| -> Value {
+        rules["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["alert"] == alert)
+            .unwrap()["annotations"]["description"]
+            .clone()
+    };
+    let tests = json!({
+        "rule_files": [file.display().to_string()],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    { "series": r#"zerodrop_unprotected_pods{namespace="shop",reason="not-mutated",pod="zd-1"}"#, "values": "0 0 3x30" },
+                    { "series": r#"zerodrop_ready{pod="zd-1"}"#, "values": "1x40" }
+                ],
+                "alert_rule_test": [
+                    { "eval_time": "10m", "alertname": "ZerodropUnprotectedPods", "exp_alerts": [] },
+                    { "eval_time": "20m", "alertname": "ZerodropUnprotectedPods", "exp_alerts": [{
+                        "exp_labels": { "severity": "warning", "namespace": "shop", "reason": "not-mutated" },
+                        "exp_annotations": {
+                            "summary": "3 pods in shop run without zerodrop's changes (not-mutated).",
+                            "description": description("ZerodropUnprotectedPods")
+                        }
+                    }] },
+                    { "eval_time": "20m", "alertname": "ZerodropNoReadyReplica", "exp_alerts": [] }
+                ]
+            },
+            {
+                "interval": "1m",
+                "input_series": [{ "series": r#"zerodrop_ready{pod="zd-1"}"#, "values": "0x20" }],
+                "alert_rule_test": [
+                    { "eval_time": "3m", "alertname": "ZerodropNoReadyReplica", "exp_alerts": [] },
+                    { "eval_time": "10m", "alertname": "ZerodropNoReadyReplica", "exp_alerts": [{
+                        "exp_labels": { "severity": "critical" },
+                        "exp_annotations": {
+                            "summary": "No zerodrop replica is ready; pods are admitted without zerodrop's changes.",
+                            "description": description("ZerodropNoReadyReplica")
+                        }
+                    }] }
+                ]
+            }
+        ]
+    });
+    let tests = serde_yaml_ng::to_string(&tests).unwrap();
+    let test_file = dir.path().join("tests.yaml");
+    std::fs::write(&test_file, tests).unwrap();
+    let test = Command::new(&promtool)
+        .args(["test", "rules"])
+        .arg(&test_file)
+        .output()
+        .unwrap();
+    assert!(
+        test.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
 }

@@ -77,10 +77,13 @@ async fn fixed_namespace_sets_are_not_asked() {
     let st = state_with(Arc::new(HashMap::<String, Arc<Layer>>::new()), true);
     let resp = review(st.clone(), "/mutate", &req).await;
     assert_eq!(resp["auditAnnotations"]["mode"], "audit");
+    // Nothing was asked of an apiserver: every fetch counter is still at 0.
     let (_, metrics) = call(st, Method::GET, "/metrics", None, Vec::new()).await;
-    assert!(
-        !String::from_utf8(metrics)
-            .unwrap()
-            .contains("namespace_fetches_total{")
-    );
+    let text = String::from_utf8(metrics).unwrap();
+    let fetches: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("zerodrop_namespace_fetches_total{"))
+        .collect();
+    assert_eq!(fetches.len(), 3, "{text}");
+    assert!(fetches.iter().all(|l| l.ends_with(" 0")), "{fetches:?}");
 }

@@ -391,6 +391,10 @@ async fn readyz(Shared(state): Shared<Arc<State>>) -> Response {
 }
 
 async fn metrics(Shared(state): Shared<Arc<State>>) -> Response {
+    state
+        .metrics
+        .ready
+        .set(i64::from(state.not_ready_reason().is_none()));
     let mut response = state.metrics.encode().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

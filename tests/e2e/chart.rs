@@ -19,6 +19,7 @@ fn collection(obj: &Value, ns: &str) -> (String, bool) {
     };
     let plural = match kind {
         "PodDisruptionBudget" => "poddisruptionbudgets".to_owned(),
+        "NetworkPolicy" => "networkpolicies".to_owned(),
         "ServiceMonitor" => "servicemonitors".to_owned(),
         k => format!("{}s", k.to_lowercase()),
     };
@@ -67,6 +68,16 @@ async fn rendered_chart_is_accepted_by_the_real_apiserver() {
         ("zd-sm", vec![]),
         ("zd-cm", vec!["certificates.mode=certManager"]),
         ("zd-pr", provided.to_vec()),
+        // The NetworkPolicy and the dashboard ConfigMap (the PrometheusRule needs the
+        // Prometheus Operator's CRD; promtool checks it in tests/chart.rs).
+        (
+            "zd-np",
+            vec![
+                "networkPolicy.enabled=true",
+                "grafanaDashboard.enabled=true",
+                "server.clientCAConfigMap=apiserver-ca",
+            ],
+        ),
     ] {
         let ns = namespace(&c, "none", None, json!({})).await;
         let objs = crate::support::helm::render_release(release, &ns, &sets).unwrap();

@@ -109,6 +109,24 @@ async fn the_outage_drill_shows_escaped_pods_and_a_rollout_brings_them_back_to_z
         "escaped pods in the gauge {:?} after the restart",
         back.elapsed()
     );
+    // Every metric the chart's alerts and dashboard name is on this replica's /metrics (once
+    // it has answered an admission, as any replica in a cluster has).
+    wait_for_webhook(&c, &ns).await;
+    let text = reqwest::get(format!("{}/metrics", zd.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exported = exported_names(&text);
+    for query in crate::support::helm::monitoring_queries() {
+        for name in crate::support::helm::metric_names(&query) {
+            assert!(
+                exported.contains(&name),
+                "{name} (in `{query}`) is not exported:\n{text}"
+            );
+        }
+    }
     let report = until("the PolicyReport", Duration::from_secs(10), async || {
         get(
             &c,
@@ -218,4 +236,25 @@ async fn only_the_lease_holder_scans_and_losing_it_moves_the_scan_within_the_lea
 
 fn a_or_b(a: bool) -> &'static str {
     if a { "a" } else { "b" }
+}
+
+/// The sample names a /metrics text has: each family's, as its type spells them.
+fn exported_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut parts = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total"],
+            "histogram" => &["_bucket", "_sum", "_count"],
+            _ => &[""],
+        };
+        names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+    }
+    names
 }

@@ -34,3 +34,58 @@ pub fn render_release(release: &str, namespace: &str, sets: &[&str]) -> Result<V
         .filter(|v| v.is_object())
         .collect())
 }
+
+/// The alerting rules of the chart's PrometheusRule, as a Prometheus rules file.
+pub fn prometheus_rules(sets: &[&str]) -> Value {
+    let mut all = vec!["prometheusRule.enabled=true"];
+    all.extend_from_slice(sets);
+    let objs = render_release("zd", "zerodrop", &all).unwrap();
+    let rule = objs.iter().find(|o| o["kind"] == "PrometheusRule").unwrap();
+    rule["spec"].clone()
+}
+
+/// Every PromQL expression the chart ships: its alerts and its Grafana dashboard's panels.
+pub fn monitoring_queries() -> Vec<String> {
+    let objs = render_release(
+        "zd",
+        "zerodrop",
+        &[
+            "prometheusRule.enabled=true",
+            "grafanaDashboard.enabled=true",
+        ],
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    for group in prometheus_rules(&[])["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            out.push(rule["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    let dashboard = objs
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["data"].get("zerodrop.json").is_some())
+        .unwrap();
+    let json: Value =
+        serde_json::from_str(dashboard["data"]["zerodrop.json"].as_str().unwrap()).unwrap();
+    for panel in json["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            out.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    out
+}
+
+/// The zerodrop metric names a PromQL expression uses.
+pub fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("zerodrop_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}

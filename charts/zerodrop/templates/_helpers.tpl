@@ -65,3 +65,12 @@ namespaceSelector:
       values:
         {{- toYaml (concat (list .Release.Namespace "kube-system") .Values.webhook.excludeNamespaces | uniq) | nindent 8 }}
 {{- end -}}
+
+{{/* Seconds of a simple duration value: 30s, 5m or 1h. */}}
+{{- define "zerodrop.seconds" -}}
+{{- $d := toString . -}}
+{{- if hasSuffix "h" $d -}}{{- mul (trimSuffix "h" $d | int) 3600 -}}
+{{- else if hasSuffix "m" $d -}}{{- mul (trimSuffix "m" $d | int) 60 -}}
+{{- else -}}{{- trimSuffix "s" $d | int -}}
+{{- end -}}
+{{- end -}}
