@@ -11,6 +11,7 @@ mod audit_offline;
 mod chart;
 mod cli;
 mod e2e;
+mod engine_images;
 mod engine_props;
 mod engine_rules;
 mod fuzz_corpus;

@@ -28,6 +28,9 @@ pub enum Code {
     UnknownReadinessPort,
     ShellPid1,
     ScriptPid1,
+    ImageShellPid1,
+    ImageScriptKeeps,
+    ImageUnknown,
 }
 
 impl Serialize for Code {
@@ -37,7 +40,7 @@ impl Serialize for Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 12] = [
+    pub const ALL: [Code; 15] = [
         Code::BadAnnotation,
         Code::UnknownSetting,
         Code::UnknownContainer,
@@ -50,6 +53,9 @@ impl Code {
         Code::UnknownReadinessPort,
         Code::ShellPid1,
         Code::ScriptPid1,
+        Code::ImageShellPid1,
+        Code::ImageScriptKeeps,
+        Code::ImageUnknown,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +72,9 @@ impl Code {
             Code::UnknownReadinessPort => "ZD204",
             Code::ShellPid1 => "ZD301",
             Code::ScriptPid1 => "ZD302",
+            Code::ImageShellPid1 => "ZD303",
+            Code::ImageScriptKeeps => "ZD304",
+            Code::ImageUnknown => "ZD305",
         }
     }
 
@@ -84,12 +93,15 @@ impl Code {
             Code::UnknownReadinessPort => "unknown-readiness-port",
             Code::ShellPid1 => "shell-pid1",
             Code::ScriptPid1 => "script-pid1",
+            Code::ImageShellPid1 => "image-shell-pid1",
+            Code::ImageScriptKeeps => "image-script-keeps",
+            Code::ImageUnknown => "image-unknown",
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
-            Code::ScriptPid1 | Code::NotPerContainer => Severity::Info,
+            Code::ScriptPid1 | Code::NotPerContainer | Code::ImageUnknown => Severity::Info,
             _ => Severity::Warning,
         }
     }

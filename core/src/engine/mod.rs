@@ -1,6 +1,7 @@
 //! The engine: pod (or pod template) + policy + capabilities -> Decision. Pure, no I/O.
 
 pub mod grace;
+pub mod image;
 pub mod ledger;
 pub mod patch;
 pub mod pod;
@@ -168,6 +169,18 @@ impl Engine {
     /// Evaluates a Pod, or a pod template (`{metadata, spec}`) of `workload`: a whole object, or
     /// the webhook's projection of one (`admission::projection`); both decide the same.
     pub fn evaluate(&self, obj: &Value, workload: Workload, namespace: &Layer) -> Decision {
+        self.evaluate_with(obj, workload, namespace, &image::Images::new())
+    }
+
+    /// The same, with what is known of the containers' images (by reference): PID 1 from the
+    /// image (shell-form CMD, entrypoint scripts), and the shell-form rewrite when certain.
+    pub fn evaluate_with(
+        &self,
+        obj: &Value,
+        workload: Workload,
+        namespace: &Layer,
+        images: &image::Images,
+    ) -> Decision {
         let pod_layer = Layer::from_annotations(Source::Pod, pod::annotations(obj));
         let mut findings = namespace.findings.clone();
         findings.extend(pod_layer.findings.iter().cloned());
@@ -259,14 +272,32 @@ impl Engine {
                     description: change.describe(),
                 });
             }
-            if let Some((field, value)) =
+            let mut rewrite: Vec<(&'static str, Value)> =
                 shell::apply(container, plan.settings.shell_exec, &mut findings)
-            {
-                patch::diff_field(container, field, value, &at, &mut ops);
-                ledger.container(&plan.name, field);
+                    .into_iter()
+                    .collect();
+            let facts = pod::get(container, "image")
+                .and_then(Value::as_str)
+                .and_then(|i| images.get(i));
+            let from_image =
+                image::apply(container, facts, plan.settings.shell_exec, &mut findings);
+            if from_image.script_judged {
+                // The image's script was read: its verdict replaces the pod-spec guess.
+                findings.retain(|f| {
+                    !(f.code == Code::ScriptPid1 && f.container.as_deref() == Some(&plan.name))
+                });
+            }
+            if rewrite.is_empty() {
+                rewrite = from_image.rewrite;
+            }
+            if !rewrite.is_empty() {
                 changes.push(Change::ShellExec {
                     container: plan.name.clone(),
                 });
+            }
+            for (field, value) in rewrite {
+                patch::diff_field(container, field, value, &at, &mut ops);
+                ledger.container(&plan.name, field);
             }
         }
 

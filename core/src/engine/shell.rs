@@ -149,6 +149,12 @@ fn split_commands(script: &str) -> Vec<&str> {
     out
 }
 
+/// A script that is one plain command (what `exec` can be put in front of).
+pub fn is_lone_simple(script: &str) -> bool {
+    let segments = split_commands(script);
+    segments.len() == 1 && is_simple(segments[0].trim())
+}
+
 /// One plain command: no substitutions, groups, heredocs, keywords or leading assignments,
 /// so prefixing `exec ` keeps its meaning.
 fn is_simple(cmd: &str) -> bool {
