@@ -10,6 +10,7 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod images;
 pub mod metrics;
 pub mod scan;
 pub mod server;

@@ -1,0 +1,9 @@
+//! Image inspection: what an image's config says PID 1 is, read from its registry with
+//! budgets and a cache. I/O here; the verdicts are the engine's (engine::image).
+
+pub mod inspect;
+pub mod layers;
+pub mod reference;
+pub mod registry;
+
+pub use inspect::{Inspector, Platform};

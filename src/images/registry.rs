@@ -1,0 +1,403 @@
+//! A registry client on the hyper/rustls already in the tree: the distribution API's GETs,
+//! anonymous, Basic and Bearer-token auth, redirects only to safe places, every body bounded.
+
+use super::reference::Reference;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("rate limited (429)")]
+    RateLimited,
+    #[error("not found")]
+    NotFound,
+    #[error("registry answered {0}")]
+    Status(u16),
+    #[error("more than {0} bytes")]
+    TooLarge(usize),
+    #[error("timed out")]
+    Timeout,
+    #[error("refused redirect to {0}")]
+    Redirect(String),
+    #[error("{0}")]
+    Transport(String),
+}
+
+/// Who may be asked what, and how much may come back.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Hosts (`host:port`) spoken to over plain HTTP; every other registry is HTTPS only.
+    pub insecure: HashSet<String>,
+    /// Basic credentials by registry host.
+    pub credentials: HashMap<String, (String, String)>,
+    /// PEM CA bundles trusted besides the system's.
+    pub extra_roots: Vec<Vec<u8>>,
+    /// Bound of one call (auth round trips included).
+    pub timeout: Duration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            insecure: HashSet::new(),
+            credentials: HashMap::new(),
+            extra_roots: Vec::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct RegistryClient {
+    http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    config: RegistryConfig,
+    /// Bearer tokens by (registry, repository).
+    tokens: Mutex<HashMap<(String, String), String>>,
+}
+
+const MAX_REDIRECTS: usize = 3;
+
+impl RegistryClient {
+    pub fn new(config: RegistryConfig) -> Result<Arc<RegistryClient>, RegistryError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        for pem in &config.extra_roots {
+            for cert in crate::certs::bundle::certificates(&String::from_utf8_lossy(pem)) {
+                roots
+                    .add(cert)
+                    .map_err(|e| RegistryError::Transport(e.to_string()))?;
+            }
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(crate::certs::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| RegistryError::Transport(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Arc::new(RegistryClient {
+            http: Client::builder(TokioExecutor::new()).build(https),
+            config,
+            tokens: Mutex::default(),
+        }))
+    }
+
+    /// GET `/v2/<repository>/<kind>/<reference>` (kind: `manifests` or `blobs`), at most `max`
+    /// bytes of body, within the configured timeout.
+    pub async fn get(
+        &self,
+        image: &Reference,
+        kind: &str,
+        reference: &str,
+        accept: &str,
+        max: usize,
+    ) -> Result<(HeaderMap, Bytes), RegistryError> {
+        let scheme = if self.config.insecure.contains(&image.registry) {
+            "http"
+        } else {
+            "https"
+        };
+        let url = format!(
+            "{scheme}://{}/v2/{}/{kind}/{reference}",
+            image.registry, image.repository
+        );
+        tokio::time::timeout(self.config.timeout, self.fetch(image, url, accept, max))
+            .await
+            .map_err(|_| RegistryError::Timeout)?
+    }
+
+    async fn fetch(
+        &self,
+        image: &Reference,
+        url: String,
+        accept: &str,
+        max: usize,
+    ) -> Result<(HeaderMap, Bytes), RegistryError> {
+        let key = (image.registry.clone(), image.repository.clone());
+        let mut url: Uri = url
+            .parse()
+            .map_err(|_| RegistryError::Transport("bad URL".into()))?;
+        let mut authorized_once = false;
+        let mut redirects = 0;
+        loop {
+            // Credentials go to the registry only, never to where it redirects.
+            let same_host = url.authority().map(|a| a.as_str()) == Some(image.registry.as_str());
+            let auth = if same_host {
+                self.authorization(&key, &image.registry)
+            } else {
+                None
+            };
+            let response = self.send(&url, accept, auth.as_deref()).await?;
+            let status = response.status();
+            if status.is_redirection() {
+                redirects += 1;
+                let location = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                url = self.safe_redirect(&url, location)?;
+                if redirects > MAX_REDIRECTS {
+                    return Err(RegistryError::Redirect("too many redirects".into()));
+                }
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED && same_host && !authorized_once {
+                authorized_once = true;
+                let challenge = response
+                    .headers()
+                    .get(header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                self.authorize(&key, &image.registry, &challenge).await?;
+                continue;
+            }
+            return match status {
+                StatusCode::OK => {
+                    let headers = response.headers().clone();
+                    let body = Limited::new(response.into_body(), max)
+                        .collect()
+                        .await
+                        .map_err(|_| RegistryError::TooLarge(max))?
+                        .to_bytes();
+                    Ok((headers, body))
+                }
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    Err(RegistryError::Unauthorized)
+                }
+                StatusCode::NOT_FOUND => Err(RegistryError::NotFound),
+                StatusCode::TOO_MANY_REQUESTS => Err(RegistryError::RateLimited),
+                s => Err(RegistryError::Status(s.as_u16())),
+            };
+        }
+    }
+
+    async fn send(
+        &self,
+        url: &Uri,
+        accept: &str,
+        auth: Option<&str>,
+    ) -> Result<http::Response<hyper::body::Incoming>, RegistryError> {
+        let mut req = Request::get(url.clone())
+            .header(header::ACCEPT, accept)
+            .header(header::USER_AGENT, "zerodrop");
+        if let Some(auth) = auth {
+            req = req.header(header::AUTHORIZATION, auth);
+        }
+        let req = req
+            .body(Empty::new())
+            .map_err(|e| RegistryError::Transport(e.to_string()))?;
+        self.http
+            .request(req)
+            .await
+            .map_err(|e| RegistryError::Transport(e.to_string()))
+    }
+
+    fn authorization(&self, key: &(String, String), registry: &str) -> Option<String> {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(token) = tokens.get(key) {
+            return Some(format!("Bearer {token}"));
+        }
+        drop(tokens);
+        self.basic(registry)
+    }
+
+    fn basic(&self, registry: &str) -> Option<String> {
+        use base64::Engine as _;
+        let (user, pass) = self.config.credentials.get(registry)?;
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        ))
+    }
+
+    /// Answers a `WWW-Authenticate` challenge: Bearer (the token flow, with Basic credentials
+    /// when there are any) or Basic (nothing to fetch: the next try sends the credentials).
+    async fn authorize(
+        &self,
+        key: &(String, String),
+        registry: &str,
+        challenge: &str,
+    ) -> Result<(), RegistryError> {
+        let Some(params) = challenge.strip_prefix("Bearer ").map(parse_challenge) else {
+            return if challenge.starts_with("Basic") && self.basic(registry).is_some() {
+                Ok(())
+            } else {
+                Err(RegistryError::Unauthorized)
+            };
+        };
+        let realm = params.get("realm").ok_or(RegistryError::Unauthorized)?;
+        let mut url = format!("{realm}?scope=repository:{}:pull", key.1);
+        if let Some(service) = params.get("service") {
+            url.push_str(&format!("&service={}", percent(service)));
+        }
+        let url: Uri = url
+            .parse()
+            .map_err(|_| RegistryError::Transport("bad token realm".into()))?;
+        // The realm is where the registry sends us: the same rules as a redirect.
+        let base: Uri = format!("https://{registry}/")
+            .parse()
+            .map_err(|_| RegistryError::Transport("bad registry".into()))?;
+        let url = self.safe_redirect(&base, &url.to_string())?;
+        let response = self
+            .send(&url, "application/json", self.basic(registry).as_deref())
+            .await?;
+        if response.status() != StatusCode::OK {
+            return Err(RegistryError::Unauthorized);
+        }
+        let body = Limited::new(response.into_body(), 64 * 1024)
+            .collect()
+            .await
+            .map_err(|_| RegistryError::TooLarge(64 * 1024))?
+            .to_bytes();
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let token: Token =
+            serde_json::from_slice(&body).map_err(|_| RegistryError::Unauthorized)?;
+        let token = token
+            .token
+            .or(token.access_token)
+            .ok_or(RegistryError::Unauthorized)?;
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), token);
+        Ok(())
+    }
+
+    /// A redirect target zerodrop will follow: HTTPS (or HTTP to a host listed insecure), and
+    /// never a link-local or cloud metadata address.
+    fn safe_redirect(&self, from: &Uri, location: &str) -> Result<Uri, RegistryError> {
+        let refuse = || RegistryError::Redirect(location.chars().take(200).collect());
+        let target: Uri = if location.starts_with('/') {
+            let authority = from.authority().ok_or_else(refuse)?;
+            let scheme = from.scheme_str().unwrap_or("https");
+            format!("{scheme}://{authority}{location}")
+                .parse()
+                .map_err(|_| refuse())?
+        } else {
+            location.parse().map_err(|_| refuse())?
+        };
+        let host = target.host().ok_or_else(refuse)?.trim_matches(['[', ']']);
+        let authority = target
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
+        let plain_ok = self.config.insecure.contains(&authority);
+        let scheme_ok = match target.scheme_str() {
+            Some("https") => true,
+            Some("http") => plain_ok,
+            _ => false,
+        };
+        if !scheme_ok || forbidden_host(host) {
+            return Err(refuse());
+        }
+        Ok(target)
+    }
+}
+
+/// Link-local addresses (where cloud metadata services live) and their well-known names.
+fn forbidden_host(host: &str) -> bool {
+    if matches!(
+        host,
+        "metadata.google.internal" | "metadata" | "instance-data"
+    ) {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast(),
+        Ok(IpAddr::V6(v6)) => {
+            (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6.is_unspecified()
+                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+        }
+        Err(_) => false,
+    }
+}
+
+fn parse_challenge(params: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = params.trim();
+    while let Some((key, tail)) = rest.split_once('=') {
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let (value, tail) = match tail.strip_prefix('"') {
+            Some(quoted) => match quoted.split_once('"') {
+                Some((v, t)) => (v, t),
+                None => (quoted, ""),
+            },
+            None => tail.split_once(',').unwrap_or((tail, "")),
+        };
+        out.insert(key, value.to_owned());
+        rest = tail.trim_start_matches(',').trim();
+    }
+    out
+}
+
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The header value of a manifest request: every manifest and index media type we read.
+pub fn manifest_accept() -> HeaderValue {
+    HeaderValue::from_static(
+        "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+         application/vnd.docker.distribution.manifest.list.v2+json, \
+         application/vnd.docker.distribution.manifest.v2+json",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_and_hosts() {
+        let p = parse_challenge(
+            r#"realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull""#,
+        );
+        assert_eq!(p["realm"], "https://auth.example.com/token");
+        assert_eq!(p["service"], "registry.example.com");
+        assert_eq!(p["scope"], "repository:a/b:pull");
+        for bad in [
+            "169.254.169.254",
+            "fe80::1",
+            "metadata.google.internal",
+            "0.0.0.0",
+        ] {
+            assert!(forbidden_host(bad), "{bad}");
+        }
+        for ok in ["127.0.0.1", "registry.example.com", "10.0.0.1"] {
+            assert!(!forbidden_host(ok), "{ok}");
+        }
+    }
+}
