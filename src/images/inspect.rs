@@ -1,9 +1,10 @@
 //! Reference -> manifest (or index, for the pod's platform) -> config blob -> what PID 1 is,
 //! cached by reference with budgets: the I/O edge of the image facts the engine decides on.
 
+use super::layers::{Entry, resolve, scan};
 use super::reference::Reference;
 use super::registry::{RegistryClient, RegistryError, manifest_accept};
-use crate::engine::image::{ImageConfig, ImageFacts, Shell};
+use crate::engine::image::{ImageConfig, ImageFacts, Script, Shell, classify_script};
 use bytes::Bytes;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ type Cache = HashMap<(String, Platform), (Instant, Duration, ImageFacts)>;
 pub struct Inspector {
     client: Arc<RegistryClient>,
     cache: Mutex<Cache>,
+    budget: LayerBudget,
 }
 
 #[derive(Deserialize)]
@@ -61,6 +63,8 @@ struct Manifest {
     manifests: Option<Vec<Descriptor>>,
     #[serde(default)]
     config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
 }
 
 #[derive(Deserialize, Default)]
@@ -77,21 +81,53 @@ struct RunConfig {
     cmd: Option<Vec<String>>,
     #[serde(rename = "StopSignal", default)]
     stop_signal: Option<String>,
+    #[serde(rename = "Env", default)]
+    env: Option<Vec<String>>,
+    #[serde(rename = "WorkingDir", default)]
+    working_dir: Option<String>,
 }
 
-/// What one platform's config says.
+/// What one platform's config and layers say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Run {
     entrypoint: Option<Vec<String>>,
     cmd: Option<Vec<String>>,
     stop_signal: Option<String>,
+    shell: Shell,
+    script: Option<(String, Script)>,
 }
 
+/// What reading an image's layers may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerBudget {
+    pub max_layers: usize,
+    /// Compressed bytes of one layer (held in memory while it is scanned).
+    pub max_layer_bytes: usize,
+    /// Uncompressed bytes read from one layer.
+    pub max_uncompressed: u64,
+}
+
+impl Default for LayerBudget {
+    fn default() -> Self {
+        LayerBudget {
+            max_layers: 16,
+            max_layer_bytes: 32 << 20,
+            max_uncompressed: 128 << 20,
+        }
+    }
+}
+
+/// A script is read up to this much: entrypoint scripts are small.
+const MAX_SCRIPT: usize = 256 * 1024;
+/// Symlink hops followed (`/bin/sh -> dash`, an entrypoint linked to a script).
+const MAX_HOPS: usize = 4;
+
 impl Inspector {
-    pub fn new(client: Arc<RegistryClient>) -> Inspector {
+    pub fn new(client: Arc<RegistryClient>, budget: LayerBudget) -> Inspector {
         Inspector {
             client,
             cache: Mutex::default(),
+            budget,
         }
     }
 
@@ -179,10 +215,8 @@ impl Inspector {
             entrypoint: run.entrypoint,
             cmd: run.cmd,
             stop_signal: run.stop_signal,
-            // Which shell /bin/sh is needs the layers; until they are read it is unknown, so a
-            // shell form is judged as if /bin/sh were dash (it may not exec a lone command).
-            shell: Shell::Unknown,
-            script: None,
+            shell: run.shell,
+            script: run.script,
             // Just resolved: a tag's digest is as fresh as it gets.
             certain: true,
         })
@@ -259,11 +293,155 @@ impl Inspector {
         }
         let file: ConfigFile =
             serde_json::from_slice(&body).map_err(|e| format!("image config: {e}"))?;
+        let run = file.config;
+        let argv: Vec<String> = match (&run.entrypoint, &run.cmd) {
+            (Some(e), _) if !e.is_empty() => e.clone(),
+            (_, Some(c)) => c.clone(),
+            _ => Vec::new(),
+        };
+        let layers =
+            &manifest.layers[manifest.layers.len().saturating_sub(self.budget.max_layers)..];
+        let files = Files {
+            inspector: self,
+            reference,
+            layers,
+        };
+        let shell = files.shell().await;
+        let script = match crate::engine::image::program(&argv) {
+            Some(first) => {
+                files
+                    .script(
+                        first,
+                        run.env.as_deref().unwrap_or_default(),
+                        run.working_dir.as_deref(),
+                    )
+                    .await?
+            }
+            None => None,
+        };
         Ok(Run {
-            entrypoint: file.config.entrypoint,
-            cmd: file.config.cmd,
-            stop_signal: file.config.stop_signal,
+            entrypoint: run.entrypoint,
+            cmd: run.cmd,
+            stop_signal: run.stop_signal,
+            shell,
+            script,
         })
+    }
+}
+
+/// An image's merged filesystem, read layer by layer from the top (one layer in memory).
+struct Files<'a> {
+    inspector: &'a Inspector,
+    reference: &'a Reference,
+    layers: &'a [Descriptor],
+}
+
+impl Files<'_> {
+    /// The first of `candidates` that exists in the merged view, with its content; symlinks
+    /// are followed inside the image.
+    async fn read(&self, candidates: Vec<String>) -> Result<Option<(String, Vec<u8>)>, String> {
+        let budget = self.inspector.budget;
+        let mut wanted = candidates;
+        for _hop in 0..=MAX_HOPS {
+            let mut seen: Vec<(String, Entry)> = Vec::new();
+            for layer in self.layers.iter().rev() {
+                let open: Vec<String> = wanted
+                    .iter()
+                    .filter(|w| !seen.iter().any(|(p, _)| p == *w))
+                    .cloned()
+                    .collect();
+                if open.is_empty() {
+                    break;
+                }
+                let (_, blob) = self
+                    .inspector
+                    .client
+                    .get(
+                        self.reference,
+                        "blobs",
+                        &layer.digest,
+                        "*/*",
+                        budget.max_layer_bytes,
+                    )
+                    .await
+                    .map_err(|e| format!("layer {}: {e}", layer.digest))?;
+                if sha256(&blob) != layer.digest {
+                    return Err(format!("layer {} does not match its digest", layer.digest));
+                }
+                let found = scan(&blob, &open, budget.max_uncompressed, MAX_SCRIPT)
+                    .map_err(|e| e.to_string())?;
+                seen.extend(found);
+            }
+            // In the order asked (PATH order): the first that exists decides.
+            let Some((path, entry)) = wanted
+                .iter()
+                .find_map(|w| seen.iter().find(|(p, _)| p == w).cloned())
+            else {
+                return Ok(None);
+            };
+            match entry {
+                Entry::File(bytes) => return Ok(Some((path, bytes))),
+                Entry::Gone => return Ok(None),
+                Entry::Symlink(target) => wanted = vec![resolve(&path, &target)],
+            }
+        }
+        Ok(None)
+    }
+
+    /// Which shell `/bin/sh` is, by what it links to or what its binary says.
+    async fn shell(&self) -> Shell {
+        let Ok(Some((path, bytes))) = self.read(vec!["bin/sh".into()]).await else {
+            return Shell::Unknown;
+        };
+        let base = path.rsplit('/').next().unwrap_or(&path);
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        match base {
+            "dash" => Shell::Dash,
+            "bash" => Shell::Bash,
+            "busybox" => Shell::Busybox,
+            _ if has(b"BusyBox") => Shell::Busybox,
+            _ if has(b"GNU bash") => Shell::Bash,
+            _ => Shell::Unknown,
+        }
+    }
+
+    /// The verdict on argv[0] when it is a shell script (by name or by its `#!` line).
+    async fn script(
+        &self,
+        first: &str,
+        env: &[String],
+        workdir: Option<&str>,
+    ) -> Result<Option<(String, Script)>, String> {
+        let candidates: Vec<String> = if first.starts_with('/') {
+            vec![first.trim_start_matches('/').to_owned()]
+        } else if first.contains('/') {
+            vec![resolve(&format!("{}/x", workdir.unwrap_or("/")), first)]
+        } else {
+            let path = env
+                .iter()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            path.split(':')
+                .filter(|d| !d.is_empty())
+                .take(16)
+                .map(|d| format!("{}/{first}", d.trim_matches('/')))
+                .collect()
+        };
+        let base = first.rsplit('/').next().unwrap_or(first);
+        let named_script = base.ends_with(".sh") || base.starts_with("docker-entrypoint");
+        let Some((_, bytes)) = self.read(candidates).await? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let shebang = text.lines().next().unwrap_or_default();
+        let shell_shebang = shebang.starts_with("#!")
+            && ["sh", "bash", "ash", "dash"]
+                .iter()
+                .any(|s| shebang.split(['/', ' ']).any(|w| w == *s));
+        if !(named_script || shell_shebang) {
+            return Ok(None);
+        }
+        Ok(Some((first.to_owned(), classify_script(&text))))
     }
 }
 

@@ -5,5 +5,6 @@ pub mod helm;
 pub mod load;
 pub mod pods;
 pub mod process;
+pub mod registry;
 pub mod router;
 pub mod serve;

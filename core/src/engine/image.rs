@@ -109,15 +109,17 @@ pub fn stop_signal(image: &ImageConfig) -> String {
     }
 }
 
-/// Whether argv[0] starts a script that must hand over (`*.sh`, `docker-entrypoint*`), or is
-/// an init that forwards signals to its group (`tini -g`, `dumb-init`): then the rest matters.
-pub fn runs_script(argv: &[String]) -> Option<&str> {
+/// The program whose handling of the stop signal matters: argv[0], or what an init that
+/// forwards only to its child (tini without -g) starts. The inspector reads this one.
+pub fn program(argv: &[String]) -> Option<&str> {
     let first = argv.first()?;
-    let base = first.rsplit('/').next().unwrap_or(first);
-    if base.ends_with(".sh") || base.starts_with("docker-entrypoint") {
-        return Some(first);
+    match first.rsplit('/').next().unwrap_or(first) {
+        "tini" | "tini-static" => {
+            let after = argv.iter().position(|a| a == "--").map_or(1, |i| i + 1);
+            argv.get(after).map(String::as_str)
+        }
+        _ => Some(first),
     }
-    None
 }
 
 /// `tini -g …` and `dumb-init …` forward the stop signal to the whole process group; tini
@@ -232,17 +234,9 @@ pub fn apply(
     if forwarding_init(&argv) {
         return out;
     }
-    // A script PID 1 (directly, or behind an init that does not forward to the group).
-    let script_argv = match argv.first().map(|a| a.rsplit('/').next().unwrap_or(a)) {
-        Some("tini" | "tini-static") => argv
-            .iter()
-            .skip_while(|a| *a != "--")
-            .skip(1)
-            .cloned()
-            .collect(),
-        _ => argv.clone(),
-    };
-    if let (Some(path), Some((judged, verdict))) = (runs_script(&script_argv), &image.script)
+    // The inspector read the script the image starts (by name or by its `#!` line), behind
+    // an init that forwards only to its child if there is one.
+    if let (Some(path), Some((judged, verdict))) = (program(&argv), &image.script)
         && judged == path
     {
         out.script_judged = true;
@@ -425,10 +419,14 @@ mod tests {
         assert!(!forwarding_init(&s(&["tini", "--", "/start.sh"])));
         assert!(!forwarding_init(&s(&["/app"])));
         assert_eq!(
-            runs_script(&s(&["/docker-entrypoint.sh", "nginx"])),
+            program(&s(&["/docker-entrypoint.sh", "nginx"])),
             Some("/docker-entrypoint.sh")
         );
-        assert_eq!(runs_script(&s(&["/app"])), None);
+        assert_eq!(
+            program(&s(&["/tini", "--", "/start.sh"])),
+            Some("/start.sh")
+        );
+        assert_eq!(program(&s(&["tini", "/start.sh"])), Some("/start.sh"));
         let mut nginx = image(None, None);
         assert_eq!(stop_signal(&nginx), "SIGTERM");
         nginx.stop_signal = Some("SIGQUIT".into());
