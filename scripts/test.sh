@@ -46,6 +46,11 @@ ZERODROP_PROMTOOL="$(tests/promtool/build.sh)"
 export ZERODROP_PROMTOOL
 echo "$ZERODROP_PROMTOOL"
 
+step "registry tools (distribution's registry, crane, htpasswd from the Go modules: the image inspector's tests)"
+ZERODROP_REGISTRY_TOOLS="$(tests/registry/build.sh)"
+export ZERODROP_REGISTRY_TOOLS
+echo "$ZERODROP_REGISTRY_TOOLS"
+
 step "cargo test (unit, property, server, chart, end-to-end)"
 # The examples as programs (tests/rollout_tools runs them; --all-targets builds them as tests).
 cargo build --examples --locked

@@ -30,6 +30,23 @@ pub struct Cli {
     pub log_level: String,
 }
 
+/// How to reach registries when images are inspected.
+#[derive(Debug, Clone, Args)]
+pub struct RegistryArgs {
+    /// Docker config file with registry credentials (default: ~/.docker/config.json).
+    #[arg(long, env = "ZERODROP_REGISTRY_CONFIG")]
+    pub registry_config: Option<PathBuf>,
+    /// A registry (HOST:PORT) spoken to over plain HTTP; repeatable. Every other is HTTPS only.
+    #[arg(long, env = "ZERODROP_INSECURE_REGISTRY", value_delimiter = ',')]
+    pub insecure_registry: Vec<String>,
+    /// PEM CA bundle trusted for registries besides the system's; repeatable.
+    #[arg(long, env = "ZERODROP_REGISTRY_CA", value_delimiter = ',')]
+    pub registry_ca: Vec<PathBuf>,
+    /// Bound of one registry call (manifest, config or layer).
+    #[arg(long, env = "ZERODROP_IMAGE_TIMEOUT", default_value = "30s", value_parser = duration)]
+    pub image_timeout: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -125,6 +142,12 @@ pub struct AuditArgs {
     /// What makes the exit code 1.
     #[arg(long, env = "ZERODROP_FAIL_ON", value_enum, default_value_t = crate::audit::FailOn::Change)]
     pub fail_on: crate::audit::FailOn,
+    /// Inspect the images too (offline audit): what their CMD, ENTRYPOINT, STOPSIGNAL and
+    /// entrypoint scripts do to PID 1 (ZD303, ZD304, ZD305).
+    #[arg(long, env = "ZERODROP_IMAGES", conflicts_with = "cluster")]
+    pub images: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 fn key_value(raw: &str) -> Result<(String, String), String> {

@@ -292,3 +292,70 @@ async fn the_engine_on_the_real_images() {
         );
     }
 }
+
+/// `zerodrop audit -f --images` as a person runs it: credentials from a Docker config file,
+/// the registry's CA from --registry-ca; the findings name the digest, the command and the line.
+#[tokio::test]
+async fn audit_with_images_reads_the_registry() {
+    use base64::Engine as _;
+    let registry = Registry::start(true);
+    let refs = push_all(&registry);
+    let dir = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let docker = json!({ "auths": { registry.host.clone(): { "auth": auth } } });
+    std::fs::write(dir.path().join("config.json"), docker.to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("ca.pem"),
+        registry.ca_pem.as_deref().unwrap(),
+    )
+    .unwrap();
+    let manifest = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{ name: web, namespace: shop }}\nspec:\n  selector: {{ matchLabels: {{ app: web }} }}\n  template:\n    metadata: {{ labels: {{ app: web }} }}\n    spec:\n      containers:\n        - {{ name: shell, image: \"{}\" }}\n        - {{ name: script, image: \"{}\" }}\n",
+        refs["dash"], refs["start-no-exec"]
+    );
+    std::fs::write(dir.path().join("web.yaml"), manifest).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zerodrop"))
+        .args(["audit", "--images", "-o", "json", "--fail-on", "none", "-f"])
+        .arg(dir.path().join("web.yaml"))
+        .arg("--registry-config")
+        .arg(dir.path().join("config.json"))
+        .arg("--registry-ca")
+        .arg(dir.path().join("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = report["workloads"][0]["findings"].as_array().unwrap();
+    let of = |code: &str| {
+        findings
+            .iter()
+            .find(|f| f["code"] == code)
+            .unwrap_or_else(|| panic!("no {code}: {report}"))
+    };
+    let digest = registry.crane(&["digest", &refs["dash"]]);
+    let shell = of("ZD303");
+    assert_eq!(shell["container"], "shell");
+    let message = shell["message"].as_str().unwrap();
+    assert!(
+        message.contains(&digest[..15]) && message.contains("/bin/sh (dash)"),
+        "{message}"
+    );
+    let script = of("ZD304");
+    assert_eq!(script["container"], "script");
+    assert!(
+        script["message"].as_str().unwrap().contains("line 3"),
+        "{script}"
+    );
+    // Without --images the registry is not asked and nothing is said about the images.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_zerodrop"))
+        .args(["audit", "-o", "json", "--fail-on", "none", "-f"])
+        .arg(dir.path().join("web.yaml"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!report.to_string().contains("ZD30"), "{report}");
+}

@@ -8,6 +8,7 @@ pub mod output;
 pub mod policy_report;
 pub mod sarif;
 
+use crate::engine::image::Images;
 use crate::engine::{Change, Engine, Workload};
 use crate::findings::{Finding, Severity};
 use crate::policy::{Layer, Mode};
@@ -71,6 +72,16 @@ impl Entry {
 
 /// Evaluates one object; `None` when it is not a workload zerodrop knows.
 pub fn evaluate(engine: &Engine, obj: &Value, namespace: &Layer) -> Option<Entry> {
+    evaluate_with(engine, obj, namespace, &Images::new())
+}
+
+/// The same, with what is known of the containers' images.
+pub fn evaluate_with(
+    engine: &Engine,
+    obj: &Value,
+    namespace: &Layer,
+    images: &Images,
+) -> Option<Entry> {
     let kind = obj.get("kind")?.as_str()?;
     let workload = Workload::from_kind(kind)?;
     let meta = |k: &str| {
@@ -80,7 +91,7 @@ pub fn evaluate(engine: &Engine, obj: &Value, namespace: &Layer) -> Option<Entry
             .to_owned()
     };
     let template = crate::engine::pod::at(obj, workload.template_path()).unwrap_or(&Value::Null);
-    let decision = engine.evaluate(template, workload, namespace);
+    let decision = engine.evaluate_with(template, workload, namespace, images);
     Some(Entry {
         file: None,
         line: None,
@@ -141,7 +152,12 @@ impl Report {
 }
 
 /// Audits parsed manifests: every workload in every document, with its file and line.
-pub fn audit_documents(engine: &Engine, docs: &[manifests::Document], namespace: &Layer) -> Report {
+pub fn audit_documents(
+    engine: &Engine,
+    docs: &[manifests::Document],
+    namespace: &Layer,
+    images: &Images,
+) -> Report {
     let mut report = Report {
         version: SCHEMA_VERSION,
         ..Report::default()
@@ -158,7 +174,7 @@ pub fn audit_documents(engine: &Engine, docs: &[manifests::Document], namespace:
             continue;
         }
         for (item, obj) in manifests::objects(value) {
-            if let Some(mut entry) = evaluate(engine, obj, namespace) {
+            if let Some(mut entry) = evaluate_with(engine, obj, namespace, images) {
                 entry.file = Some(doc.file.clone());
                 entry.line = Some(doc.line);
                 entry.origin = Some((index, item));
@@ -167,4 +183,42 @@ pub fn audit_documents(engine: &Engine, docs: &[manifests::Document], namespace:
         }
     }
     report
+}
+
+/// The images the pod templates of `docs` run, with the platform their node selector asks for.
+pub fn images_of(docs: &[manifests::Document]) -> Vec<(String, crate::images::Platform)> {
+    let mut out = Vec::new();
+    for doc in docs {
+        let Some(value) = &doc.value else { continue };
+        for (_, obj) in manifests::objects(value) {
+            let Some(workload) = obj
+                .get("kind")
+                .and_then(Value::as_str)
+                .and_then(Workload::from_kind)
+            else {
+                continue;
+            };
+            let Some(template) = crate::engine::pod::at(obj, workload.template_path()) else {
+                continue;
+            };
+            let selector = |key: &str| {
+                template
+                    .pointer(&format!("/spec/nodeSelector/{}", key.replace('/', "~1")))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let platform = crate::images::Platform {
+                os: selector("kubernetes.io/os"),
+                arch: selector("kubernetes.io/arch"),
+            };
+            for c in crate::engine::pod::containers(template) {
+                if let Some(image) = c.get("image").and_then(Value::as_str)
+                    && !out.iter().any(|(i, _)| i == image)
+                {
+                    out.push((image.to_owned(), platform.clone()));
+                }
+            }
+        }
+    }
+    out
 }

@@ -78,7 +78,12 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
             namespace.all.mode = None;
         }
         let (docs, errors) = audit::manifests::read_inputs(&args.filename);
-        let mut report = audit::audit_documents(&engine, &docs, &namespace);
+        let images = if args.images {
+            inspect_images(&args.registry, &audit::images_of(&docs)).await?
+        } else {
+            Default::default()
+        };
+        let mut report = audit::audit_documents(&engine, &docs, &namespace, &images);
         report.errors = errors;
         (report, docs)
     };
@@ -119,6 +124,49 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
     } else {
         0
     })
+}
+
+/// Inspects every image (8 at a time) with the credentials and trust the flags give.
+async fn inspect_images(
+    args: &crate::cli::RegistryArgs,
+    images: &[(String, crate::images::Platform)],
+) -> anyhow::Result<crate::engine::image::Images> {
+    use crate::images::registry::{RegistryClient, RegistryConfig};
+    use futures::StreamExt;
+    let config_path = args.registry_config.clone().or_else(|| {
+        let home = std::env::var_os("HOME")?;
+        Some(std::path::Path::new(&home).join(".docker/config.json"))
+    });
+    let mut config = RegistryConfig {
+        insecure: args.insecure_registry.iter().cloned().collect(),
+        timeout: args.image_timeout,
+        ..RegistryConfig::default()
+    };
+    if let Some(path) = config_path.filter(|p| args.registry_config.is_some() || p.exists()) {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        config.credentials = crate::images::credentials::from_docker_config(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    for ca in &args.registry_ca {
+        config
+            .extra_roots
+            .push(std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?);
+    }
+    let client =
+        RegistryClient::new(config).map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
+    let inspector = crate::images::Inspector::new(client, Default::default());
+    let inspector = &inspector;
+    let found: Vec<(String, crate::engine::image::ImageFacts)> =
+        futures::stream::iter(images.iter().cloned())
+            .map(|(image, platform)| async move {
+                let facts = inspector.facts(&image, &platform).await;
+                (image, facts)
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+    Ok(found.into_iter().collect())
 }
 
 /// `zerodrop certs generate`: PEM files for development and tests; keys are written 0600.

@@ -1,6 +1,7 @@
 //! Image inspection: what an image's config says PID 1 is, read from its registry with
 //! budgets and a cache. I/O here; the verdicts are the engine's (engine::image).
 
+pub mod credentials;
 pub mod inspect;
 pub mod layers;
 pub mod reference;
