@@ -32,6 +32,7 @@ fn admission(c: &mut Criterion) {
         cache: None,
         namespaces: &namespaces,
         unknown_namespace_mode: Mode::Audit,
+        images: None,
     };
     let mut group = c.benchmark_group("admission");
     for (name, body) in [

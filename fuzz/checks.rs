@@ -18,6 +18,7 @@ pub fn admission_body(data: &[u8]) {
         cache: None,
         namespaces: &namespaces,
         unknown_namespace_mode: Mode::Enforce,
+        images: None,
     };
     for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
         match handle(endpoint, data, &ctx) {

@@ -222,6 +222,20 @@ pub struct ServeArgs {
     /// How often every replica re-reads the Secret (renewals by others, expiry).
     #[arg(long, env = "ZERODROP_SELF_MANAGED_CHECK_INTERVAL", default_value = "1m", value_parser = duration)]
     pub self_managed_check_interval: Duration,
+    /// Inspect images (CMD, ENTRYPOINT, STOPSIGNAL, entrypoint scripts) to judge PID 1;
+    /// `false` turns every registry call off (air-gapped clusters).
+    #[arg(long, env = "ZERODROP_IMAGE_INSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub image_inspection: bool,
+    /// How long /validate may wait for a workload's images (all together); what arrives later
+    /// is cached for the pods that follow.
+    #[arg(long, env = "ZERODROP_IMAGE_VALIDATE_BUDGET", default_value = "1s", value_parser = duration)]
+    pub image_validate_budget: Duration,
+    /// How long /mutate may wait for a pod's images; 0: cached verdicts only (misses are
+    /// inspected in the background).
+    #[arg(long, env = "ZERODROP_IMAGE_MUTATE_BUDGET", default_value = "0s", value_parser = duration)]
+    pub image_mutate_budget: Duration,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     /// How often the Lease holder scans every opted-in namespace for pods enforce would still
     /// change (zerodrop_unprotected_pods, PolicyReports); 0 turns the scan off.
     #[arg(long, env = "ZERODROP_SCAN_INTERVAL", default_value = "5m", value_parser = duration)]

@@ -73,6 +73,9 @@ pub struct Metrics {
     pub scans: Family<ResultLabels, Counter>,
     pub scan_last_success: Gauge<i64, AtomicI64>,
     pub ready: Gauge<i64, AtomicI64>,
+    pub image_lookups: Family<ResultLabels, Counter>,
+    pub image_inspections: Family<ResultLabels, Counter>,
+    pub image_inspection_duration: Histogram,
 }
 
 impl Default for Metrics {
@@ -109,6 +112,10 @@ impl Metrics {
         let scans = Family::default();
         let scan_last_success = Gauge::default();
         let ready = Gauge::default();
+        let image_lookups = Family::default();
+        let image_inspections = Family::default();
+        let image_inspection_duration =
+            Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         registry.register(
             "admission_requests",
             "Admission requests by endpoint, operation and result",
@@ -191,6 +198,21 @@ impl Metrics {
             "1 when this replica's /readyz answers ok (set at every scrape)",
             ready.clone(),
         );
+        registry.register(
+            "image_lookups",
+            "Image facts asked by admissions: hit (known), miss (inspected in the background or within the budget)",
+            image_lookups.clone(),
+        );
+        registry.register(
+            "image_inspections",
+            "Image inspections against registries, by result (known, unknown)",
+            image_inspections.clone(),
+        );
+        registry.register(
+            "image_inspection_duration_seconds",
+            "Time to inspect an image (manifest, config, layers)",
+            image_inspection_duration.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -211,6 +233,9 @@ impl Metrics {
             scans,
             scan_last_success,
             ready,
+            image_lookups,
+            image_inspections,
+            image_inspection_duration,
         }
         .with_known_series()
     }
@@ -232,6 +257,14 @@ impl Metrics {
         for result in ["success", "failure"] {
             let _ = self.cert_reloads.get_or_create(&ResultLabels { result });
             let _ = self.scans.get_or_create(&ResultLabels { result });
+        }
+        for result in ["hit", "miss"] {
+            let _ = self.image_lookups.get_or_create(&ResultLabels { result });
+        }
+        for result in ["known", "unknown"] {
+            let _ = self
+                .image_inspections
+                .get_or_create(&ResultLabels { result });
         }
         for result in ["found", "absent", "failed"] {
             let _ = self

@@ -107,7 +107,7 @@ proptest! {
             "request": { "uid": uid, "kind": { "group": "", "version": "v1", "kind": "Pod" },
                 "operation": "CREATE", "namespace": "ns", "object": obj }
         })).unwrap();
-        let fresh = Context { engine: &engine, cache: None, namespaces: &namespaces, unknown_namespace_mode: zerodrop::policy::Mode::Enforce };
+        let fresh = Context { engine: &engine, cache: None, namespaces: &namespaces, unknown_namespace_mode: zerodrop::policy::Mode::Enforce, images: None };
         let memo = Context { cache: Some(&cache), ..fresh };
         let want = zerodrop::admission::review::encode(&handle(Endpoint::Mutate, &review("u2"), &fresh).unwrap().response);
         let _ = handle(Endpoint::Mutate, &review("u1"), &memo).unwrap();

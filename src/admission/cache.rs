@@ -4,6 +4,7 @@
 
 use super::review::Response;
 use super::types::{Endpoint, Verdict};
+use crate::engine::image::Images;
 use crate::engine::{Workload, patch, pod};
 use crate::findings::Code;
 use crate::policy::{Layer, Mode};
@@ -23,8 +24,10 @@ pub struct Key<'a> {
     pub layer: &'a Arc<Layer>,
     /// The admitted object (kept by the entry, shared, not copied) ...
     pub object: &'a Arc<Value>,
-    /// ... and the pod (template) in it, which is what the answer depends on.
+    /// ... and the pod (template) in it, which is what the answer depends on,
     pub template: &'a Value,
+    /// ... with the facts known of its images.
+    pub images: &'a Images,
     /// Bytes of the request: a bound of what an entry keeps (the object is a projection of it).
     pub size: usize,
 }
@@ -45,6 +48,7 @@ struct Entry {
     namespace: String,
     layer: Arc<Layer>,
     object: Arc<Value>,
+    images: Images,
     answer: Arc<Answer>,
     size: usize,
 }
@@ -56,6 +60,7 @@ impl Entry {
             && self.namespace == key.namespace
             // Layers are shared per namespace version: pointer equality is the usual case.
             && (Arc::ptr_eq(&self.layer, key.layer) || *self.layer == **key.layer)
+            && self.images == *key.images
             && pod::at(&self.object, self.workload.template_path())
                 .is_some_and(|template| patch::same(template, key.template))
     }
@@ -108,6 +113,7 @@ impl DecisionCache {
         key.workload.hash(&mut h);
         key.namespace.hash(&mut h);
         hash_value(key.template, &mut h);
+        key.images.hash(&mut h);
         h.finish()
     }
 
@@ -132,6 +138,7 @@ impl DecisionCache {
             namespace: key.namespace.to_owned(),
             layer: key.layer.clone(),
             object: Arc::clone(key.object),
+            images: key.images.clone(),
             answer: Arc::new(answer),
             size: key.size,
         };
@@ -199,6 +206,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    static NO_IMAGES: Images = Images::new();
+
     fn store(cache: &DecisionCache, key: &Key<'_>, verdict: Verdict) {
         if let Err(miss) = cache.get(key) {
             cache.put(miss, key, answer(verdict));
@@ -223,6 +232,7 @@ mod tests {
             layer,
             object,
             template: object,
+            images: &NO_IMAGES,
             size: 100,
         }
     }

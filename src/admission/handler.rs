@@ -3,8 +3,9 @@
 use super::cache::{Answer, DecisionCache, Key};
 use super::response::{self, Advice};
 use super::review::{self, DecodeError, Request, Response};
-use super::types::{Endpoint, NamespaceLookup, Outcome, Verdict};
-use crate::engine::{Decision, Engine, Workload};
+use super::types::{Endpoint, ImageLookup, NamespaceLookup, Outcome, Verdict};
+use crate::engine::image::{Images, Platform};
+use crate::engine::{Decision, Engine, Workload, pod};
 use crate::policy::{Layer, Mode, Partial};
 use serde_json::Value;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ pub struct Context<'a> {
     /// Mode for namespaces we cannot see: the webhook was called, so the namespace opted in,
     /// but whether to enforce or audit is unknown.
     pub unknown_namespace_mode: Mode,
+    /// Known image facts (None: image inspection is off).
+    pub images: Option<&'a dyn ImageLookup>,
 }
 
 pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outcome, DecodeError> {
@@ -35,6 +38,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         findings: Vec::new(),
         cached: false,
         unseen_namespace: None,
+        image_misses: Vec::new(),
     };
     let Some((workload, object, template)) = subject(endpoint, &outcome.request) else {
         return Ok(outcome);
@@ -50,6 +54,8 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
             ..Layer::default()
         })
     });
+    let (images, misses) = known_images(ctx.images, template);
+    outcome.image_misses = misses;
     let key = Key {
         endpoint,
         workload,
@@ -57,6 +63,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         layer: &layer,
         object,
         template,
+        images: &images,
         size: body.len(),
     };
     let miss = match ctx.cache.map(|cache| cache.get(&key)) {
@@ -76,7 +83,9 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         }
         None => None,
     };
-    let decision = ctx.engine.evaluate(template, workload, &layer);
+    let decision = ctx
+        .engine
+        .evaluate_with(template, workload, &layer, &images);
     outcome.mode = Some(decision.mode);
     outcome.changes = decision.changes.iter().map(|c| c.kind()).collect();
     outcome.findings = decision.findings.iter().map(|f| f.code).collect();
@@ -120,13 +129,42 @@ fn subject(endpoint: Endpoint, req: &Request) -> Option<(Workload, &Arc<Value>, 
             let workload = Workload::from_kind(&req.kind.kind).filter(|w| {
                 matches!(w.api_group(), "apps" | "batch") && w.api_group() == req.kind.group
             })?;
-            Some((
-                workload,
-                object,
-                crate::engine::pod::at(object, workload.template_path())?,
-            ))
+            Some((workload, object, pod::at(object, workload.template_path())?))
         }
     }
+}
+
+/// The facts known for the template's images, and the images still to inspect.
+fn known_images(
+    lookup: Option<&dyn ImageLookup>,
+    template: &Value,
+) -> (Images, Vec<(String, Platform)>) {
+    let (mut known, mut misses) = (Images::new(), Vec::new());
+    let Some(lookup) = lookup else {
+        return (known, misses);
+    };
+    let platform = Platform::of(template);
+    let spec = |list| {
+        pod::at(template, &["spec", list])
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice)
+    };
+    // The containers the engine judges (init containers are never touched).
+    for c in spec("containers") {
+        let Some(image) = c.get("image").and_then(Value::as_str) else {
+            continue;
+        };
+        if known.contains_key(image) || misses.iter().any(|(i, _)| i == image) {
+            continue;
+        }
+        match lookup.cached(image, &platform) {
+            Some(facts) => {
+                known.insert(image.to_owned(), facts);
+            }
+            None => misses.push((image.to_owned(), platform.clone())),
+        }
+    }
+    (known, misses)
 }
 
 fn namespace_layer<'r>(ctx: &Context<'_>, req: &'r Request) -> (&'r str, Option<Arc<Layer>>) {

@@ -28,6 +28,8 @@ const CONTAINER: Keep = Keep::Fields(&[
     ("lifecycle", Keep::All),
     ("command", Keep::All),
     ("args", Keep::All),
+    // The image facts are looked up by it.
+    ("image", Keep::All),
 ]);
 const METADATA: Keep = Keep::Fields(&[
     ("name", Keep::All),
@@ -41,6 +43,7 @@ const POD_SPEC: Keep = Keep::Fields(&[
     ("restartPolicy", Keep::All),
     ("terminationGracePeriodSeconds", Keep::All),
     ("containers", Keep::Each(&CONTAINER)),
+    ("nodeSelector", Keep::All),
 ]);
 /// A Pod, or a workload with its pod template (CronJobs one level deeper).
 pub const OBJECT: Keep = Keep::Fields(&[
@@ -53,6 +56,7 @@ pub const OBJECT: Keep = Keep::Fields(&[
             ("restartPolicy", Keep::All),
             ("terminationGracePeriodSeconds", Keep::All),
             ("containers", Keep::Each(&CONTAINER)),
+            ("nodeSelector", Keep::All),
             ("template", TEMPLATE),
             (
                 "jobTemplate",
@@ -177,7 +181,7 @@ mod tests {
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": { "name": "p", "annotations": { "a/b": "c" } },
                 "spec": { "containers": [
-                    { "name": "a", "ports": [{ "containerPort": 80 }] },
+                    { "name": "a", "image": "i", "ports": [{ "containerPort": 80 }] },
                     { "name": "b", "lifecycle": { "preStop": { "sleep": { "seconds": 3 } } } }
                 ], "terminationGracePeriodSeconds": 10 }
             })

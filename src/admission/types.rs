@@ -2,6 +2,7 @@
 //! namespace sources all speak.
 
 use super::review::{Request, Response};
+use crate::engine::image::{ImageFacts, Platform};
 use crate::findings::Code;
 use crate::policy::{Layer, Mode};
 use futures::future::BoxFuture;
@@ -37,6 +38,13 @@ pub trait NamespaceLookup: Send + Sync {
     fn fetch(&self, _namespace: &str) -> BoxFuture<'static, Fetch> {
         Box::pin(std::future::ready(Fetch::Unsupported))
     }
+}
+
+/// Image facts for the webhook: what is known already (no waiting), and an inspection to run
+/// (with a budget, by whoever calls) for what is not.
+pub trait ImageLookup: Send + Sync {
+    fn cached(&self, image: &str, platform: &Platform) -> Option<ImageFacts>;
+    fn inspect(&self, image: String, platform: Platform) -> BoxFuture<'static, ImageFacts>;
 }
 
 /// What asking for an unknown namespace gave.
@@ -107,4 +115,6 @@ pub struct Outcome {
     pub cached: bool,
     /// The namespace `NamespaceLookup` did not know: decided with `unknown_namespace_mode`.
     pub unseen_namespace: Option<String>,
+    /// Images of the pod (template) whose facts were not known yet.
+    pub image_misses: Vec<(String, Platform)>,
 }

@@ -201,16 +201,7 @@ pub fn images_of(docs: &[manifests::Document]) -> Vec<(String, crate::images::Pl
             let Some(template) = crate::engine::pod::at(obj, workload.template_path()) else {
                 continue;
             };
-            let selector = |key: &str| {
-                template
-                    .pointer(&format!("/spec/nodeSelector/{}", key.replace('/', "~1")))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            };
-            let platform = crate::images::Platform {
-                os: selector("kubernetes.io/os"),
-                arch: selector("kubernetes.io/arch"),
-            };
+            let platform = crate::images::Platform::of(template);
             for c in crate::engine::pod::containers(template) {
                 if let Some(image) = c.get("image").and_then(Value::as_str)
                     && !out.iter().any(|(i, _)| i == image)

@@ -126,21 +126,18 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
     })
 }
 
-/// Inspects every image (8 at a time) with the credentials and trust the flags give.
-async fn inspect_images(
+/// Credentials, plain-HTTP hosts, extra CAs and the call bound the flags give.
+pub(crate) fn registry_config(
     args: &crate::cli::RegistryArgs,
-    images: &[(String, crate::images::Platform)],
-) -> anyhow::Result<crate::engine::image::Images> {
-    use crate::images::registry::{RegistryClient, RegistryConfig};
-    use futures::StreamExt;
+) -> anyhow::Result<crate::images::registry::RegistryConfig> {
     let config_path = args.registry_config.clone().or_else(|| {
         let home = std::env::var_os("HOME")?;
         Some(std::path::Path::new(&home).join(".docker/config.json"))
     });
-    let mut config = RegistryConfig {
+    let mut config = crate::images::registry::RegistryConfig {
         insecure: args.insecure_registry.iter().cloned().collect(),
         timeout: args.image_timeout,
-        ..RegistryConfig::default()
+        ..Default::default()
     };
     if let Some(path) = config_path.filter(|p| args.registry_config.is_some() || p.exists()) {
         let text = std::fs::read_to_string(&path)
@@ -149,10 +146,20 @@ async fn inspect_images(
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     }
     for ca in &args.registry_ca {
-        config
-            .extra_roots
-            .push(std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?);
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        config.extra_roots.push(pem);
     }
+    Ok(config)
+}
+
+/// Inspects every image (8 at a time) with the credentials and trust the flags give.
+async fn inspect_images(
+    args: &crate::cli::RegistryArgs,
+    images: &[(String, crate::images::Platform)],
+) -> anyhow::Result<crate::engine::image::Images> {
+    use crate::images::registry::RegistryClient;
+    use futures::StreamExt;
+    let config = registry_config(args)?;
     let client =
         RegistryClient::new(config).map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
     let inspector = crate::images::Inspector::new(client, Default::default());

@@ -44,6 +44,21 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
         limits,
     );
     state.expects_cluster = client.is_some();
+    if args.image_inspection {
+        let config = super::registry_config(&args.registry)?;
+        let client = crate::images::registry::RegistryClient::new(config)
+            .map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
+        let inspector = Arc::new(crate::images::Inspector::new(client, Default::default()));
+        state.images = server::Images {
+            lookup: Some(Arc::new(crate::images::lookup::Shared {
+                inspector,
+                metrics: metrics.clone(),
+            })),
+            validate_budget: args.image_validate_budget,
+            mutate_budget: args.image_mutate_budget,
+            warming: Arc::new(tokio::sync::Semaphore::new(4)),
+        };
+    }
     let state = Arc::new(state);
     if client.is_none() {
         // Standalone: there is no cache to wait for.

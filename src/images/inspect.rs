@@ -4,7 +4,7 @@
 use super::layers::{Entry, resolve, scan};
 use super::reference::Reference;
 use super::registry::{RegistryClient, RegistryError, manifest_accept};
-use crate::engine::image::{ImageConfig, ImageFacts, Script, Shell, classify_script};
+use crate::engine::image::{ImageConfig, ImageFacts, Platform, Script, Shell, classify_script};
 use bytes::Bytes;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -18,14 +18,6 @@ const PINNED_FOR: Duration = Duration::from_secs(3600);
 const TAG_FOR: Duration = Duration::from_secs(60);
 const FAILED_FOR: Duration = Duration::from_secs(10);
 const MAX_ENTRIES: usize = 4096;
-
-/// The platform to pick from an index (from the pod's node selector), or `None`: then every
-/// linux platform must agree.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Platform {
-    pub os: Option<String>,
-    pub arch: Option<String>,
-}
 
 /// An answer and how long it holds, by image reference and platform.
 type Cache = HashMap<(String, Platform), (Instant, Duration, ImageFacts)>;
@@ -129,6 +121,13 @@ impl Inspector {
             cache: Mutex::default(),
             budget,
         }
+    }
+
+    /// The facts of `image` for `platform` if they are known and fresh: no waiting.
+    pub fn cached(&self, image: &str, platform: &Platform) -> Option<ImageFacts> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, ttl, facts) = cache.get(&(image.to_owned(), platform.clone()))?;
+        (at.elapsed() < *ttl).then(|| facts.clone())
     }
 
     /// The facts of `image` for `platform`, from the cache or the registry.

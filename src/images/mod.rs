@@ -4,7 +4,9 @@
 pub mod credentials;
 pub mod inspect;
 pub mod layers;
+pub mod lookup;
 pub mod reference;
 pub mod registry;
 
-pub use inspect::{Inspector, Platform};
+pub use crate::engine::image::Platform;
+pub use inspect::Inspector;

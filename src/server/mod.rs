@@ -4,8 +4,8 @@ pub mod listener;
 pub mod router;
 pub mod tls;
 
-use crate::admission::NamespaceLookup;
 use crate::admission::cache::DecisionCache;
+use crate::admission::{ImageLookup, NamespaceLookup};
 use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::policy::Mode;
@@ -150,7 +150,32 @@ pub struct State {
     pub unknown_namespace_mode: Mode,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    pub images: Images,
     shutting_down: AtomicBool,
+}
+
+/// Image inspection as the webhook uses it.
+pub struct Images {
+    /// None: inspection is off (`--images=false`).
+    pub lookup: Option<Arc<dyn ImageLookup>>,
+    /// How long /validate may wait for the images of a workload (all of them together).
+    pub validate_budget: Duration,
+    /// How long /mutate may wait (0: cached verdicts only; misses are inspected in the
+    /// background for the pods that follow).
+    pub mutate_budget: Duration,
+    /// Background inspections at once.
+    pub warming: Arc<Semaphore>,
+}
+
+impl Images {
+    pub fn off() -> Images {
+        Images {
+            lookup: None,
+            validate_budget: Duration::ZERO,
+            mutate_budget: Duration::ZERO,
+            warming: Arc::new(Semaphore::new(0)),
+        }
+    }
 }
 
 impl State {
@@ -167,6 +192,7 @@ impl State {
             unknown_namespace_mode,
             metrics,
             limits,
+            images: Images::off(),
             shutting_down: AtomicBool::new(false),
         }
     }

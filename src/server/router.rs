@@ -225,6 +225,38 @@ async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes)
             };
         }
     }
+    if let Ok((outcome, _)) = &result
+        && !outcome.image_misses.is_empty()
+        && let Some(lookup) = state.images.lookup.clone()
+    {
+        let budget = match endpoint {
+            Endpoint::Validate => state.images.validate_budget,
+            Endpoint::Mutate => state.images.mutate_budget,
+        };
+        let left = deadline.saturating_sub(started.elapsed());
+        let wait = budget.min(left / 2);
+        let misses = outcome.image_misses.clone();
+        let inspections = misses.iter().filter_map(|(image, platform)| {
+            // Each inspection holds a warming slot, so floods of new images stay bounded.
+            let slot = state.images.warming.clone().try_acquire_owned().ok()?;
+            let work = lookup.inspect(image.clone(), platform.clone());
+            Some(tokio::spawn(async move {
+                let facts = work.await;
+                drop(slot);
+                facts
+            }))
+        });
+        let running: Vec<_> = inspections.collect();
+        if !wait.is_zero() && !running.is_empty() {
+            // Whatever finishes in time is cached; the rest goes on for the pods that follow.
+            let _ = tokio::time::timeout(wait, futures::future::join_all(running)).await;
+            let left = deadline.saturating_sub(started.elapsed());
+            result = match run(&state, &call, &body, left).await {
+                Ok(result) => result,
+                Err(answered) => return answered,
+            };
+        }
+    }
     match result {
         Ok((outcome, bytes)) => {
             let elapsed = started.elapsed();
@@ -353,6 +385,7 @@ fn evaluate(state: &State, endpoint: Endpoint, body: &[u8]) -> Evaluated {
         cache: Some(&backend.cache),
         namespaces: backend.namespaces.as_ref(),
         unknown_namespace_mode: state.unknown_namespace_mode,
+        images: state.images.lookup.as_deref(),
     };
     let outcome = admission::handle(endpoint, body, &ctx)?;
     let bytes = admission::review::encode(&outcome.response);

@@ -182,6 +182,7 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
         cache: None,
         namespaces: &namespaces,
         unknown_namespace_mode: zerodrop::policy::Mode::Audit,
+        images: None,
     };
     let outcome = handle(
         Endpoint::Mutate,

@@ -150,12 +150,20 @@ impl Zerodrop {
             "127.0.0.1:0",
         ])
         .args(args)
-        // The background scan only where a test asks for it: it reads the whole cluster.
+        // The background scan and image inspection only where a test asks for them: the
+        // scan reads the whole cluster, inspection calls registries.
         .args(if args.iter().any(|a| a == "--scan-interval") {
             &[][..]
         } else {
             &["--scan-interval", "0"][..]
         })
+        .args(
+            if args.iter().any(|a| a.starts_with("--image-inspection")) {
+                &[][..]
+            } else {
+                &["--image-inspection=false"][..]
+            },
+        )
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["--shutdown-delay", "0", "--log-format", "json"])

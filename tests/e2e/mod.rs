@@ -6,6 +6,7 @@ mod cluster;
 mod fixtures;
 mod generated;
 mod harness;
+mod images;
 mod namespaces;
 mod outage;
 mod pods;

@@ -63,6 +63,30 @@ pub enum ImageFacts {
     Unknown(String),
 }
 
+/// The platform to pick from an index (from the pod's node selector), or `None`: then every
+/// linux platform must agree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Platform {
+    pub os: Option<String>,
+    pub arch: Option<String>,
+}
+
+impl Platform {
+    /// What a pod (template) asks for with `kubernetes.io/os` and `kubernetes.io/arch`.
+    pub fn of(template: &Value) -> Platform {
+        let selector = |key: &str| {
+            pod::at(template, &["spec", "nodeSelector"])
+                .and_then(|s| s.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        Platform {
+            os: selector("kubernetes.io/os"),
+            arch: selector("kubernetes.io/arch"),
+        }
+    }
+}
+
 /// Where PID 1's argv comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
