@@ -16,6 +16,7 @@ mod engine_props;
 mod engine_rules;
 mod fuzz_corpus;
 mod hostile_inputs;
+mod images_faults;
 mod images_registry;
 mod rollout_tools;
 mod server_namespaces;
