@@ -530,3 +530,34 @@ fn alerting_rules_pass_promtool_and_fire_as_meant() {
         String::from_utf8_lossy(&test.stderr)
     );
 }
+
+#[test]
+fn image_inspection_has_an_off_switch() {
+    let args = |sets: &[&str]| {
+        let objs = render(sets).unwrap();
+        find(&objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone()
+    };
+    assert!(
+        args(&[])
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("--image-inspection=true"))
+    );
+    let off = args(&["images.inspection=false"]);
+    assert!(
+        off.as_array()
+            .unwrap()
+            .contains(&Value::from("--image-inspection=false")),
+        "{off}"
+    );
+    // Egress to registries only when inspection is on.
+    let egress = |sets: &[&str]| {
+        let mut all = vec!["networkPolicy.enabled=true"];
+        all.extend_from_slice(sets);
+        find(&render(&all).unwrap(), "NetworkPolicy")["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(egress(&[]), egress(&["images.inspection=false"]) + 1);
+}
