@@ -80,3 +80,32 @@ pub fn policy_values(data: &[u8]) {
     let _ = Layer::for_namespace(Some(value), [(key, value)]);
     let _ = ClusterPolicy::from_yaml(&text);
 }
+
+/// Any bytes as what the image inspector parses: a reference, a manifest or index, an image
+/// config, a layer (tar, gzip or zstd), an entrypoint script. Errors are fine, panics are not;
+/// bounds hold.
+pub fn image_inputs(data: &[u8]) {
+    use zerodrop::images::{inspect, layers, reference::Reference};
+    let text = String::from_utf8_lossy(data);
+    if let Ok(r) = Reference::parse(&text) {
+        assert!(!r.repository.is_empty());
+        assert!(r.tag.is_some() || r.digest.is_some());
+    }
+    let _ = inspect::parse_manifest(data);
+    let _ = inspect::parse_config(data);
+    match zerodrop::engine::image::classify_script(&text) {
+        zerodrop::engine::image::Script::HandsOver => {}
+        zerodrop::engine::image::Script::Keeps { line, .. } => {
+            assert!(line <= text.lines().count())
+        }
+    }
+    let wanted = vec!["bin/sh".to_owned(), "start.sh".to_owned()];
+    if let Ok(found) = layers::scan(data, &wanted, 1 << 20, 4096) {
+        for (path, entry) in found {
+            assert!(wanted.contains(&path));
+            if let layers::Entry::File(bytes) = entry {
+                assert!(bytes.len() <= 4096);
+            }
+        }
+    }
+}

@@ -26,3 +26,8 @@ fn admission_body_corpus() {
 fn policy_values_corpus() {
     assert!(replay("policy_values", checks::policy_values) >= 10);
 }
+
+#[test]
+fn image_inputs_corpus() {
+    assert!(replay("image_inputs", checks::image_inputs) >= 10);
+}

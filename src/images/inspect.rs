@@ -444,6 +444,48 @@ impl Files<'_> {
     }
 }
 
+/// What a manifest or index says, as the inspector reads it (pure, for fuzzing).
+#[derive(Debug, Default)]
+pub struct ManifestSummary {
+    pub config: Option<String>,
+    pub layers: Vec<String>,
+    /// An index's entries: (digest, os, architecture).
+    pub entries: Vec<(String, String, String)>,
+}
+
+pub fn parse_manifest(bytes: &[u8]) -> Result<ManifestSummary, String> {
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let entries = m
+        .manifests
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| {
+            let (os, arch) = d
+                .platform
+                .map(|p| (p.os, p.architecture))
+                .unwrap_or_default();
+            (d.digest, os, arch)
+        })
+        .collect();
+    Ok(ManifestSummary {
+        config: m.config.map(|c| c.digest),
+        layers: m.layers.into_iter().map(|l| l.digest).collect(),
+        entries,
+    })
+}
+
+/// An image config's Entrypoint and Cmd (pure, for fuzzing).
+pub fn parse_config(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let file: ConfigFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let run = file.config;
+    Ok(run
+        .entrypoint
+        .into_iter()
+        .chain(run.cmd)
+        .flatten()
+        .collect())
+}
+
 fn describe(e: RegistryError) -> String {
     e.to_string()
 }
