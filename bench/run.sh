@@ -30,7 +30,7 @@ cargo bench --locked --bench admission -- $crit >&2
 echo "== server load: zerodrop vs baseline (same TLS stack)" >&2
 "$ex/baseline" 127.0.0.1:0 "$work/baseline-ca.pem" > "$work/baseline.out" &
 pids+=($!); base_pid=$!
-"$bin/zerodrop" serve --standalone --unknown-namespace-mode enforce --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+"$bin/zerodrop" serve --standalone --image-inspection=false --unknown-namespace-mode enforce --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --ca-bundle-out "$work/zerodrop-ca.pem" --log-level warn,zerodrop::commands=info --log-format json 2> "$work/zerodrop.log" &
 pids+=($!); zd_pid=$!
 for _ in $(seq 100); do
@@ -64,7 +64,7 @@ pids+=($!)
 for _ in $(seq 300); do grep -q READY "$work/cp.out" && break; sleep 0.2; done
 kubeconfig=$(sed -nE 's/^READY .*"kubeconfig":"([^"]+)".*/\1/p' "$work/cp.out")
 "$bin/zerodrop" certs generate --out "$work/e2e-certs" --dns localhost --ip 127.0.0.1 >/dev/null
-"$bin/zerodrop" serve --kubeconfig "$kubeconfig" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+"$bin/zerodrop" serve --kubeconfig "$kubeconfig" --image-inspection=false --scan-interval 0 --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --tls-cert "$work/e2e-certs/tls.crt" --tls-key "$work/e2e-certs/tls.key" --log-level warn,zerodrop::commands=info --log-format json 2> "$work/zd-e2e.log" &
 pids+=($!)
 for _ in $(seq 100); do grep -q '"serving"' "$work/zd-e2e.log" && break; sleep 0.1; done

@@ -13,7 +13,7 @@ trap cleanup EXIT
 cargo build --release --locked --bin zerodrop --examples >&2
 bin="$CARGO_TARGET_DIR/release"
 "$bin/examples/bench_bodies" "$work/bodies" >/dev/null
-"$bin/zerodrop" serve --standalone --unknown-namespace-mode enforce --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+"$bin/zerodrop" serve --standalone --image-inspection=false --unknown-namespace-mode enforce --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --ca-bundle-out "$work/ca.pem" --log-level warn,zerodrop::commands=info --log-format json 2> "$work/zd.log" &
 pids+=($!); zd=$!
 for _ in $(seq 100); do grep -q '"serving"' "$work/zd.log" && break; sleep 0.1; done

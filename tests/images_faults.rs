@@ -155,6 +155,7 @@ async fn a_stalled_registry_never_delays_a_pod() {
         ("200ms", Duration::from_millis(700)),
     ] {
         let served = Served::start(&[
+            "--image-inspection=true",
             "--unknown-namespace-mode",
             "enforce",
             "--insecure-registry",

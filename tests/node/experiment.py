@@ -227,6 +227,8 @@ def install_zerodrop():
                     "-n", "zerodrop-system", "--create-namespace",
                     "--set", "image.repository=zerodrop.local/zerodrop", "--set-string", "image.tag=1",
                     "--set", "image.pullPolicy=Never", "--set", "replicaCount=1",
+                    # The node's images are local (zerodrop.local): no registry to inspect.
+                    "--set", "images.inspection=false",
                     "--wait", "--timeout", "120s"],
                    env={**os.environ, "KUBECONFIG": os.path.join(NODE_DIR, "kubeconfig")},
                    check=True, capture_output=True)

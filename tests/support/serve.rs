@@ -37,6 +37,14 @@ impl Served {
             .args(["--log-format", "json", "--ca-bundle-out"])
             .arg(&ca)
             .args(args)
+            // Registries only where a test asks for them (and names them).
+            .args(
+                if args.iter().any(|a| a.starts_with("--image-inspection")) {
+                    &[][..]
+                } else {
+                    &["--image-inspection=false"][..]
+                },
+            )
             .env_remove("KUBECONFIG")
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env("HOME", dir.path())
