@@ -18,7 +18,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use zerodrop::admission::cache::DecisionCache;
 use zerodrop::admission::review::{self, Response};
-use zerodrop::admission::{Context, Endpoint, handle};
+use zerodrop::admission::{Context, Endpoint, ImageLookup, handle};
+use zerodrop::engine::image::{ImageConfig, ImageFacts, Platform, Shell};
 use zerodrop::engine::{Capabilities, Engine, Workload};
 use zerodrop::policy::{ClusterPolicy, Layer, Mode};
 
@@ -125,6 +126,45 @@ fn admission(c: &mut Criterion) {
                 criterion::BatchSize::SmallInput,
             )
         });
+        // With image inspection on: the pod's image facts from the inspector's cache (what
+        // /mutate does), on a decision-cache hit and miss, next to the same without images.
+        let facts = ImagesFixed(image_config());
+        let with_images = Context {
+            cache: Some(&cache),
+            images: Some(&facts),
+            ..ctx
+        };
+        group.bench_with_input(
+            BenchmarkId::new("full-cached-images", &label),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let outcome =
+                        handle(Endpoint::Mutate, black_box(body), &with_images).expect("handle");
+                    review::encode(&outcome.response)
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("full-miss-images", &label),
+            &body,
+            |b, body| {
+                b.iter_batched(
+                    || DecisionCache::new(16),
+                    |cache| {
+                        let ctx = Context {
+                            cache: Some(&cache),
+                            images: Some(&facts),
+                            ..ctx
+                        };
+                        let outcome =
+                            handle(Endpoint::Mutate, black_box(body), &ctx).expect("handle");
+                        (review::encode(&outcome.response), cache)
+                    },
+                    criterion::BatchSize::SmallInput,
+                )
+            },
+        );
         group.bench_with_input(BenchmarkId::new("full", &label), &body, |b, body| {
             b.iter(|| {
                 let outcome = handle(Endpoint::Mutate, black_box(body), &ctx).expect("handle");
@@ -133,6 +173,37 @@ fn admission(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// Every image known, as the inspector's cache answers once warm.
+struct ImagesFixed(ImageFacts);
+
+impl ImageLookup for ImagesFixed {
+    fn cached(&self, _image: &str, _platform: &Platform) -> Option<ImageFacts> {
+        Some(self.0.clone())
+    }
+
+    fn inspect(
+        &self,
+        _image: String,
+        _platform: Platform,
+    ) -> futures::future::BoxFuture<'static, ImageFacts> {
+        let facts = self.0.clone();
+        Box::pin(async move { facts })
+    }
+}
+
+/// A typical image: exec-form entrypoint, nothing to report.
+fn image_config() -> ImageFacts {
+    ImageFacts::Known(ImageConfig {
+        digest: format!("sha256:{}", "a".repeat(64)),
+        entrypoint: Some(vec!["/app".into()]),
+        cmd: Some(vec!["serve".into()]),
+        stop_signal: None,
+        shell: Shell::Dash,
+        script: None,
+        certain: true,
+    })
 }
 
 criterion_group!(benches, admission);
