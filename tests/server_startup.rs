@@ -4,7 +4,6 @@
 
 use crate::support::serve::Served;
 use serde_json::Value;
-use std::process::Command;
 
 /// The log lines of a JSON log at `level` that contain `text`.
 fn lines_at(logs: &str, level: &str, text: &str) -> usize {
@@ -49,16 +48,7 @@ async fn standalone_by_flag_works_without_any_cluster() {
 #[test]
 fn credentials_that_cannot_be_used_stop_it() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_zerodrop"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .env("HOME", dir.path())
-        .env_remove("KUBERNETES_SERVICE_HOST")
+    let out = crate::support::serve::command(&[], dir.path())
         .env("KUBECONFIG", dir.path().join("missing"))
         .output()
         .unwrap();

@@ -24,6 +24,17 @@ pub fn zerodrop_audit(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+fn audit_with_policy_report(ns: &str) -> (i32, String, String) {
+    zerodrop_audit(&[
+        "--cluster",
+        "-n",
+        ns,
+        "--policy-report",
+        "--fail-on",
+        "none",
+    ])
+}
+
 pub fn cluster_report(ns: &str) -> Value {
     let (code, out, err) =
         zerodrop_audit(&["--cluster", "-n", ns, "-o", "json", "--fail-on", "none"]);
@@ -121,16 +132,7 @@ async fn policy_reports_need_the_crd_and_are_written_when_it_exists() {
     crate::e2e::cluster::create_deployment(&c, &ns, &deployment)
         .await
         .ok_status();
-    let report = || {
-        zerodrop_audit(&[
-            "--cluster",
-            "-n",
-            &ns,
-            "--policy-report",
-            "--fail-on",
-            "none",
-        ])
-    };
+    let report = || audit_with_policy_report(&ns);
     policy_reports().await;
     // Discovery may list the CRD a moment before its endpoint takes writes.
     let started = std::time::Instant::now();
@@ -177,14 +179,7 @@ pub async fn policy_reports() {
             "the PolicyReport CRD exists before this helper installed it"
         );
         let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
-        let (code, _, err) = zerodrop_audit(&[
-            "--cluster",
-            "-n",
-            &ns,
-            "--policy-report",
-            "--fail-on",
-            "none",
-        ]);
+        let (code, _, err) = audit_with_policy_report(&ns);
         assert_eq!(code, 0);
         assert!(
             err.contains("PolicyReport CRD (wgpolicyk8s.io/v1alpha2) is not installed"),

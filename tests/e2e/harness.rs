@@ -201,15 +201,20 @@ impl Zerodrop {
         }
     }
 
-    /// The value of one series on the admin port's /metrics, e.g.
-    /// `zerodrop_unprotected_pods{namespace="x",reason="y"}`.
-    pub async fn metric(&self, series: &str) -> Option<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.admin))
+    /// The admin port's /metrics, or None when it does not answer.
+    pub async fn metrics_text(&self) -> Option<String> {
+        reqwest::get(format!("{}/metrics", self.admin))
             .await
             .ok()?
             .text()
             .await
-            .ok()?;
+            .ok()
+    }
+
+    /// The value of one series on the admin port's /metrics, e.g.
+    /// `zerodrop_unprotected_pods{namespace="x",reason="y"}`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.metrics_text().await?;
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }

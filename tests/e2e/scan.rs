@@ -112,12 +112,7 @@ async fn the_outage_drill_shows_escaped_pods_and_a_rollout_brings_them_back_to_z
     // Every metric the chart's alerts and dashboard name is on this replica's /metrics (once
     // it has answered an admission, as any replica in a cluster has).
     wait_for_webhook(&c, &ns).await;
-    let text = reqwest::get(format!("{}/metrics", zd.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = zd.metrics_text().await.unwrap();
     let exported = exported_names(&text);
     for query in crate::support::helm::monitoring_queries() {
         for name in crate::support::helm::metric_names(&query) {
@@ -179,25 +174,12 @@ async fn only_the_lease_holder_scans_and_losing_it_moves_the_scan_within_the_lea
     let b = Zerodrop::start_with(free_port(), &scan_flags(lease, "b"));
     a.wait_ready().await;
     b.wait_ready().await;
-    let leader = |zd: &Zerodrop| {
-        let zd = zd.admin.clone();
-        async move {
-            let text = reqwest::get(format!("{zd}/metrics"))
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()?;
-            let value = |name: &str| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-            };
-            Some((
-                value("zerodrop_scan_leader")? == 1.0,
-                value(r#"zerodrop_scans_total{result="success"}"#).unwrap_or(0.0),
-            ))
-        }
-    };
+    // (holds the Lease, scans completed) of a replica.
+    async fn leader(zd: &Zerodrop) -> Option<(bool, f64)> {
+        let leads = zd.metric("zerodrop_scan_leader").await? == 1.0;
+        let scans = zd.metric(r#"zerodrop_scans_total{result="success"}"#).await;
+        Some((leads, scans.unwrap_or(0.0)))
+    }
     let (holder, other) = until("one holder", Duration::from_secs(20), async || {
         let (la, sa) = leader(&a).await?;
         let (lb, sb) = leader(&b).await?;

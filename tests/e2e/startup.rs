@@ -47,19 +47,6 @@ async fn readyz(zd: &Zerodrop) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn connected_gauge(zd: &Zerodrop) -> String {
-    let text = reqwest::get(format!("{}/metrics", zd.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("zerodrop_cluster_connected "))
-        .unwrap_or_default()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn a_replica_started_before_the_apiserver_waits_for_it_then_enforces() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,7 +63,7 @@ async fn a_replica_started_before_the_apiserver_waits_for_it_then_enforces() {
         assert!(reason.contains("not connected to the cluster"), "{reason}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(connected_gauge(&zd).await, "zerodrop_cluster_connected 0");
+    assert_eq!(zd.metric("zerodrop_cluster_connected").await, Some(0.0));
     let retries = zd
         .logs()
         .lines()
@@ -95,7 +82,7 @@ async fn a_replica_started_before_the_apiserver_waits_for_it_then_enforces() {
     let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
     tokio::spawn(relay(listener, upstream));
     zd.wait_ready().await;
-    assert_eq!(connected_gauge(&zd).await, "zerodrop_cluster_connected 1");
+    assert_eq!(zd.metric("zerodrop_cluster_connected").await, Some(1.0));
 
     let c = client().await;
     let name = "startup";

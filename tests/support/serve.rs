@@ -26,28 +26,9 @@ impl Served {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         let log = dir.path().join("zerodrop.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_zerodrop"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
+        let child = command(args, dir.path())
             .args(["--log-format", "json", "--ca-bundle-out"])
             .arg(&ca)
-            .args(args)
-            // Registries only where a test asks for them (and names them).
-            .args(
-                if args.iter().any(|a| a.starts_with("--image-inspection")) {
-                    &[][..]
-                } else {
-                    &["--image-inspection=false"][..]
-                },
-            )
-            .env_remove("KUBECONFIG")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .env("HOME", dir.path())
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -138,6 +119,31 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `zerodrop serve` on ephemeral ports with `args`, no cluster credentials in reach (HOME is
+/// `home`) and no registry calls unless `args` ask for them.
+pub fn command(args: &[&str], home: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zerodrop"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .args(args)
+    .args(
+        if args.iter().any(|a| a.starts_with("--image-inspection")) {
+            &[][..]
+        } else {
+            &["--image-inspection=false"][..]
+        },
+    )
+    .env_remove("KUBECONFIG")
+    .env_remove("KUBERNETES_SERVICE_HOST")
+    .env("HOME", home);
+    cmd
 }
 
 fn serving_line(log: &std::path::Path) -> Option<(String, String)> {
