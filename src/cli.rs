@@ -253,6 +253,9 @@ pub struct ServeArgs {
     /// How long the holder keeps the Lease unrenewed: the scan moves within this when it is lost.
     #[arg(long, env = "ZERODROP_SCAN_LEASE_DURATION", default_value = "15s", value_parser = duration)]
     pub scan_lease_duration: Duration,
+    /// Scan only the opted-in namespaces this label selector also matches (default: all).
+    #[arg(long, env = "ZERODROP_SCAN_NAMESPACE_SELECTOR")]
+    pub scan_namespace_selector: Option<String>,
     /// This replica's identity for the Lease (default: host name and process id; the pod name
     /// in a cluster).
     #[arg(long, env = "ZERODROP_SCAN_IDENTITY")]

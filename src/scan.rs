@@ -6,7 +6,7 @@ use crate::audit::policy_report;
 use crate::cluster::lease::LeaseConfig;
 use crate::engine::Engine;
 use crate::metrics::{Metrics, ResultLabels, UnprotectedLabels};
-use crate::policy::Mode;
+use crate::policy::{MODE_LABEL, Mode};
 use kube::Client;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,6 +16,8 @@ use std::time::Duration;
 pub struct ScanConfig {
     pub interval: Duration,
     pub lease: LeaseConfig,
+    /// Only namespaces this label selector matches too (e.g. one installation's share).
+    pub namespace_selector: Option<String>,
 }
 
 /// What one scan found: unprotected pods by namespace and cause, over the namespaces scanned.
@@ -95,7 +97,12 @@ async fn scan(client: &Client, engine: &Engine, cfg: &ScanConfig) -> Result<Foun
     };
     let reports = policy_report::installed(client).await;
     let mut found = Found::default();
-    for scope in cluster::scopes(client, None).await? {
+    // Opted-in namespaces carry the mode label: only those are listed.
+    let selector = match &cfg.namespace_selector {
+        Some(extra) => format!("{MODE_LABEL},{extra}"),
+        None => MODE_LABEL.to_owned(),
+    };
+    for scope in cluster::scopes(client, None, Some(&selector)).await? {
         // Opted in: the label says enforce or audit. Others are nobody's business here.
         if scope.label.is_none() || scope.layer.all.mode == Some(Mode::Off) {
             continue;

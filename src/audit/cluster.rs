@@ -150,8 +150,12 @@ pub async fn for_each_page(
     }
 }
 
-/// The namespaces to audit (metadata only, paged), or the one named.
-pub async fn scopes(client: &Client, only: Option<&str>) -> Result<Vec<Scope>, kube::Error> {
+/// The namespaces to audit (metadata only, paged, those `selector` matches), or the one named.
+pub async fn scopes(
+    client: &Client,
+    only: Option<&str>,
+    selector: Option<&str>,
+) -> Result<Vec<Scope>, kube::Error> {
     let api: Api<Namespace> = Api::all(client.clone());
     let mut out = Vec::new();
     if let Some(name) = only {
@@ -159,6 +163,9 @@ pub async fn scopes(client: &Client, only: Option<&str>) -> Result<Vec<Scope>, k
         return Ok(out);
     }
     let mut params = ListParams::default().limit(PAGE);
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
     loop {
         let page = api.list_metadata(&params).await?;
         out.extend(page.items.iter().map(scope));
@@ -225,7 +232,7 @@ pub async fn audit(
     facts: &Facts,
     progress: &dyn Fn(&str),
 ) -> Result<Report, kube::Error> {
-    let scopes = scopes(client, only).await?;
+    let scopes = scopes(client, only, None).await?;
     let mut report = Report {
         version: SCHEMA_VERSION,
         ..Report::default()

@@ -126,6 +126,7 @@ fn scan_config(args: &ServeArgs, client: &kube::Client) -> Option<ScanConfig> {
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_owned());
     Some(ScanConfig {
+        namespace_selector: args.scan_namespace_selector.clone(),
         interval: args.scan_interval,
         lease: LeaseConfig {
             name: args.scan_lease_name.clone(),

@@ -11,9 +11,13 @@ use crate::e2e::harness::{Zerodrop, client, free_port};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-/// A scan every second on a Lease of the test's own, held 3 s.
-fn scan_flags<'a>(lease: &'a str, identity: &'a str) -> Vec<&'a str> {
+/// A scan every second on a Lease of the test's own, held 3 s, over the namespaces of the
+/// test's own webhook (`selector`), so tests scanning in parallel never write each other's
+/// PolicyReports.
+fn scan_flags<'a>(lease: &'a str, identity: &'a str, selector: &'a str) -> Vec<&'a str> {
     vec![
+        "--scan-namespace-selector",
+        selector,
         "--scan-interval",
         "1s",
         "--scan-lease-name",
@@ -62,7 +66,10 @@ async fn the_outage_drill_shows_escaped_pods_and_a_rollout_brings_them_back_to_z
     policy_reports().await;
     let c = client().await;
     let name = "scan-drill";
-    let mut zd = Zerodrop::start_with(free_port(), &scan_flags("scan-drill", "drill"));
+    let mut zd = Zerodrop::start_with(
+        free_port(),
+        &scan_flags("scan-drill", "drill", "e2e.zerodrop.dev/webhook=scan-drill"),
+    );
     register(&c, name, zd.tls_port, &zd.ca_pem).await;
     zd.wait_ready().await;
     let ns = namespace(&c, name, Some("enforce"), json!({})).await;
@@ -170,8 +177,14 @@ async fn the_outage_drill_shows_escaped_pods_and_a_rollout_brings_them_back_to_z
 #[tokio::test]
 async fn only_the_lease_holder_scans_and_losing_it_moves_the_scan_within_the_lease_duration() {
     let lease = "scan-handover";
-    let a = Zerodrop::start_with(free_port(), &scan_flags(lease, "a"));
-    let b = Zerodrop::start_with(free_port(), &scan_flags(lease, "b"));
+    let a = Zerodrop::start_with(
+        free_port(),
+        &scan_flags(lease, "a", "e2e.zerodrop.dev/webhook=scan-handover"),
+    );
+    let b = Zerodrop::start_with(
+        free_port(),
+        &scan_flags(lease, "b", "e2e.zerodrop.dev/webhook=scan-handover"),
+    );
     a.wait_ready().await;
     b.wait_ready().await;
     // (holds the Lease, scans completed) of a replica.
