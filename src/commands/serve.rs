@@ -49,7 +49,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
         let client = crate::images::registry::RegistryClient::new(config)
             .map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
         let inspector = Arc::new(crate::images::Inspector::new(client, Default::default()));
-        state.images = server::Images {
+        state.images = server::ImageInspection {
             lookup: Some(Arc::new(crate::images::lookup::Shared {
                 inspector,
                 metrics: metrics.clone(),

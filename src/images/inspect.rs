@@ -19,12 +19,16 @@ const TAG_FOR: Duration = Duration::from_secs(60);
 const FAILED_FOR: Duration = Duration::from_secs(10);
 const MAX_ENTRIES: usize = 4096;
 
-/// An answer and how long it holds, by image reference and platform.
-type Cache = HashMap<(String, Platform), (Instant, Duration, ImageFacts)>;
+/// An image as asked for: its reference and the pod's platform.
+type Key = (String, Platform);
+/// An answer and how long it holds.
+type Cache = HashMap<Key, (Instant, Duration, ImageFacts)>;
 
 pub struct Inspector {
     client: Arc<RegistryClient>,
     cache: Mutex<Cache>,
+    /// A lock per image being inspected (singleflight).
+    inflight: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     budget: LayerBudget,
 }
 
@@ -119,6 +123,7 @@ impl Inspector {
         Inspector {
             client,
             cache: Mutex::default(),
+            inflight: Mutex::default(),
             budget,
         }
     }
@@ -132,16 +137,29 @@ impl Inspector {
 
     /// The facts of `image` for `platform`, from the cache or the registry.
     pub async fn facts(&self, image: &str, platform: &Platform) -> ImageFacts {
+        if let Some(facts) = self.cached(image, platform) {
+            return facts;
+        }
+        // One inspection per image at a time: the others wait for it and read the cache.
         let key = (image.to_owned(), platform.clone());
-        if let Some((at, ttl, facts)) = self
-            .cache
+        let turn = {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            inflight.entry(key.clone()).or_default().clone()
+        };
+        let _turn = turn.lock().await;
+        if let Some(facts) = self.cached(image, platform) {
+            return facts;
+        }
+        let facts = self.inspect_now(image, platform).await;
+        self.inflight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            && at.elapsed() < *ttl
-        {
-            return facts.clone();
-        }
+            .remove(&key);
+        facts
+    }
+
+    async fn inspect_now(&self, image: &str, platform: &Platform) -> ImageFacts {
+        let key = (image.to_owned(), platform.clone());
         let (facts, ttl) = match Reference::parse(image) {
             Err(e) => (ImageFacts::Unknown(e.to_string()), PINNED_FOR),
             Ok(reference) => match self.inspect(&reference, platform).await {

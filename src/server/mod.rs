@@ -150,12 +150,12 @@ pub struct State {
     pub unknown_namespace_mode: Mode,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
-    pub images: Images,
+    pub images: ImageInspection,
     shutting_down: AtomicBool,
 }
 
 /// Image inspection as the webhook uses it.
-pub struct Images {
+pub struct ImageInspection {
     /// None: inspection is off (`--images=false`).
     pub lookup: Option<Arc<dyn ImageLookup>>,
     /// How long /validate may wait for the images of a workload (all of them together).
@@ -167,9 +167,9 @@ pub struct Images {
     pub warming: Arc<Semaphore>,
 }
 
-impl Images {
-    pub fn off() -> Images {
-        Images {
+impl ImageInspection {
+    pub fn off() -> ImageInspection {
+        ImageInspection {
             lookup: None,
             validate_budget: Duration::ZERO,
             mutate_budget: Duration::ZERO,
@@ -192,7 +192,7 @@ impl State {
             unknown_namespace_mode,
             metrics,
             limits,
-            images: Images::off(),
+            images: ImageInspection::off(),
             shutting_down: AtomicBool::new(false),
         }
     }
