@@ -37,14 +37,6 @@ pub enum Cause {
 }
 
 impl Cause {
-    pub const ALL: [Cause; 5] = [
-        Cause::CreatedDuringOutage,
-        Cause::OptedInAfterStart,
-        Cause::NotMutated,
-        Cause::ChangedAfterAdmission,
-        Cause::OutdatedLedger,
-    ];
-
     /// The metric label and the JSON value.
     pub fn as_str(self) -> &'static str {
         match self {

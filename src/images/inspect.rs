@@ -1,10 +1,10 @@
 //! Reference -> manifest (or index, for the pod's platform) -> config blob -> what PID 1 is,
 //! cached by reference with budgets: the I/O edge of the image facts the engine decides on.
 
-use super::layers::{Entry, resolve, scan};
+use super::files::Files;
 use super::reference::Reference;
 use super::registry::{RegistryClient, RegistryError, manifest_accept};
-use crate::engine::image::{ImageConfig, ImageFacts, Platform, Script, Shell, classify_script};
+use crate::engine::image::{ImageConfig, ImageFacts, Platform, Script, Shell};
 use bytes::Bytes;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -33,10 +33,10 @@ pub struct Inspector {
 }
 
 #[derive(Deserialize)]
-struct Descriptor {
+pub(super) struct Descriptor {
     #[serde(rename = "mediaType", default)]
     media_type: String,
-    digest: String,
+    pub(super) digest: String,
     #[serde(default)]
     platform: Option<PlatformSpec>,
     #[serde(default)]
@@ -113,11 +113,6 @@ impl Default for LayerBudget {
     }
 }
 
-/// A script is read up to this much: entrypoint scripts are small.
-const MAX_SCRIPT: usize = 256 * 1024;
-/// Symlink hops followed (`/bin/sh -> dash`, an entrypoint linked to a script).
-const MAX_HOPS: usize = 4;
-
 impl Inspector {
     pub fn new(client: Arc<RegistryClient>, budget: LayerBudget) -> Inspector {
         Inspector {
@@ -126,6 +121,14 @@ impl Inspector {
             inflight: Mutex::default(),
             budget,
         }
+    }
+
+    pub(super) fn client(&self) -> &RegistryClient {
+        &self.client
+    }
+
+    pub(super) fn budget(&self) -> LayerBudget {
+        self.budget
     }
 
     /// The facts of `image` for `platform` if they are known and fresh: no waiting.
@@ -346,122 +349,6 @@ impl Inspector {
     }
 }
 
-/// An image's merged filesystem, read layer by layer from the top (one layer in memory).
-struct Files<'a> {
-    inspector: &'a Inspector,
-    reference: &'a Reference,
-    layers: &'a [Descriptor],
-}
-
-impl Files<'_> {
-    /// The first of `candidates` that exists in the merged view, with its content; symlinks
-    /// are followed inside the image.
-    async fn read(&self, candidates: Vec<String>) -> Result<Option<(String, Vec<u8>)>, String> {
-        let budget = self.inspector.budget;
-        let mut wanted = candidates;
-        for _hop in 0..=MAX_HOPS {
-            let mut seen: Vec<(String, Entry)> = Vec::new();
-            for layer in self.layers.iter().rev() {
-                let open: Vec<String> = wanted
-                    .iter()
-                    .filter(|w| !seen.iter().any(|(p, _)| p == *w))
-                    .cloned()
-                    .collect();
-                if open.is_empty() {
-                    break;
-                }
-                let (_, blob) = self
-                    .inspector
-                    .client
-                    .get(
-                        self.reference,
-                        "blobs",
-                        &layer.digest,
-                        "*/*",
-                        budget.max_layer_bytes,
-                    )
-                    .await
-                    .map_err(|e| format!("layer {}: {e}", layer.digest))?;
-                if sha256(&blob) != layer.digest {
-                    return Err(format!("layer {} does not match its digest", layer.digest));
-                }
-                let found = scan(&blob, &open, budget.max_uncompressed, MAX_SCRIPT)
-                    .map_err(|e| e.to_string())?;
-                seen.extend(found);
-            }
-            // In the order asked (PATH order): the first that exists decides.
-            let Some((path, entry)) = wanted
-                .iter()
-                .find_map(|w| seen.iter().find(|(p, _)| p == w).cloned())
-            else {
-                return Ok(None);
-            };
-            match entry {
-                Entry::File(bytes) => return Ok(Some((path, bytes))),
-                Entry::Gone => return Ok(None),
-                Entry::Symlink(target) => wanted = vec![resolve(&path, &target)],
-            }
-        }
-        Ok(None)
-    }
-
-    /// Which shell `/bin/sh` is, by what it links to or what its binary says.
-    async fn shell(&self) -> Shell {
-        let Ok(Some((path, bytes))) = self.read(vec!["bin/sh".into()]).await else {
-            return Shell::Unknown;
-        };
-        let base = path.rsplit('/').next().unwrap_or(&path);
-        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
-        match base {
-            "dash" => Shell::Dash,
-            "bash" => Shell::Bash,
-            "busybox" => Shell::Busybox,
-            _ if has(b"BusyBox") => Shell::Busybox,
-            _ if has(b"GNU bash") => Shell::Bash,
-            _ => Shell::Unknown,
-        }
-    }
-
-    /// The verdict on argv[0] when it is a shell script (by name or by its `#!` line).
-    async fn script(
-        &self,
-        first: &str,
-        env: &[String],
-        workdir: Option<&str>,
-    ) -> Result<Option<(String, Script)>, String> {
-        let candidates: Vec<String> = if first.starts_with('/') {
-            vec![first.trim_start_matches('/').to_owned()]
-        } else if first.contains('/') {
-            vec![resolve(&format!("{}/x", workdir.unwrap_or("/")), first)]
-        } else {
-            let path = env
-                .iter()
-                .find_map(|e| e.strip_prefix("PATH="))
-                .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-            path.split(':')
-                .filter(|d| !d.is_empty())
-                .take(16)
-                .map(|d| format!("{}/{first}", d.trim_matches('/')))
-                .collect()
-        };
-        let base = first.rsplit('/').next().unwrap_or(first);
-        let named_script = base.ends_with(".sh") || base.starts_with("docker-entrypoint");
-        let Some((_, bytes)) = self.read(candidates).await? else {
-            return Ok(None);
-        };
-        let text = String::from_utf8_lossy(&bytes);
-        let shebang = text.lines().next().unwrap_or_default();
-        let shell_shebang = shebang.starts_with("#!")
-            && ["sh", "bash", "ash", "dash"]
-                .iter()
-                .any(|s| shebang.split(['/', ' ']).any(|w| w == *s));
-        if !(named_script || shell_shebang) {
-            return Ok(None);
-        }
-        Ok(Some((first.to_owned(), classify_script(&text))))
-    }
-}
-
 /// What a manifest or index says, as the inspector reads it (pure, for fuzzing).
 #[derive(Debug, Default)]
 pub struct ManifestSummary {
@@ -508,7 +395,7 @@ fn describe(e: RegistryError) -> String {
     e.to_string()
 }
 
-fn sha256(bytes: &Bytes) -> String {
+pub(super) fn sha256(bytes: &Bytes) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")

@@ -2,6 +2,7 @@
 //! budgets and a cache. I/O here; the verdicts are the engine's (engine::image).
 
 pub mod credentials;
+mod files;
 pub mod inspect;
 pub mod layers;
 pub mod lookup;
