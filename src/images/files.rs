@@ -2,7 +2,7 @@
 //! candidates, layer by layer from the top (one layer in memory), symlinks followed inside the
 //! image; which shell `/bin/sh` is; the verdict on the script PID 1 starts.
 
-use super::inspect::{Descriptor, Inspector, sha256};
+use super::inspect::{Descriptor, Inspector};
 use super::layers::{Entry, resolve, scan};
 use super::reference::Reference;
 use crate::engine::image::{Script, Shell, classify_script};
@@ -36,21 +36,16 @@ impl Files<'_> {
                 if open.is_empty() {
                     break;
                 }
-                let (_, blob) = self
+                let blob = self
                     .inspector
-                    .client()
-                    .get(
+                    .verified(
                         self.reference,
                         "blobs",
                         &layer.digest,
                         "*/*",
                         budget.max_layer_bytes,
                     )
-                    .await
-                    .map_err(|e| format!("layer {}: {e}", layer.digest))?;
-                if sha256(&blob) != layer.digest {
-                    return Err(format!("layer {} does not match its digest", layer.digest));
-                }
+                    .await?;
                 let found = scan(&blob, &open, budget.max_uncompressed, MAX_SCRIPT)
                     .map_err(|e| e.to_string())?;
                 seen.extend(found);

@@ -123,8 +123,24 @@ impl Inspector {
         }
     }
 
-    pub(super) fn client(&self) -> &RegistryClient {
-        &self.client
+    /// A manifest or blob by its digest, at most `max` bytes, checked against the digest.
+    pub(super) async fn verified(
+        &self,
+        reference: &Reference,
+        kind: &str,
+        digest: &str,
+        accept: &str,
+        max: usize,
+    ) -> Result<Bytes, String> {
+        let (_, body) = self
+            .client
+            .get(reference, kind, digest, accept, max)
+            .await
+            .map_err(|e| format!("{kind} {digest}: {e}"))?;
+        if sha256(&body) != digest {
+            return Err(format!("{kind} {digest} does not match its digest"));
+        }
+        Ok(body)
     }
 
     pub(super) fn budget(&self) -> LayerBudget {
@@ -276,17 +292,9 @@ impl Inspector {
             } else {
                 &entry.media_type
             };
-            let (_, body) = self
-                .client
-                .get(reference, "manifests", &entry.digest, accept, MAX_MANIFEST)
-                .await
-                .map_err(describe)?;
-            if sha256(&body) != entry.digest {
-                return Err(format!(
-                    "manifest {} does not match its digest",
-                    entry.digest
-                ));
-            }
+            let body = self
+                .verified(reference, "manifests", &entry.digest, accept, MAX_MANIFEST)
+                .await?;
             let manifest: Manifest =
                 serde_json::from_slice(&body).map_err(|e| format!("manifest: {e}"))?;
             runs.push(self.run(reference, &manifest).await?);
@@ -300,17 +308,9 @@ impl Inspector {
             .config
             .as_ref()
             .ok_or_else(|| format!("no config in a {} manifest", manifest.media_type))?;
-        let (_, body) = self
-            .client
-            .get(reference, "blobs", &config.digest, "*/*", MAX_CONFIG)
-            .await
-            .map_err(describe)?;
-        if sha256(&body) != config.digest {
-            return Err(format!(
-                "config blob does not match its digest {}",
-                config.digest
-            ));
-        }
+        let body = self
+            .verified(reference, "blobs", &config.digest, "*/*", MAX_CONFIG)
+            .await?;
         let file: ConfigFile =
             serde_json::from_slice(&body).map_err(|e| format!("image config: {e}"))?;
         let run = file.config;
@@ -395,7 +395,7 @@ fn describe(e: RegistryError) -> String {
     e.to_string()
 }
 
-pub(super) fn sha256(bytes: &Bytes) -> String {
+fn sha256(bytes: &Bytes) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
