@@ -143,20 +143,8 @@ fn known_images(
     let Some(lookup) = lookup else {
         return (known, misses);
     };
-    let platform = Platform::of(template);
-    let spec = |list| {
-        pod::at(template, &["spec", list])
-            .and_then(Value::as_array)
-            .map_or(&[][..], Vec::as_slice)
-    };
-    // The containers the engine judges (init containers are never touched).
-    for c in spec("containers") {
-        let Some(image) = c.get("image").and_then(Value::as_str) else {
-            continue;
-        };
-        if known.contains_key(image) || misses.iter().any(|(i, _)| i == image) {
-            continue;
-        }
+    let (images, platform) = crate::engine::image::images_of(template);
+    for image in images {
         match lookup.cached(image, &platform) {
             Some(facts) => {
                 known.insert(image.to_owned(), facts);

@@ -201,11 +201,9 @@ pub fn images_of(docs: &[manifests::Document]) -> Vec<(String, crate::images::Pl
             let Some(template) = crate::engine::pod::at(obj, workload.template_path()) else {
                 continue;
             };
-            let platform = crate::images::Platform::of(template);
-            for c in crate::engine::pod::containers(template) {
-                if let Some(image) = c.get("image").and_then(Value::as_str)
-                    && !out.iter().any(|(i, _)| i == image)
-                {
+            let (images, platform) = crate::engine::image::images_of(template);
+            for image in images {
+                if !out.iter().any(|(i, _)| i == image) {
                     out.push((image.to_owned(), platform.clone()));
                 }
             }

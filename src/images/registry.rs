@@ -245,7 +245,8 @@ impl RegistryClient {
         let realm = params.get("realm").ok_or(RegistryError::Unauthorized)?;
         let mut url = format!("{realm}?scope=repository:{}:pull", key.1);
         if let Some(service) = params.get("service") {
-            url.push_str(&format!("&service={}", percent(service)));
+            url.push_str("&service=");
+            url.extend(form_urlencoded::byte_serialize(service.as_bytes()));
         }
         let url: Uri = url
             .parse()
@@ -354,17 +355,6 @@ fn parse_challenge(params: &str) -> HashMap<String, String> {
         rest = tail.trim_start_matches(',').trim();
     }
     out
-}
-
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The header value of a manifest request: every manifest and index media type we read.

@@ -87,6 +87,20 @@ impl Platform {
     }
 }
 
+/// The distinct images a pod (template) runs in the containers the engine judges (init
+/// containers are never touched), with the platform its node selector asks for.
+pub fn images_of(template: &Value) -> (Vec<&str>, Platform) {
+    let mut images: Vec<&str> = Vec::new();
+    for c in pod::containers(template) {
+        if let Some(image) = c.get("image").and_then(Value::as_str)
+            && !images.contains(&image)
+        {
+            images.push(image);
+        }
+    }
+    (images, Platform::of(template))
+}
+
 /// Where PID 1's argv comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
