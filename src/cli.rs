@@ -142,10 +142,14 @@ pub struct AuditArgs {
     /// What makes the exit code 1.
     #[arg(long, env = "ZERODROP_FAIL_ON", value_enum, default_value_t = crate::audit::FailOn::Change)]
     pub fail_on: crate::audit::FailOn,
-    /// Inspect the images too (offline audit): what their CMD, ENTRYPOINT, STOPSIGNAL and
-    /// entrypoint scripts do to PID 1 (ZD303, ZD304, ZD305).
-    #[arg(long, env = "ZERODROP_IMAGES", conflicts_with = "cluster")]
+    /// Inspect the images too: what their CMD, ENTRYPOINT, STOPSIGNAL and entrypoint scripts
+    /// do to PID 1 (ZD303, ZD304, ZD305).
+    #[arg(long, env = "ZERODROP_IMAGES")]
     pub images: bool,
+    /// With --cluster --images: read each workload's image pull secrets (and ServiceAccount's)
+    /// to inspect private images as its kubelet would.
+    #[arg(long, env = "ZERODROP_IMAGE_PULL_SECRETS", requires = "images")]
+    pub image_pull_secrets: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
 }
@@ -234,6 +238,11 @@ pub struct ServeArgs {
     /// inspected in the background).
     #[arg(long, env = "ZERODROP_IMAGE_MUTATE_BUDGET", default_value = "0s", value_parser = duration)]
     pub image_mutate_budget: Duration,
+    /// Read the pods' image pull secrets (and their ServiceAccounts') to inspect private
+    /// images; needs `get` on secrets and serviceaccounts. Off: only images that need no secret
+    /// of the pod's (public, or a --registry-config login) are inspected.
+    #[arg(long, env = "ZERODROP_IMAGE_PULL_SECRETS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub image_pull_secrets: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// How often the Lease holder scans every opted-in namespace for pods enforce would still

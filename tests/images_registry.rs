@@ -7,6 +7,7 @@ use crate::support::registry::{Layout, PASSWORD, Platform as Arch, Registry, USE
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use zerodrop::engine::image::{ImageFacts, Script, Shell};
+use zerodrop::images::credentials::{Keyring, Login};
 use zerodrop::images::inspect::LayerBudget;
 use zerodrop::images::registry::{RegistryClient, RegistryConfig};
 use zerodrop::images::{Inspector, Platform};
@@ -31,9 +32,16 @@ fn inspector(registry: &Registry, with_credentials: bool) -> Inspector {
     if with_credentials {
         config
             .credentials
-            .insert(registry.host.clone(), (USER.into(), PASSWORD.into()));
+            .insert(registry.host.clone(), login(USER, PASSWORD));
     }
     Inspector::new(RegistryClient::new(config).unwrap(), LayerBudget::default())
+}
+
+fn login(user: &str, password: &str) -> Login {
+    Login {
+        user: user.into(),
+        password: password.into(),
+    }
 }
 
 fn known(facts: ImageFacts) -> zerodrop::engine::image::ImageConfig {
@@ -222,6 +230,47 @@ async fn a_tls_registry_with_basic_auth_tells_what_pid1_is() {
     // Without the credentials: unauthorized, said as such.
     let anonymous = inspector(&registry, false);
     match anonymous.facts(&refs["dash"], &any).await {
+        ImageFacts::Unknown(why) => assert!(why.contains("unauthorized"), "{why}"),
+        known => panic!("{known:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_pods_pull_secret_logins_are_tried_in_order_and_kept_for_its_namespace() {
+    let registry = Registry::start(true);
+    let layout = Layout::single(
+        json!({ "Cmd": ["/bin/sh", "-c", "./web"] }),
+        vec![vec![DASH, ("bin/dash", "\x7fELF", false)]],
+    );
+    let (image, _) = registry.push("private/web", "1", &layout);
+    let inspect = inspector(&registry, false);
+    let any = Platform::default();
+    // A stale login first (a rotated password), then the one that works: as the kubelet does.
+    let keyring: Keyring = [(
+        registry.host.clone(),
+        vec![login(USER, "rotated-away"), login(USER, PASSWORD)],
+    )]
+    .into();
+    let facts = inspect
+        .facts_for(&image, &any, Some(("shop", &keyring)))
+        .await;
+    assert_eq!(known(facts).shell, Shell::Dash);
+    assert!(inspect.cached_in(&image, &any, Some("shop")).is_some());
+    // What shop's secret read is not anyone else's: without secrets it is still unauthorized.
+    assert!(inspect.cached(&image, &any).is_none());
+    match inspect
+        .facts_for(&image, &any, Some(("other", &Keyring::new())))
+        .await
+    {
+        ImageFacts::Unknown(why) => assert!(why.contains("unauthorized"), "{why}"),
+        known => panic!("{known:?}"),
+    }
+    // Only wrong logins: unauthorized, for that namespace.
+    let wrong: Keyring = [(registry.host.clone(), vec![login(USER, "nope")])].into();
+    match inspect
+        .facts_for(&image, &any, Some(("third", &wrong)))
+        .await
+    {
         ImageFacts::Unknown(why) => assert!(why.contains("unauthorized"), "{why}"),
         known => panic!("{known:?}"),
     }

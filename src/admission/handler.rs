@@ -3,7 +3,7 @@
 use super::cache::{Answer, DecisionCache, Key};
 use super::response::{self, Advice};
 use super::review::{self, DecodeError, Request, Response};
-use super::types::{Endpoint, ImageLookup, NamespaceLookup, Outcome, Verdict};
+use super::types::{Endpoint, ImageLookup, NamespaceLookup, Outcome, Puller, Verdict};
 use crate::engine::image::{Images, Platform};
 use crate::engine::{Decision, Engine, Workload, pod};
 use crate::policy::{Layer, Mode, Partial};
@@ -39,6 +39,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         cached: false,
         unseen_namespace: None,
         image_misses: Vec::new(),
+        puller: None,
     };
     let Some((workload, object, template)) = subject(endpoint, &outcome.request) else {
         return Ok(outcome);
@@ -54,7 +55,11 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
             ..Layer::default()
         })
     });
-    let (images, misses) = known_images(ctx.images, template);
+    let (images, misses) = known_images(ctx.images, template, namespace);
+    if !misses.is_empty() {
+        let is_pod = endpoint == Endpoint::Mutate;
+        outcome.puller = Some(Arc::new(Puller::of(template, namespace, is_pod)));
+    }
     outcome.image_misses = misses;
     let key = Key {
         endpoint,
@@ -138,6 +143,7 @@ fn subject(endpoint: Endpoint, req: &Request) -> Option<(Workload, &Arc<Value>, 
 fn known_images(
     lookup: Option<&dyn ImageLookup>,
     template: &Value,
+    namespace: &str,
 ) -> (Images, Vec<(String, Platform)>) {
     let (mut known, mut misses) = (Images::new(), Vec::new());
     let Some(lookup) = lookup else {
@@ -145,7 +151,7 @@ fn known_images(
     };
     let (images, platform) = crate::engine::image::images_of(template);
     for image in images {
-        match lookup.cached(image, &platform) {
+        match lookup.cached(image, &platform, namespace) {
             Some(facts) => {
                 known.insert(image.to_owned(), facts);
             }

@@ -9,4 +9,4 @@ pub mod types;
 
 pub use handler::{Context, handle};
 pub use review::DecodeError;
-pub use types::{Endpoint, Fetch, ImageLookup, NamespaceLookup, Outcome, Verdict};
+pub use types::{Endpoint, Fetch, ImageLookup, NamespaceLookup, Outcome, Puller, Verdict};

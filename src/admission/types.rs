@@ -41,10 +41,59 @@ pub trait NamespaceLookup: Send + Sync {
 }
 
 /// Image facts for the webhook: what is known already (no waiting), and an inspection to run
-/// (with a budget, by whoever calls) for what is not.
+/// (with a budget, by whoever calls) for what is not. Facts read with a namespace's pull
+/// secrets are known to that namespace only.
 pub trait ImageLookup: Send + Sync {
-    fn cached(&self, image: &str, platform: &Platform) -> Option<ImageFacts>;
-    fn inspect(&self, image: String, platform: Platform) -> BoxFuture<'static, ImageFacts>;
+    fn cached(&self, image: &str, platform: &Platform, namespace: &str) -> Option<ImageFacts>;
+    fn inspect(
+        &self,
+        image: String,
+        platform: Platform,
+        puller: Arc<Puller>,
+    ) -> BoxFuture<'static, ImageFacts>;
+}
+
+/// Who pulls a pod's images, as its kubelet will: the pod's namespace and pull secrets. A pod
+/// template naming none gets its ServiceAccount's when each pod is created (the ServiceAccount
+/// admission plugin copies them in, before webhooks run), so for templates that account is
+/// named too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Puller {
+    pub namespace: String,
+    pub secrets: Vec<String>,
+    pub service_account: Option<String>,
+}
+
+/// At most this many pull secrets are read for one pod (the kubelet tries them all; a pod
+/// listing more is unusual, and each costs an apiserver call).
+pub const MAX_PULL_SECRETS: usize = 8;
+
+impl Puller {
+    pub fn of(template: &serde_json::Value, namespace: &str, is_pod: bool) -> Puller {
+        use crate::engine::pod;
+        let secrets: Vec<String> = pod::at(template, &["spec", "imagePullSecrets"])
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.get("name")?.as_str())
+            .filter(|s| !s.is_empty())
+            .take(MAX_PULL_SECRETS)
+            .map(str::to_owned)
+            .collect();
+        let service_account = (!is_pod && secrets.is_empty()).then(|| {
+            ["serviceAccountName", "serviceAccount"]
+                .iter()
+                .find_map(|k| pod::at(template, &["spec", k])?.as_str())
+                .filter(|s| !s.is_empty())
+                .unwrap_or("default")
+                .to_owned()
+        });
+        Puller {
+            namespace: namespace.to_owned(),
+            secrets,
+            service_account,
+        }
+    }
 }
 
 /// What asking for an unknown namespace gave.
@@ -115,6 +164,7 @@ pub struct Outcome {
     pub cached: bool,
     /// The namespace `NamespaceLookup` did not know: decided with `unknown_namespace_mode`.
     pub unseen_namespace: Option<String>,
-    /// Images of the pod (template) whose facts were not known yet.
+    /// Images of the pod (template) whose facts were not known yet, and who pulls them.
     pub image_misses: Vec<(String, Platform)>,
+    pub puller: Option<Arc<Puller>>,
 }

@@ -46,13 +46,14 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
     state.expects_cluster = client.is_some();
     if args.image_inspection {
         let config = super::registry_config(&args.registry)?;
-        let client = crate::images::registry::RegistryClient::new(config)
+        let registry = crate::images::registry::RegistryClient::new(config)
             .map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
-        let inspector = Arc::new(crate::images::Inspector::new(client, Default::default()));
+        let inspector = Arc::new(crate::images::Inspector::new(registry, Default::default()));
         state.images = server::ImageInspection {
             lookup: Some(Arc::new(crate::images::lookup::Shared {
                 inspector,
                 metrics: metrics.clone(),
+                pull: pull_secrets(&args, client.as_ref())?,
             })),
             validate_budget: args.image_validate_budget,
             mutate_budget: args.image_mutate_budget,
@@ -90,6 +91,20 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
     }
     server.serve(shutdown).await;
     Ok(())
+}
+
+/// The pods' pull secrets as a login source, when --image-pull-secrets asks for them.
+fn pull_secrets(
+    args: &ServeArgs,
+    client: Option<&kube::Client>,
+) -> anyhow::Result<Option<Arc<dyn crate::images::credentials::PullCredentials>>> {
+    match (args.image_pull_secrets, client) {
+        (false, _) => Ok(None),
+        (true, None) => anyhow::bail!("--image-pull-secrets needs a cluster to read them from"),
+        (true, Some(client)) => Ok(Some(Arc::new(
+            crate::cluster::pull_secrets::PullSecrets::new(client.clone(), Duration::from_secs(2)),
+        ))),
+    }
 }
 
 /// The cluster's credentials, or `None` for a standalone run. Credentials that exist but

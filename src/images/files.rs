@@ -2,9 +2,8 @@
 //! candidates, layer by layer from the top (one layer in memory), symlinks followed inside the
 //! image; which shell `/bin/sh` is; the verdict on the script PID 1 starts.
 
-use super::inspect::{Descriptor, Inspector};
+use super::inspect::{Descriptor, Inspector, Pull};
 use super::layers::{Entry, resolve, scan};
-use super::reference::Reference;
 use crate::engine::image::{Script, Shell, classify_script};
 
 /// A script is read up to this much: entrypoint scripts are small.
@@ -15,7 +14,7 @@ const MAX_HOPS: usize = 4;
 /// An image's merged filesystem, read layer by layer from the top (one layer in memory).
 pub(super) struct Files<'a> {
     pub inspector: &'a Inspector,
-    pub reference: &'a Reference,
+    pub pull: Pull<'a>,
     pub layers: &'a [Descriptor],
 }
 
@@ -39,7 +38,7 @@ impl Files<'_> {
                 let blob = self
                     .inspector
                     .verified(
-                        self.reference,
+                        self.pull,
                         "blobs",
                         &layer.digest,
                         "*/*",

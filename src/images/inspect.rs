@@ -1,6 +1,7 @@
 //! Reference -> manifest (or index, for the pod's platform) -> config blob -> what PID 1 is,
 //! cached by reference with budgets: the I/O edge of the image facts the engine decides on.
 
+use super::credentials::{Keyring, Login};
 use super::files::Files;
 use super::reference::Reference;
 use super::registry::{RegistryClient, RegistryError, manifest_accept};
@@ -19,10 +20,14 @@ const TAG_FOR: Duration = Duration::from_secs(60);
 const FAILED_FOR: Duration = Duration::from_secs(10);
 const MAX_ENTRIES: usize = 4096;
 
-/// An image as asked for: its reference and the pod's platform.
-type Key = (String, Platform);
+/// An image as asked for: its reference, the pod's platform, and the namespace whose pull
+/// secrets read it (`None`: read anonymously or with the configured login, good for anyone).
+type Key = (String, Platform, Option<String>);
 /// An answer and how long it holds.
 type Cache = HashMap<Key, (Instant, Duration, ImageFacts)>;
+
+/// What to read and as whom (`None`: anonymously).
+pub(super) type Pull<'a> = (&'a Reference, Option<&'a Login>);
 
 pub struct Inspector {
     client: Arc<RegistryClient>,
@@ -126,7 +131,7 @@ impl Inspector {
     /// A manifest or blob by its digest, at most `max` bytes, checked against the digest.
     pub(super) async fn verified(
         &self,
-        reference: &Reference,
+        (reference, login): Pull<'_>,
         kind: &str,
         digest: &str,
         accept: &str,
@@ -134,7 +139,7 @@ impl Inspector {
     ) -> Result<Bytes, String> {
         let (_, body) = self
             .client
-            .get(reference, kind, digest, accept, max)
+            .get(reference, login, kind, digest, accept, max)
             .await
             .map_err(|e| format!("{kind} {digest}: {e}"))?;
         if sha256(&body) != digest {
@@ -147,29 +152,82 @@ impl Inspector {
         self.budget
     }
 
-    /// The facts of `image` for `platform` if they are known and fresh: no waiting.
+    /// The facts of `image` for `platform` read without pull secrets, if they are known and
+    /// fresh: no waiting.
     pub fn cached(&self, image: &str, platform: &Platform) -> Option<ImageFacts> {
+        self.cached_in(image, platform, None)
+    }
+
+    /// The same, as read with `namespace`'s pull secrets (`None`: without).
+    pub fn cached_in(
+        &self,
+        image: &str,
+        platform: &Platform,
+        namespace: Option<&str>,
+    ) -> Option<ImageFacts> {
+        let key = (
+            image.to_owned(),
+            platform.clone(),
+            namespace.map(str::to_owned),
+        );
+        self.lookup(&key)
+    }
+
+    fn lookup(&self, key: &Key) -> Option<ImageFacts> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let (at, ttl, facts) = cache.get(&(image.to_owned(), platform.clone()))?;
+        let (at, ttl, facts) = cache.get(key)?;
         (at.elapsed() < *ttl).then(|| facts.clone())
     }
 
-    /// The facts of `image` for `platform`, from the cache or the registry.
+    /// The facts of `image` for `platform`, from the cache or the registry, anonymously or
+    /// with the configured login.
     pub async fn facts(&self, image: &str, platform: &Platform) -> ImageFacts {
-        if let Some(facts) = self.cached(image, platform) {
+        self.facts_for(image, platform, None).await
+    }
+
+    /// The same for a pod of `namespace` whose pull secrets hold `keyring`: when it has logins
+    /// for the image's registry they are tried in order (as the kubelet does), and what they
+    /// read is kept for that namespace alone.
+    pub async fn facts_for(
+        &self,
+        image: &str,
+        platform: &Platform,
+        pod: Option<(&str, &Keyring)>,
+    ) -> ImageFacts {
+        let reference = match Reference::parse(image) {
+            Ok(reference) => reference,
+            Err(e) => {
+                let key = (image.to_owned(), platform.clone(), None);
+                let facts = ImageFacts::Unknown(e.to_string());
+                self.store(key, PINNED_FOR, facts.clone());
+                return facts;
+            }
+        };
+        let pod_logins = pod.and_then(|(namespace, keyring)| {
+            let logins = keyring.get(&reference.registry).filter(|l| !l.is_empty())?;
+            Some((namespace.to_owned(), logins))
+        });
+        let (scope, logins): (Option<String>, Vec<Option<&Login>>) = match pod_logins {
+            Some((namespace, logins)) => (Some(namespace), logins.iter().map(Some).collect()),
+            None => (
+                None,
+                vec![self.client.configured_login(&reference.registry)],
+            ),
+        };
+        let key = (image.to_owned(), platform.clone(), scope);
+        if let Some(facts) = self.lookup(&key) {
             return facts;
         }
         // One inspection per image at a time: the others wait for it and read the cache.
-        let key = (image.to_owned(), platform.clone());
         let turn = {
             let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
             inflight.entry(key.clone()).or_default().clone()
         };
         let _turn = turn.lock().await;
-        if let Some(facts) = self.cached(image, platform) {
+        if let Some(facts) = self.lookup(&key) {
             return facts;
         }
-        let facts = self.inspect_now(image, platform).await;
+        let facts = self.inspect_now(&reference, &key, &logins).await;
         self.inflight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -177,43 +235,49 @@ impl Inspector {
         facts
     }
 
-    async fn inspect_now(&self, image: &str, platform: &Platform) -> ImageFacts {
-        let key = (image.to_owned(), platform.clone());
-        let (facts, ttl) = match Reference::parse(image) {
-            Err(e) => (ImageFacts::Unknown(e.to_string()), PINNED_FOR),
-            Ok(reference) => match self.inspect(&reference, platform).await {
-                Ok(config) => {
-                    let ttl = if reference.pinned() {
-                        PINNED_FOR
-                    } else {
-                        TAG_FOR
-                    };
-                    (ImageFacts::Known(config), ttl)
-                }
-                Err(reason) => (ImageFacts::Unknown(reason), FAILED_FOR),
-            },
+    async fn inspect_now(
+        &self,
+        reference: &Reference,
+        key: &Key,
+        logins: &[Option<&Login>],
+    ) -> ImageFacts {
+        let unauthorized = RegistryError::Unauthorized.to_string();
+        let mut result = Err(unauthorized.clone());
+        for login in logins {
+            result = self.inspect((reference, *login), &key.1).await;
+            // The next login may be the one this repository accepts.
+            if result.as_ref().err() != Some(&unauthorized) {
+                break;
+            }
+        }
+        let (facts, ttl) = match result {
+            Ok(config) if reference.pinned() => (ImageFacts::Known(config), PINNED_FOR),
+            Ok(config) => (ImageFacts::Known(config), TAG_FOR),
+            Err(reason) => (ImageFacts::Unknown(reason), FAILED_FOR),
         };
+        self.store(key.clone(), ttl, facts.clone());
+        facts
+    }
+
+    fn store(&self, key: Key, ttl: Duration, facts: ImageFacts) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= MAX_ENTRIES {
             cache.retain(|_, (at, ttl, _)| at.elapsed() < *ttl);
         }
         if cache.len() < MAX_ENTRIES {
-            cache.insert(key, (Instant::now(), ttl, facts.clone()));
+            cache.insert(key, (Instant::now(), ttl, facts));
         }
-        facts
     }
 
-    async fn inspect(
-        &self,
-        reference: &Reference,
-        platform: &Platform,
-    ) -> Result<ImageConfig, String> {
+    async fn inspect(&self, pull: Pull<'_>, platform: &Platform) -> Result<ImageConfig, String> {
+        let (reference, login) = pull;
         let accept = manifest_accept();
         let accept = accept.to_str().unwrap_or_default();
         let (headers, body) = self
             .client
             .get(
                 reference,
+                login,
                 "manifests",
                 reference.manifest_ref(),
                 accept,
@@ -234,8 +298,8 @@ impl Inspector {
         let manifest: Manifest =
             serde_json::from_slice(&body).map_err(|e| format!("manifest: {e}"))?;
         let (runs, agree) = match manifest.manifests {
-            Some(entries) => self.index(reference, &entries, platform).await?,
-            None => (vec![self.run(reference, &manifest).await?], true),
+            Some(entries) => self.index(pull, &entries, platform).await?,
+            None => (vec![self.run(pull, &manifest).await?], true),
         };
         let Some(run) = runs.first().cloned() else {
             return Err("no linux platform in the index".into());
@@ -261,7 +325,7 @@ impl Inspector {
     /// The platform's entry of an index, or every linux one (and whether they agree).
     async fn index(
         &self,
-        reference: &Reference,
+        pull: Pull<'_>,
         entries: &[Descriptor],
         platform: &Platform,
     ) -> Result<(Vec<Run>, bool), String> {
@@ -293,23 +357,23 @@ impl Inspector {
                 &entry.media_type
             };
             let body = self
-                .verified(reference, "manifests", &entry.digest, accept, MAX_MANIFEST)
+                .verified(pull, "manifests", &entry.digest, accept, MAX_MANIFEST)
                 .await?;
             let manifest: Manifest =
                 serde_json::from_slice(&body).map_err(|e| format!("manifest: {e}"))?;
-            runs.push(self.run(reference, &manifest).await?);
+            runs.push(self.run(pull, &manifest).await?);
         }
         let agree = runs.windows(2).all(|w| w[0] == w[1]);
         Ok((runs, agree))
     }
 
-    async fn run(&self, reference: &Reference, manifest: &Manifest) -> Result<Run, String> {
+    async fn run(&self, pull: Pull<'_>, manifest: &Manifest) -> Result<Run, String> {
         let config = manifest
             .config
             .as_ref()
             .ok_or_else(|| format!("no config in a {} manifest", manifest.media_type))?;
         let body = self
-            .verified(reference, "blobs", &config.digest, "*/*", MAX_CONFIG)
+            .verified(pull, "blobs", &config.digest, "*/*", MAX_CONFIG)
             .await?;
         let file: ConfigFile =
             serde_json::from_slice(&body).map_err(|e| format!("image config: {e}"))?;
@@ -323,7 +387,7 @@ impl Inspector {
             &manifest.layers[manifest.layers.len().saturating_sub(self.budget.max_layers)..];
         let files = Files {
             inspector: self,
-            reference,
+            pull,
             layers,
         };
         let shell = files.shell().await;

@@ -1,7 +1,9 @@
-//! The inspector as the webhook's image source: known facts at once, inspections on demand.
+//! The inspector as the webhook's image source: known facts at once, inspections on demand,
+//! with the pod's pull secrets when zerodrop may read them.
 
 use super::Inspector;
-use crate::admission::ImageLookup;
+use super::credentials::PullCredentials;
+use crate::admission::{ImageLookup, Puller};
 use crate::engine::image::{ImageFacts, Platform};
 use crate::metrics::{Metrics, ResultLabels};
 use futures::future::BoxFuture;
@@ -11,11 +13,30 @@ use std::sync::Arc;
 pub struct Shared {
     pub inspector: Arc<Inspector>,
     pub metrics: Arc<Metrics>,
+    /// The pods' pull secrets (`None`: only what needs no secret of theirs is inspected).
+    pub pull: Option<Arc<dyn PullCredentials>>,
+}
+
+impl Shared {
+    /// What the cache knows for a pod of `namespace`: what its pull secrets read, else what
+    /// anyone may read. A failure read without secrets is not final when the pod may have
+    /// some: asking again resolves them (cached, no registry call when they do not apply).
+    fn known(&self, image: &str, platform: &Platform, namespace: &str) -> Option<ImageFacts> {
+        if self.pull.is_some()
+            && let Some(facts) = self.inspector.cached_in(image, platform, Some(namespace))
+        {
+            return Some(facts);
+        }
+        match self.inspector.cached(image, platform)? {
+            ImageFacts::Unknown(_) if self.pull.is_some() => None,
+            facts => Some(facts),
+        }
+    }
 }
 
 impl ImageLookup for Shared {
-    fn cached(&self, image: &str, platform: &Platform) -> Option<ImageFacts> {
-        let found = self.inspector.cached(image, platform);
+    fn cached(&self, image: &str, platform: &Platform, namespace: &str) -> Option<ImageFacts> {
+        let found = self.known(image, platform, namespace);
         let result = if found.is_some() { "hit" } else { "miss" };
         self.metrics
             .image_lookups
@@ -24,18 +45,29 @@ impl ImageLookup for Shared {
         found
     }
 
-    fn inspect(&self, image: String, platform: Platform) -> BoxFuture<'static, ImageFacts> {
+    fn inspect(
+        &self,
+        image: String,
+        platform: Platform,
+        puller: Arc<Puller>,
+    ) -> BoxFuture<'static, ImageFacts> {
         let (inspector, metrics) = (self.inspector.clone(), self.metrics.clone());
+        let keyring = self.pull.as_ref().map(|p| p.keyring(puller.clone()));
         Box::pin(async move {
             let started = std::time::Instant::now();
-            let facts = inspector.facts(&image, &platform).await;
+            let keyring = match keyring {
+                Some(keyring) => Some(keyring.await),
+                None => None,
+            };
+            let pod = keyring.as_deref().map(|k| (puller.namespace.as_str(), k));
+            let facts = inspector.facts_for(&image, &platform, pod).await;
             metrics
                 .image_inspection_duration
                 .observe(started.elapsed().as_secs_f64());
             let result = match &facts {
                 ImageFacts::Known(_) => "known",
                 ImageFacts::Unknown(why) => {
-                    tracing::warn!(%image, reason = %why, "image not inspected");
+                    tracing::warn!(%image, namespace = %puller.namespace, reason = %why, "image not inspected");
                     "unknown"
                 }
             };

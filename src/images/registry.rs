@@ -1,6 +1,7 @@
 //! A registry client on the hyper/rustls already in the tree: the distribution API's GETs,
 //! anonymous, Basic and Bearer-token auth, redirects only to safe places, every body bounded.
 
+use super::credentials::Login;
 use super::reference::Reference;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
@@ -39,8 +40,8 @@ pub enum RegistryError {
 pub struct RegistryConfig {
     /// Hosts (`host:port`) spoken to over plain HTTP; every other registry is HTTPS only.
     pub insecure: HashSet<String>,
-    /// Basic credentials by registry host.
-    pub credentials: HashMap<String, (String, String)>,
+    /// Basic credentials by registry host (used when the caller brings none).
+    pub credentials: HashMap<String, Login>,
     /// PEM CA bundles trusted besides the system's.
     pub extra_roots: Vec<Vec<u8>>,
     /// Bound of one call (auth round trips included).
@@ -61,11 +62,15 @@ impl Default for RegistryConfig {
 pub struct RegistryClient {
     http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     config: RegistryConfig,
-    /// Bearer tokens by (registry, repository).
-    tokens: Mutex<HashMap<(String, String), String>>,
+    /// Bearer tokens by registry, repository and the login they were issued to.
+    tokens: Mutex<HashMap<TokenKey, String>>,
 }
 
+type TokenKey = (String, String, Option<Login>);
+
 const MAX_REDIRECTS: usize = 3;
+/// Tokens kept; past it they are dropped and fetched again (one round trip each).
+const MAX_TOKENS: usize = 1024;
 
 impl RegistryClient {
     pub fn new(config: RegistryConfig) -> Result<Arc<RegistryClient>, RegistryError> {
@@ -97,11 +102,17 @@ impl RegistryClient {
         }))
     }
 
+    /// The login the configuration holds for `registry`.
+    pub fn configured_login(&self, registry: &str) -> Option<&Login> {
+        self.config.credentials.get(registry)
+    }
+
     /// GET `/v2/<repository>/<kind>/<reference>` (kind: `manifests` or `blobs`), at most `max`
-    /// bytes of body, within the configured timeout.
+    /// bytes of body, within the configured timeout, as `login` (or anonymously).
     pub async fn get(
         &self,
         image: &Reference,
+        login: Option<&Login>,
         kind: &str,
         reference: &str,
         accept: &str,
@@ -116,7 +127,8 @@ impl RegistryClient {
             "{scheme}://{}/v2/{}/{kind}/{reference}",
             image.registry, image.repository
         );
-        tokio::time::timeout(self.config.timeout, self.fetch(image, url, accept, max))
+        let fetch = self.fetch(image, login, url, accept, max);
+        tokio::time::timeout(self.config.timeout, fetch)
             .await
             .map_err(|_| RegistryError::Timeout)?
     }
@@ -124,11 +136,16 @@ impl RegistryClient {
     async fn fetch(
         &self,
         image: &Reference,
+        login: Option<&Login>,
         url: String,
         accept: &str,
         max: usize,
     ) -> Result<(HeaderMap, Bytes), RegistryError> {
-        let key = (image.registry.clone(), image.repository.clone());
+        let key = (
+            image.registry.clone(),
+            image.repository.clone(),
+            login.cloned(),
+        );
         let mut url: Uri = url
             .parse()
             .map_err(|_| RegistryError::Transport("bad URL".into()))?;
@@ -138,7 +155,7 @@ impl RegistryClient {
             // Credentials go to the registry only, never to where it redirects.
             let same_host = url.authority().map(|a| a.as_str()) == Some(image.registry.as_str());
             let auth = if same_host {
-                self.authorization(&key, &image.registry)
+                self.authorization(&key)
             } else {
                 None
             };
@@ -165,7 +182,7 @@ impl RegistryClient {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
-                self.authorize(&key, &image.registry, &challenge).await?;
+                self.authorize(&key, &challenge).await?;
                 continue;
             }
             return match status {
@@ -209,34 +226,21 @@ impl RegistryClient {
             .map_err(|e| RegistryError::Transport(e.to_string()))
     }
 
-    fn authorization(&self, key: &(String, String), registry: &str) -> Option<String> {
+    fn authorization(&self, key: &TokenKey) -> Option<String> {
         let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(token) = tokens.get(key) {
             return Some(format!("Bearer {token}"));
         }
         drop(tokens);
-        self.basic(registry)
-    }
-
-    fn basic(&self, registry: &str) -> Option<String> {
-        use base64::Engine as _;
-        let (user, pass) = self.config.credentials.get(registry)?;
-        Some(format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-        ))
+        basic(key.2.as_ref())
     }
 
     /// Answers a `WWW-Authenticate` challenge: Bearer (the token flow, with Basic credentials
     /// when there are any) or Basic (nothing to fetch: the next try sends the credentials).
-    async fn authorize(
-        &self,
-        key: &(String, String),
-        registry: &str,
-        challenge: &str,
-    ) -> Result<(), RegistryError> {
+    async fn authorize(&self, key: &TokenKey, challenge: &str) -> Result<(), RegistryError> {
+        let (registry, login) = (&key.0, key.2.as_ref());
         let Some(params) = challenge.strip_prefix("Bearer ").map(parse_challenge) else {
-            return if challenge.starts_with("Basic") && self.basic(registry).is_some() {
+            return if challenge.starts_with("Basic") && login.is_some() {
                 Ok(())
             } else {
                 Err(RegistryError::Unauthorized)
@@ -257,7 +261,7 @@ impl RegistryClient {
             .map_err(|_| RegistryError::Transport("bad registry".into()))?;
         let url = self.safe_redirect(&base, &url.to_string())?;
         let response = self
-            .send(&url, "application/json", self.basic(registry).as_deref())
+            .send(&url, "application/json", basic(login).as_deref())
             .await?;
         if response.status() != StatusCode::OK {
             return Err(RegistryError::Unauthorized);
@@ -278,10 +282,11 @@ impl RegistryClient {
             .token
             .or(token.access_token)
             .ok_or(RegistryError::Unauthorized)?;
-        self.tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone(), token);
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if tokens.len() >= MAX_TOKENS {
+            tokens.clear();
+        }
+        tokens.insert(key.clone(), token);
         Ok(())
     }
 
@@ -314,6 +319,15 @@ impl RegistryClient {
         }
         Ok(target)
     }
+}
+
+fn basic(login: Option<&Login>) -> Option<String> {
+    use base64::Engine as _;
+    let Login { user, password } = login?;
+    Some(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    ))
 }
 
 /// Link-local addresses (where cloud metadata services live) and their well-known names.

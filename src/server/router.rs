@@ -236,10 +236,11 @@ async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes)
         let left = deadline.saturating_sub(started.elapsed());
         let wait = budget.min(left / 2);
         let misses = outcome.image_misses.clone();
+        let puller = outcome.puller.clone().unwrap_or_default();
         let inspections = misses.iter().filter_map(|(image, platform)| {
             // Each inspection holds a warming slot, so floods of new images stay bounded.
             let slot = state.images.warming.clone().try_acquire_owned().ok()?;
-            let work = lookup.inspect(image.clone(), platform.clone());
+            let work = lookup.inspect(image.clone(), platform.clone(), puller.clone());
             Some(tokio::spawn(async move {
                 let facts = work.await;
                 drop(slot);
