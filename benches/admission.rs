@@ -179,7 +179,7 @@ fn admission(c: &mut Criterion) {
 struct ImagesFixed(ImageFacts);
 
 impl ImageLookup for ImagesFixed {
-    fn cached(&self, _image: &str, _platform: &Platform) -> Option<ImageFacts> {
+    fn cached(&self, _image: &str, _platform: &Platform, _namespace: &str) -> Option<ImageFacts> {
         Some(self.0.clone())
     }
 
@@ -187,6 +187,7 @@ impl ImageLookup for ImagesFixed {
         &self,
         _image: String,
         _platform: Platform,
+        _puller: std::sync::Arc<zerodrop::admission::Puller>,
     ) -> futures::future::BoxFuture<'static, ImageFacts> {
         let facts = self.0.clone();
         Box::pin(async move { facts })

@@ -298,6 +298,9 @@ fn rbac_is_the_minimum_and_every_rule_is_justified() {
         ("", "secrets", "get", true),
         ("", "secrets", "update", true),
         ("", "secrets", "create", false),
+        // images.pullSecrets only (tests below: never by default).
+        ("", "secrets", "get", false),
+        ("", "serviceaccounts", "get", false),
         // The background scan: read-only lists, its PolicyReports, its Lease.
         ("", "pods", "list", false),
         ("", "replicationcontrollers", "list", false),
@@ -321,6 +324,7 @@ fn rbac_is_the_minimum_and_every_rule_is_justified() {
         vec!["certificates.mode=certManager"],
         PROVIDED.to_vec(),
         vec!["scan.enabled=false"],
+        vec!["images.pullSecrets=true"],
     ] {
         for obj in render(&sets)
             .unwrap()
@@ -354,6 +358,46 @@ fn rbac_is_the_minimum_and_every_rule_is_justified() {
             }
         }
     }
+}
+
+#[test]
+fn reading_pull_secrets_is_opt_in_and_its_rights_go_with_it() {
+    let reads_any_secret = |sets: &[&str]| -> bool {
+        let objs = render(sets).unwrap();
+        objs.iter()
+            .filter(|o| o["kind"] == "ClusterRole" || o["kind"] == "Role")
+            .flat_map(|o| o["rules"].as_array().unwrap().clone())
+            .any(|r| {
+                r.get("resourceNames").is_none()
+                    && r["resources"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&"secrets".into())
+                    && r["verbs"].as_array().unwrap().contains(&"get".into())
+            })
+    };
+    let flag = |sets: &[&str]| -> Value {
+        let objs = render(sets).unwrap();
+        let args =
+            find(&objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+        args.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a.as_str().unwrap().starts_with("--image-pull-secrets="))
+            .cloned()
+            .unwrap()
+    };
+    assert!(!reads_any_secret(&[]));
+    assert_eq!(flag(&[]), "--image-pull-secrets=false");
+    assert!(reads_any_secret(&["images.pullSecrets=true"]));
+    assert_eq!(
+        flag(&["images.pullSecrets=true"]),
+        "--image-pull-secrets=true"
+    );
+    // Inspection off: no registry is called, so no secret is read either.
+    let off = ["images.pullSecrets=true", "images.inspection=false"];
+    assert!(!reads_any_secret(&off));
+    assert_eq!(flag(&off), "--image-pull-secrets=false");
 }
 
 #[test]

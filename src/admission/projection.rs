@@ -44,6 +44,10 @@ const POD_SPEC: Keep = Keep::Fields(&[
     ("terminationGracePeriodSeconds", Keep::All),
     ("containers", Keep::Each(&CONTAINER)),
     ("nodeSelector", Keep::All),
+    // Who pulls the images (admission::Puller).
+    ("imagePullSecrets", Keep::All),
+    ("serviceAccountName", Keep::All),
+    ("serviceAccount", Keep::All),
 ]);
 /// A Pod, or a workload with its pod template (CronJobs one level deeper).
 pub const OBJECT: Keep = Keep::Fields(&[
@@ -57,6 +61,7 @@ pub const OBJECT: Keep = Keep::Fields(&[
             ("terminationGracePeriodSeconds", Keep::All),
             ("containers", Keep::Each(&CONTAINER)),
             ("nodeSelector", Keep::All),
+            ("imagePullSecrets", Keep::All),
             ("template", TEMPLATE),
             (
                 "jobTemplate",

@@ -19,14 +19,16 @@ const KEPT_FOR: Duration = Duration::from_secs(30);
 const MAX_KEPT: usize = 4096;
 
 type Logins = Arc<Vec<(String, Login)>>;
+/// By (namespace, name): what was read, and when.
+type Kept<V> = Mutex<HashMap<(String, String), (Instant, V)>>;
 
 #[derive(Clone)]
 pub struct PullSecrets {
     client: Client,
     /// Bound of one GET.
     timeout: Duration,
-    secrets: Arc<Mutex<HashMap<(String, String), (Instant, Logins)>>>,
-    accounts: Arc<Mutex<HashMap<(String, String), (Instant, Arc<Vec<String>>)>>>,
+    secrets: Arc<Kept<Logins>>,
+    accounts: Arc<Kept<Arc<Vec<String>>>>,
 }
 
 impl PullSecrets {
@@ -120,21 +122,19 @@ impl PullCredentials for PullSecrets {
                     keyring.entry(host.clone()).or_default().push(login.clone());
                 }
             }
+            tracing::debug!(namespace = %puller.namespace, registries = ?keyring.keys().collect::<Vec<_>>(), "pull secrets read");
             Arc::new(keyring)
         })
     }
 }
 
-fn fresh<V: Clone>(
-    map: &Mutex<HashMap<(String, String), (Instant, V)>>,
-    key: &(String, String),
-) -> Option<V> {
+fn fresh<V: Clone>(map: &Kept<V>, key: &(String, String)) -> Option<V> {
     let map = map.lock().unwrap_or_else(|p| p.into_inner());
     let (at, value) = map.get(key)?;
     (at.elapsed() < KEPT_FOR).then(|| value.clone())
 }
 
-fn keep<V>(map: &Mutex<HashMap<(String, String), (Instant, V)>>, key: (String, String), value: V) {
+fn keep<V>(map: &Kept<V>, key: (String, String), value: V) {
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
     if map.len() >= MAX_KEPT {
         map.retain(|_, (at, _)| at.elapsed() < KEPT_FOR);

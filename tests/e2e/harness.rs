@@ -82,7 +82,8 @@ impl Zerodrop {
         Zerodrop::start_files(port, kubeconfig, &[])
     }
 
-    fn start_files(port: u16, kubeconfig: &Path, extra: &[&str]) -> Zerodrop {
+    /// With its certificate in files and `extra` flags, talking to the cluster of `kubeconfig`.
+    pub fn start_files(port: u16, kubeconfig: &Path, extra: &[&str]) -> Zerodrop {
         let dir = tempfile::tempdir().unwrap();
         let ip = "127.0.0.1".parse().unwrap();
         let b = zerodrop::certs::generate(&["localhost".into()], &[ip], time::Duration::days(2))

@@ -10,6 +10,7 @@ mod images;
 mod namespaces;
 mod outage;
 mod pods;
+mod pull_secrets;
 mod rotation;
 mod scan;
 mod startup;
