@@ -92,8 +92,11 @@ pub async fn run(client: Client, engine: Engine, cfg: ScanConfig, metrics: Arc<M
 
 /// One pass over the opted-in namespaces (one at a time, so memory stays that of the largest).
 async fn scan(client: &Client, engine: &Engine, cfg: &ScanConfig) -> Result<Found, kube::Error> {
+    // The scan judges pods from their specs only: it does not call registries on its own
+    // (every image of every opted-in namespace, each interval).
     let facts = Facts {
         outages: cfg.lease.outages(client).await?,
+        images: None,
     };
     let reports = policy_report::installed(client).await;
     let mut found = Found::default();

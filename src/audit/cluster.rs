@@ -1,14 +1,16 @@
 //! `zerodrop audit --cluster` and the background scan: every workload's pod template and every
 //! escaped Pod, read-only, one namespace and one page at a time so memory stays bounded.
 
-use super::{Report, SCHEMA_VERSION, evaluate};
+pub use super::listing::{Pages, Scope, scopes};
+use super::{Report, SCHEMA_VERSION, evaluate_with};
+use crate::engine::image::Images;
 use crate::engine::ledger::{self, Ledger};
 use crate::engine::{Engine, Workload};
-use crate::policy::{Layer, MODE_LABEL, Mode};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use crate::policy::{Layer, Mode};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, PartialObjectMeta, TypeMeta};
+use kube::api::{Api, ApiResource, DynamicObject};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -86,19 +88,12 @@ pub struct Window {
     pub to: i64,
 }
 
-/// What the cluster audit knows beyond the objects: when zerodrop was down.
-#[derive(Debug, Clone, Default)]
+/// What the cluster audit knows beyond the objects: when zerodrop was down, and where to learn
+/// what the workloads' images do (`None`: from the pod specs only).
+#[derive(Clone, Default)]
 pub struct Facts {
     pub outages: Vec<Window>,
-}
-
-/// A namespace as the audit needs it: its policy layer and when it opted in.
-pub struct Scope {
-    pub name: String,
-    pub label: Option<String>,
-    pub layer: Layer,
-    /// When the `zerodrop.dev/mode` label was last written (its managedFields entry).
-    pub opted_in_at: Option<i64>,
+    pub images: Option<std::sync::Arc<dyn crate::admission::ImageLookup>>,
 }
 
 /// The workload collections audited.
@@ -113,92 +108,6 @@ fn workloads() -> [ApiResource; 7] {
         ApiResource::erase::<batch::Job>(&()),
         ApiResource::erase::<batch::CronJob>(&()),
     ]
-}
-
-const PAGE: u32 = 500;
-
-/// Walks a collection page by page (kube's paging), each item as JSON with every field the
-/// server sent; only one page is held at a time.
-pub async fn for_each_page(
-    api: &Api<DynamicObject>,
-    resource: &ApiResource,
-    mut each: impl FnMut(Value),
-) -> Result<(), kube::Error> {
-    let mut params = ListParams::default().limit(PAGE);
-    loop {
-        let page = api.list(&params).await?;
-        for mut item in page.items {
-            // List items carry no apiVersion/kind; put them back so reports are self-describing.
-            item.types = Some(TypeMeta {
-                api_version: resource.api_version.clone(),
-                kind: resource.kind.clone(),
-            });
-            each(serde_json::to_value(item).map_err(kube::Error::SerdeError)?);
-        }
-        match page.metadata.continue_.filter(|t| !t.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(()),
-        }
-    }
-}
-
-/// The namespaces to audit (metadata only, paged, those `selector` matches), or the one named.
-pub async fn scopes(
-    client: &Client,
-    only: Option<&str>,
-    selector: Option<&str>,
-) -> Result<Vec<Scope>, kube::Error> {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let mut out = Vec::new();
-    if let Some(name) = only {
-        out.push(scope(&api.get_metadata(name).await?));
-        return Ok(out);
-    }
-    let mut params = ListParams::default().limit(PAGE);
-    if let Some(selector) = selector {
-        params = params.labels(selector);
-    }
-    loop {
-        let page = api.list_metadata(&params).await?;
-        out.extend(page.items.iter().map(scope));
-        match page.metadata.continue_.filter(|t| !t.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok(out),
-        }
-    }
-}
-
-fn scope(ns: &PartialObjectMeta<Namespace>) -> Scope {
-    let meta = &ns.metadata;
-    let label = meta
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MODE_LABEL))
-        .cloned();
-    let pairs = meta
-        .annotations
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.as_str(), v.as_str()));
-    let opted_in_at = meta
-        .managed_fields
-        .iter()
-        .flatten()
-        .filter(|f| {
-            f.fields_v1
-                .as_ref()
-                .and_then(|v| v.0.pointer("/f:metadata/f:labels"))
-                .and_then(|labels| labels.get(format!("f:{MODE_LABEL}")))
-                .is_some()
-        })
-        .filter_map(|f| Some(f.time.as_ref()?.0.as_second()))
-        .max();
-    Scope {
-        name: meta.name.clone().unwrap_or_default(),
-        layer: Layer::for_namespace(label.as_deref(), pairs),
-        label,
-        opted_in_at,
-    }
 }
 
 fn meta<'a>(obj: &'a Value, key: &str) -> &'a str {
@@ -275,18 +184,26 @@ pub async fn audit_namespace(
     let mut replica_sets: HashMap<String, Option<String>> = HashMap::new();
     for resource in workloads() {
         let api = Api::<DynamicObject>::namespaced_with(client.clone(), name, &resource);
-        for_each_page(&api, &resource, |obj| {
+        let mut pages = Pages::new(&api, &resource);
+        while let Some(mut objs) = pages.next().await? {
             if resource.kind == "ReplicaSet" {
-                let owner = controller(&obj).map(|(k, n)| format!("{k}/{n}"));
-                replica_sets.insert(meta(&obj, "name").to_owned(), owner.clone());
-                // A Deployment's ReplicaSets mirror its template: report the Deployment only.
-                if owner.is_some() {
-                    return;
+                for obj in &objs {
+                    let owner = controller(obj).map(|(k, n)| format!("{k}/{n}"));
+                    replica_sets.insert(meta(obj, "name").to_owned(), owner);
                 }
+                // A Deployment's ReplicaSets mirror its template: report the Deployment only.
+                objs.retain(|obj| controller(obj).is_none());
             }
-            report.workloads.extend(evaluate(engine, &obj, &layer));
-        })
-        .await?;
+            let images = match &facts.images {
+                Some(lookup) => super::images::of_page(lookup.as_ref(), name, &objs).await,
+                None => vec![Images::new(); objs.len()],
+            };
+            for (obj, images) in objs.iter().zip(&images) {
+                report
+                    .workloads
+                    .extend(evaluate_with(engine, obj, &layer, images));
+            }
+        }
     }
     if layer.all.mode == Some(Mode::Enforce) && opted_in {
         let pods = ApiResource::erase::<Pod>(&());
@@ -296,10 +213,12 @@ pub async fn audit_namespace(
             opted_in_at: scope.opted_in_at,
             facts,
         };
-        for_each_page(&api, &pods, |pod| {
-            report.drift.extend(escaped(engine, &pod, &layer, &seen));
-        })
-        .await?;
+        let mut pages = Pages::new(&api, &pods);
+        while let Some(pods) = pages.next().await? {
+            for pod in &pods {
+                report.drift.extend(escaped(engine, pod, &layer, &seen));
+            }
+        }
     }
     Ok(report)
 }
@@ -384,6 +303,7 @@ mod tests {
                 from: at("2026-01-01T10:00:00Z"),
                 to: at("2026-01-01T10:05:00Z"),
             }],
+            images: None,
         };
         let seen = Seen {
             replica_sets: &replica_sets,

@@ -3,6 +3,8 @@
 
 pub mod cluster;
 pub mod fix;
+pub mod images;
+pub mod listing;
 pub mod manifests;
 pub mod output;
 pub mod policy_report;

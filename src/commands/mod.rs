@@ -49,7 +49,14 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
         };
         let engine = Engine::new(policy, caps);
         let progress = |line: &str| eprintln!("{line}");
-        let facts = audit::cluster::Facts::default();
+        let facts = audit::cluster::Facts {
+            images: if args.images {
+                Some(image_lookup(&args, &client)?)
+            } else {
+                None
+            },
+            ..Default::default()
+        };
         let report = audit::cluster::audit(
             &client,
             &engine,
@@ -150,6 +157,30 @@ pub(crate) fn registry_config(
         config.extra_roots.push(pem);
     }
     Ok(config)
+}
+
+/// The cluster audit's image source: the registries the flags allow, and the workloads' own
+/// pull secrets when --image-pull-secrets asks for them.
+fn image_lookup(
+    args: &crate::cli::AuditArgs,
+    client: &kube::Client,
+) -> anyhow::Result<std::sync::Arc<dyn crate::admission::ImageLookup>> {
+    use crate::images::registry::RegistryClient;
+    use std::sync::Arc;
+    let registry = RegistryClient::new(registry_config(&args.registry)?)
+        .map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
+    let pull: Option<Arc<dyn crate::images::credentials::PullCredentials>> =
+        args.image_pull_secrets.then(|| {
+            Arc::new(crate::cluster::pull_secrets::PullSecrets::new(
+                client.clone(),
+                std::time::Duration::from_secs(10),
+            )) as _
+        });
+    Ok(Arc::new(crate::images::lookup::Shared {
+        inspector: Arc::new(crate::images::Inspector::new(registry, Default::default())),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
+        pull,
+    }))
 }
 
 /// Inspects every image (8 at a time) with the credentials and trust the flags give.

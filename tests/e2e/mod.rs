@@ -1,6 +1,6 @@
 //! End-to-end tests: `zerodrop serve` behind a real kube-apiserver + etcd (tests/harness).
 
-mod audit;
+pub mod audit;
 mod chart;
 mod cluster;
 mod fixtures;

@@ -198,3 +198,85 @@ async fn private_images_are_inspected_with_the_pods_own_pull_secrets_under_the_c
     );
     delete_webhooks(&c, name).await;
 }
+
+/// `zerodrop audit --cluster --images` as a platform engineer runs it (their kubeconfig): each
+/// workload's images read with its own pull secrets, the finding naming the digest; without
+/// --image-pull-secrets the same image is ZD305 "unauthorized".
+#[tokio::test]
+async fn the_cluster_audit_inspects_images_with_each_workloads_pull_secrets() {
+    let registry = Registry::start(true);
+    let layers = vec![vec![
+        ("bin/sh", "dash", true),
+        ("bin/dash", "\x7fELF", false),
+    ]];
+    let (image, _) = registry.push(
+        "private/api",
+        "2",
+        &Layout::single(json!({ "Cmd": ["/bin/sh", "-c", "./api"] }), layers),
+    );
+    let digest = registry.crane(&["digest", &image]);
+    let c = client().await;
+    let ns = namespace(&c, "none", Some("enforce"), json!({})).await;
+    post(
+        &c,
+        &format!("/api/v1/namespaces/{ns}/secrets"),
+        &pull_secret("regcred", &registry.host),
+    )
+    .await
+    .ok_status();
+    let mut api = named(
+        deployment(1, json!({ "name": "api", "image": image })),
+        "api",
+    );
+    api["spec"]["template"]["spec"]["imagePullSecrets"] = json!([{ "name": "regcred" }]);
+    create_deployment(&c, &ns, &api).await.ok_status();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ca.pem"),
+        registry.ca_pem.as_deref().unwrap(),
+    )
+    .unwrap();
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let audit = |extra: &[&str]| -> Vec<Value> {
+        let mut args = vec!["--cluster", "-n", &ns, "-o", "json", "--fail-on", "none"];
+        args.extend(["--images", "--registry-ca", &ca]);
+        args.extend(extra);
+        let (code, out, err) = crate::e2e::audit::zerodrop_audit(&args);
+        assert_eq!(code, 0, "{err}");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        let entry = report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["kind"] == "Deployment" && w["name"] == "api")
+            .cloned()
+            .unwrap_or_else(|| panic!("{report}"));
+        entry["findings"].as_array().unwrap().clone()
+    };
+    let findings = audit(&["--image-pull-secrets"]);
+    let shell = findings
+        .iter()
+        .find(|f| f["code"] == "ZD303")
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    let message = shell["message"].as_str().unwrap();
+    assert!(
+        message.contains(&digest[..15]) && message.contains("/bin/sh (dash)"),
+        "{message}"
+    );
+    let findings = audit(&[]);
+    assert!(
+        !findings.iter().any(|f| f["code"] == "ZD303"),
+        "{findings:?}"
+    );
+    let unknown = findings
+        .iter()
+        .find(|f| f["code"] == "ZD305")
+        .unwrap_or_else(|| panic!("{findings:?}"));
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap()
+            .contains("unauthorized"),
+        "{unknown}"
+    );
+}

@@ -1,0 +1,52 @@
+//! The images of the workloads the cluster audit reads, inspected as their pods' kubelets would
+//! pull them (each workload's own pull secrets), 8 at a time, one page at a time.
+
+use crate::admission::{ImageLookup, Puller};
+use crate::engine::Workload;
+use crate::engine::image::{Images, images_of};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Inspections under way at once (the inspector's cache and singleflight share the rest).
+const AT_ONCE: usize = 8;
+
+/// What is known of each object's images, in the objects' order.
+pub async fn of_page(lookup: &dyn ImageLookup, namespace: &str, objs: &[Value]) -> Vec<Images> {
+    let mut out = Vec::with_capacity(objs.len());
+    for chunk in objs.chunks(AT_ONCE) {
+        let each: Vec<_> = chunk
+            .iter()
+            .map(|obj| of_object(lookup, namespace, obj))
+            .collect();
+        out.extend(futures::future::join_all(each).await);
+    }
+    out
+}
+
+async fn of_object(lookup: &dyn ImageLookup, namespace: &str, obj: &Value) -> Images {
+    let mut known = Images::new();
+    let Some(workload) = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .and_then(Workload::from_kind)
+    else {
+        return known;
+    };
+    let Some(template) = crate::engine::pod::at(obj, workload.template_path()) else {
+        return known;
+    };
+    let (images, platform) = images_of(template);
+    let puller = Arc::new(Puller::of(template, namespace, workload == Workload::Pod));
+    for image in images {
+        let facts = match lookup.cached(image, &platform, namespace) {
+            Some(facts) => facts,
+            None => {
+                lookup
+                    .inspect(image.to_owned(), platform.clone(), puller.clone())
+                    .await
+            }
+        };
+        known.insert(image.to_owned(), facts);
+    }
+    known
+}
