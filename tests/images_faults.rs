@@ -112,6 +112,9 @@ async fn every_fault_is_an_unknown_verdict_with_its_reason_and_fast() {
         ..Default::default()
     };
     config.insecure.insert(host.clone());
+    // The same registry by name: through zerodrop's resolver, which keeps loopback.
+    let named = host.replace("127.0.0.1", "localhost");
+    config.insecure.insert(named.clone());
     let budget = LayerBudget {
         max_layer_bytes: 1 << 20,
         ..Default::default()
@@ -121,6 +124,7 @@ async fn every_fault_is_an_unknown_verdict_with_its_reason_and_fast() {
     let cases = [
         (format!("{host}/loop:1"), "unauthorized"),
         (format!("{host}/limited:1"), "429"),
+        (format!("{named}/limited:1"), "429"),
         (format!("{host}/stall:1"), "timed out"),
         (
             format!("{host}/redirect:1"),
@@ -129,6 +133,16 @@ async fn every_fault_is_an_unknown_verdict_with_its_reason_and_fast() {
         (format!("{host}/badjson:1"), "manifest"),
         (wrong, "does not match its digest"),
         (format!("{host}/big:1"), "more than 1048576 bytes"),
+        // A pod's image is tenant input: its registry may not be a metadata address either,
+        // written as one or (the resolver drops those addresses) as a name.
+        (
+            "169.254.169.254/latest/meta-data:1".to_owned(),
+            "link-local or metadata address",
+        ),
+        (
+            "metadata.google.internal/computemetadata:1".to_owned(),
+            "link-local or metadata address",
+        ),
     ];
     for (image, reason) in cases {
         let started = Instant::now();

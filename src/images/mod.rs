@@ -8,6 +8,7 @@ pub mod layers;
 pub mod lookup;
 pub mod reference;
 pub mod registry;
+mod resolve;
 
 pub use crate::engine::image::Platform;
 pub use inspect::Inspector;

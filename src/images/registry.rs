@@ -3,6 +3,7 @@
 
 use super::credentials::Login;
 use super::reference::Reference;
+use super::resolve::{SafeResolver, forbidden_host};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Limited};
@@ -11,7 +12,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ pub enum RegistryError {
     Timeout,
     #[error("refused redirect to {0}")]
     Redirect(String),
+    #[error("refused: {0} is a link-local or metadata address")]
+    Forbidden(String),
     #[error("{0}")]
     Transport(String),
 }
@@ -60,7 +62,7 @@ impl Default for RegistryConfig {
 }
 
 pub struct RegistryClient {
-    http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector<SafeResolver>>, Empty<Bytes>>,
     config: RegistryConfig,
     /// Bearer tokens by registry, repository and the login they were issued to.
     tokens: Mutex<HashMap<TokenKey, String>>,
@@ -90,11 +92,16 @@ impl RegistryClient {
             .map_err(|e| RegistryError::Transport(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
+        // Names are resolved by a resolver that drops link-local and metadata addresses: an
+        // image reference is tenant input, and so is where its registry redirects.
+        let mut http = HttpConnector::new_with_resolver(SafeResolver::default());
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         Ok(Arc::new(RegistryClient {
             http: Client::builder(TokioExecutor::new()).build(https),
             config,
@@ -118,6 +125,13 @@ impl RegistryClient {
         accept: &str,
         max: usize,
     ) -> Result<(HeaderMap, Bytes), RegistryError> {
+        let host = image
+            .registry
+            .rsplit_once(':')
+            .map_or(image.registry.as_str(), |(h, _)| h);
+        if forbidden_host(host.trim_matches(['[', ']'])) {
+            return Err(RegistryError::Forbidden(image.registry.clone()));
+        }
         let scheme = if self.config.insecure.contains(&image.registry) {
             "http"
         } else {
@@ -330,25 +344,6 @@ fn basic(login: Option<&Login>) -> Option<String> {
     ))
 }
 
-/// Link-local addresses (where cloud metadata services live) and their well-known names.
-fn forbidden_host(host: &str) -> bool {
-    if matches!(
-        host,
-        "metadata.google.internal" | "metadata" | "instance-data"
-    ) {
-        return true;
-    }
-    match host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(v4)) => v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast(),
-        Ok(IpAddr::V6(v6)) => {
-            (v6.segments()[0] & 0xffc0) == 0xfe80
-                || v6.is_unspecified()
-                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
-        }
-        Err(_) => false,
-    }
-}
-
 fn parse_challenge(params: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let mut rest = params.trim();
@@ -392,16 +387,5 @@ mod tests {
         assert_eq!(p["realm"], "https://auth.example.com/token");
         assert_eq!(p["service"], "registry.example.com");
         assert_eq!(p["scope"], "repository:a/b:pull");
-        for bad in [
-            "169.254.169.254",
-            "fe80::1",
-            "metadata.google.internal",
-            "0.0.0.0",
-        ] {
-            assert!(forbidden_host(bad), "{bad}");
-        }
-        for ok in ["127.0.0.1", "registry.example.com", "10.0.0.1"] {
-            assert!(!forbidden_host(ok), "{ok}");
-        }
     }
 }
