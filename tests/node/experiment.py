@@ -28,7 +28,13 @@ APPS = {
              "about": "listens at once, answers 503 for 5 s; TCP readiness probe"},
     "shell": {"command": ["sh", "-c", "/rollout-app --on-sigterm drain"],
               "about": "`sh -c` without exec: PID 1 is dash, the app never sees SIGTERM"},
+    # The same, written where it usually is: the image's shell-form CMD (no command in the
+    # pod spec), pulled by containerd from the node's registry and inspected by zerodrop.
+    "image-shell": {"image": "198.18.0.1:5000/rollout-app-shell:1",
+                    "about": "`CMD /rollout-app ...` in the image (dash): PID 1 from the image"},
 }
+# The webhook inspects images only for these apps' cells (the others' images are local).
+INSPECTED = {"image-shell"}
 # (app, scenario, namespace mode label, pod template annotations)
 CELLS = [
     ("exit", "none", None, {}),
@@ -45,25 +51,31 @@ CELLS = [
     ("shell", "audit", "audit", {}),
     ("shell", "enforce", "enforce", {}),
     ("shell", "enforce+shell-exec", "enforce", {"zerodrop.dev/shell-exec": "true"}),
+    ("image-shell", "none", None, {}),
+    ("image-shell", "enforce", "enforce", {}),
+    ("image-shell", "enforce+shell-exec", "enforce", {"zerodrop.dev/shell-exec": "true"}),
 ]
 SWEEP = [0, 1, 2, 5, 10]
 
 
-def kubectl(*args, input=None, check=True):
+def kubectl(*args, input=None, check=True, warnings=None):
     out = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
                          env={**os.environ, "KUBECONFIG": os.path.join(NODE_DIR, "kubeconfig")})
     if check and out.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
+    if warnings is not None:
+        warnings.extend(l for l in out.stderr.splitlines() if l.startswith("Warning:"))
     return out.stdout
 
 
 def manifests(ns, app, mode, annotations, ns_annotations=None):
     spec = APPS[app]
-    container = {"name": "app", "image": "zerodrop.local/rollout-app:1",
-                 "imagePullPolicy": "Never", "ports": [{"name": "http", "containerPort": 8080}]}
+    container = {"name": "app", "image": spec.get("image", "zerodrop.local/rollout-app:1"),
+                 "imagePullPolicy": "IfNotPresent" if "image" in spec else "Never",
+                 "ports": [{"name": "http", "containerPort": 8080}]}
     if "command" in spec:
         container["command"] = spec["command"]
-    else:
+    elif "args" in spec:
         container["args"] = spec["args"]
     if spec.get("tcp_probe"):
         container["readinessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
@@ -91,12 +103,14 @@ def pods(ns):
             for p in items]
 
 
-def settle(ns, want, limit=180):
-    """Waits until exactly `want` pods exist, none terminating, all ready."""
+def settle(ns, want, limit=180, replaced=()):
+    """Waits until exactly `want` pods exist, none terminating, all ready, and none of
+    `replaced` (the pods a rollout replaces) is left."""
     deadline = time.time() + limit
     while time.time() < deadline:
         ps = pods(ns)
-        if len(ps) == want and all(ready and not gone for _, gone, ready in ps):
+        if (len(ps) == want and all(ready and not gone for _, gone, ready in ps)
+                and not any(name in replaced for name, _, _ in ps)):
             return
         time.sleep(0.25)
     raise RuntimeError(f"{ns}: pods did not settle at {want}: {pods(ns)}")
@@ -114,17 +128,20 @@ class Load:
         return json.loads(out)
 
 
-def phase(ns, vip, rate, action, want):
+def phase(ns, vip, rate, action, want, replaces=False):
     """Runs one disruptive action under load; returns the tally and the seconds until the
-    Deployment converged (old pods gone)."""
+    Deployment converged (old pods gone: with `replaces`, every pod there was before)."""
     # New pods of the slow app answer 503 for 5 s after they are "ready" by their TCP probe;
     # that belongs to the action that made them, not to the next one.
     time.sleep(6)
     load = Load(vip, rate)
     time.sleep(2)
+    # A rollout restart returns before the controller acts: until then the old pods alone
+    # look settled.
+    before = {name for name, _, _ in pods(ns)} if replaces else set()
     started = time.time()
     action()
-    settle(ns, want)
+    settle(ns, want, replaced=before)
     took = time.time() - started
     time.sleep(2)
     tally = load.stop()
@@ -137,14 +154,16 @@ def run_cell(app, scenario, mode, annotations, repeat, rate, tag="", ns_annotati
     # Namespace and workloads in one apply, as `kubectl apply -f dir/` and Helm do: the first
     # pods reach zerodrop before its namespace watch has the namespace (docs/proof.md).
     items = manifests(ns, app, mode, annotations, ns_annotations)
-    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    warnings = []
+    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+            warnings=warnings)
     settle(ns, REPLICAS)
     vip = kubectl("-n", ns, "get", "svc", "app", "-o", "jsonpath={.spec.clusterIP}")
     time.sleep(3)  # kube-proxy programs the new Service
     runs = []
     for i in range(repeat):
         restart, t_restart = phase(ns, vip, rate, lambda: kubectl(
-            "-n", ns, "rollout", "restart", "deploy/app"), REPLICAS)
+            "-n", ns, "rollout", "restart", "deploy/app"), REPLICAS, replaces=True)
         scale, t_scale = phase(ns, vip, rate, lambda: kubectl(
             "-n", ns, "scale", "deploy/app", f"--replicas={SCALED}"), SCALED)
         kubectl("-n", ns, "scale", "deploy/app", f"--replicas={REPLICAS}")
@@ -156,7 +175,8 @@ def run_cell(app, scenario, mode, annotations, repeat, rate, tag="", ns_annotati
               f"{scale['by_kind']} {t_scale:.1f}s", file=sys.stderr)
     pod = json.loads(kubectl("-n", ns, "get", "pods", "-o", "json"))["items"][0]
     kubectl("delete", "namespace", ns, "--wait=false")
-    return {"app": app, "scenario": scenario, "runs": runs, "pod": shape(pod)}
+    return {"app": app, "scenario": scenario, "runs": runs, "pod": shape(pod),
+            "warnings": [w for w in warnings if "zerodrop" in w]}
 
 
 def brief(tally):
@@ -188,7 +208,7 @@ def table(results, sweep):
         lines.append(f"| {r['app']} | {r['scenario']} | {per_run} / {sum(x['sent'] for x in rs)} "
                      f"| {per_scale} / {sum(x['sent'] for x in ss)} "
                      f"| {100 * failed / max(sent, 1):.2f}% | {secs[len(secs) // 2]} "
-                     f"| {changes(r['pod'])} |")
+                     f"| {changes(r['pod'], r.get('warnings', []))} |")
     out = "\n".join(lines)
     if sweep:
         out += "\n\n| prestop-sleep (drain app, enforce) | failed / sent (restarts + scale-downs) |\n| --- | --- |\n"
@@ -198,8 +218,10 @@ def table(results, sweep):
     return out
 
 
-def changes(pod):
+def changes(pod, warnings=()):
     parts = []
+    if any("stays PID 1" in w for w in warnings):
+        parts.append("warned: the image's shell stays PID 1")
     if pod["preStop"]:
         parts.append("preStop " + json.dumps(pod["preStop"], separators=(",", ":")))
     if pod["readiness"] and "httpGet" in pod["readiness"]:
@@ -220,18 +242,24 @@ def between_markers(doc, text):
     return new
 
 
-def install_zerodrop():
+def install_zerodrop(inspect=False):
     helm = subprocess.run([os.path.join(ROOT, "tests/helm/build.sh")], capture_output=True,
                           text=True, check=True).stdout.strip()
     subprocess.run([helm, "upgrade", "--install", "zerodrop", os.path.join(ROOT, "charts/zerodrop"),
                     "-n", "zerodrop-system", "--create-namespace",
                     "--set", "image.repository=zerodrop.local/zerodrop", "--set-string", "image.tag=1",
                     "--set", "image.pullPolicy=Never", "--set", "replicaCount=1",
-                    # The node's images are local (zerodrop.local): no registry to inspect.
-                    "--set", "images.inspection=false",
+                    # Most of the node's images are local (zerodrop.local): nothing to inspect
+                    # unless a cell's image comes from the node's registry.
+                    "--set", f"images.inspection={str(inspect).lower()}",
+                    "--set", "images.insecureRegistries={198.18.0.1:5000}",
                     "--wait", "--timeout", "120s"],
                    env={**os.environ, "KUBECONFIG": os.path.join(NODE_DIR, "kubeconfig")},
                    check=True, capture_output=True)
+    # An upgrade replaces the replica; the old one keeps serving the apiserver's open
+    # connections for its shutdown delay. Cells start once it is gone, so every admission they
+    # cause is answered by the configuration they are run with.
+    settle("zerodrop-system", 1)
 
 
 def main():
@@ -258,7 +286,12 @@ def main():
     elif a.only:
         wanted = set(a.only.split(","))
         cells = [c for c in CELLS if f"{c[0]}/{c[1]}" in wanted]
-    results = [run_cell(app, sc, mode, ann, a.repeat, a.rate) for app, sc, mode, ann in cells]
+    results, inspecting = [], False
+    for app, sc, mode, ann in sorted(cells, key=lambda c: c[0] in INSPECTED):
+        if (app in INSPECTED) != inspecting:
+            inspecting = app in INSPECTED
+            install_zerodrop(inspect=inspecting)
+        results.append(run_cell(app, sc, mode, ann, a.repeat, a.rate))
     sweep = []
     if a.sweep:
         for s in SWEEP:

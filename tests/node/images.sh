@@ -4,6 +4,8 @@
 #   zerodrop.local/rollout-app:1  examples/rollout_app (Rust, static) + Debian's dash as /bin/sh
 #                                 (a shell that does not exec a lone command, like most
 #                                 Debian-based images) + busybox for `sleep`
+#   198.18.0.1:5000/rollout-app-shell:1  the same app behind a shell-form CMD (for the node's
+#                                 registry: node.sh pushes it)
 #   zerodrop.local/zerodrop:1     the webhook (Rust, static)
 # and the load generator for the host. Prints the folder holding them.
 set -euo pipefail
@@ -27,6 +29,15 @@ oci "$out/pause.tar" zerodrop.local/pause:1 --entrypoint '["/pause"]' --user 655
 oci "$out/rollout-app.tar" zerodrop.local/rollout-app:1 --entrypoint '["/rollout-app"]' \
   "$rel/examples/rollout_app=/rollout-app" \
   /bin/dash=/bin/sh /lib/x86_64-linux-gnu/libc.so.6=/lib/x86_64-linux-gnu/libc.so.6 \
+  /lib64/ld-linux-x86-64.so.2=/lib64/ld-linux-x86-64.so.2 \
+  /bin/busybox=/bin/busybox "/bin/sleep->busybox" @/tmp
+# The same app as a Debian-based image written with a shell-form `CMD /rollout-app ...`:
+# /bin/sh -> dash, and PID 1 comes from the image, not the pod spec. Pushed to the node's
+# registry (node.sh), pulled by containerd, inspected by zerodrop.
+oci "$out/rollout-app-shell.tar" 198.18.0.1:5000/rollout-app-shell:1 \
+  --cmd '["/bin/sh", "-c", "/rollout-app --on-sigterm drain"]' \
+  "$rel/examples/rollout_app=/rollout-app" \
+  /bin/dash=/bin/dash "/bin/sh->dash" /lib/x86_64-linux-gnu/libc.so.6=/lib/x86_64-linux-gnu/libc.so.6 \
   /lib64/ld-linux-x86-64.so.2=/lib64/ld-linux-x86-64.so.2 \
   /bin/busybox=/bin/busybox "/bin/sleep->busybox" @/tmp
 oci "$out/zerodrop.tar" zerodrop.local/zerodrop:1 --entrypoint '["/zerodrop"]' --user 65532 \

@@ -25,14 +25,18 @@ up)
   [ "$(id -u)" = 0 ] || { echo "node.sh up needs root (containerd, iptables, mounts)" >&2; exit 1; }
   bin="$("$root/tests/harness/build.sh" --node)"
   images="$("$root/tests/node/images.sh")"
+  tools="$("$root/tests/registry/build.sh")"
   rm -rf "$dir" && mkdir -p "$dir"
   setsid "$bin/controlplane" --bin "$bin" --dir "$dir" --node --watch-stdin=false \
-    --images "$images/pause.tar,$images/rollout-app.tar,$images/zerodrop.tar" \
+    --images "$images/pause.tar,$images/rollout-app.tar,$images/zerodrop.tar" --registry "$tools/registry" \
     >"$dir/ready.out" 2>"$dir/launcher.log" </dev/null &
   echo $! >"$dir/pid"
   for _ in $(seq 600); do
     if grep -q '^READY' "$dir/ready.out"; then
       echo "$images" >"$dir/images"
+      # The shell-form image goes through the node's registry: containerd pulls it.
+      mkdir -p "$dir/layout" && tar -xf "$images/rollout-app-shell.tar" -C "$dir/layout"
+      "$tools/crane" push --insecure "$dir/layout" 198.18.0.1:5000/rollout-app-shell:1 >&2
       echo "node up: export KUBECONFIG=$dir/kubeconfig   (kubectl: $bin/kubectl, logs: $dir/*.log)"
       exit 0
     fi

@@ -68,7 +68,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("out")
     p.add_argument("name")
-    p.add_argument("--entrypoint", required=True, type=json.loads)
+    p.add_argument("--entrypoint", type=json.loads)
+    p.add_argument("--cmd", type=json.loads, help="the image's Cmd (a shell form is what `CMD app` writes)")
     p.add_argument("--user", default="")
     p.add_argument("--env", action="append", default=[])
     p.add_argument("files", nargs="+")
@@ -81,7 +82,8 @@ def main():
             "architecture": "amd64",
             "os": "linux",
             "config": {
-                "Entrypoint": a.entrypoint,
+                **({"Entrypoint": a.entrypoint} if a.entrypoint else {}),
+                **({"Cmd": a.cmd} if a.cmd else {}),
                 "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"] + a.env,
                 "User": a.user,
             },

@@ -41,6 +41,7 @@ func main() {
 	withKCM := flag.Bool("controller-manager", true, "also run kube-controller-manager")
 	withNode := flag.Bool("node", false, "also run a worker: containerd, kube-scheduler, kubelet, kube-proxy (root)")
 	images := flag.String("images", "", "with --node: comma-separated OCI image tarballs to import into containerd")
+	registry := flag.String("registry", "", "with --node: a distribution registry binary, served plain HTTP on the bridge for containerd to pull from")
 	watchStdin := flag.Bool("watch-stdin", true, "stop when stdin closes (false for a detached node)")
 	flag.Parse()
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
@@ -153,6 +154,7 @@ func main() {
 		if *images != "" {
 			tarballs = strings.Split(*images, ",")
 		}
+		n.registry = *registry
 		if err := n.start(ctx, *dir, kubeconfig, creds.caCert, tarballs); err != nil {
 			log.Print(err)
 			return

@@ -33,14 +33,19 @@ const (
 	bridgeIP    = "198.18.0.1"
 	clusterCIDR = "198.18.0.0/16"
 	bridgeName  = "zd0"
-	cniBinDir   = "/usr/lib/cni"
+	// The node's registry: plain HTTP on the bridge, where containerd (on the host) and pods
+	// (zerodrop inspecting images) both reach it.
+	registryAddr = bridgeIP + ":5000"
+	cniBinDir    = "/usr/lib/cni"
 )
 
 // node is what the worker needs to start and, above all, to clean up after itself.
 type node struct {
 	dir, bin, sock string
-	containerd     *exec.Cmd
-	procs          []*exec.Cmd
+	// The distribution registry binary ("" for none).
+	registry   string
+	containerd *exec.Cmd
+	procs      []*exec.Cmd
 }
 
 func newNode(dir, bin string) *node {
@@ -57,6 +62,22 @@ func (n *node) start(ctx context.Context, stateDir, kubeconfig, caCert string, i
 	must(os.WriteFile(filepath.Join(n.dir, "cni/net.d/10-zerodrop.conflist"), []byte(n.cniConfig()), 0o600))
 	containerdConfig := filepath.Join(n.dir, "containerd.toml")
 	must(os.WriteFile(containerdConfig, []byte(n.containerdConfig()), 0o600))
+
+	// containerd reads a registry's hosts.toml at each pull (config_path): plain HTTP for the
+	// node's registry, as a hosts.toml is how a cluster points containerd at a mirror.
+	hosts := filepath.Join(n.dir, "containerd/certs.d", registryAddr)
+	must(os.MkdirAll(hosts, 0o700))
+	must(os.WriteFile(filepath.Join(hosts, "hosts.toml"), []byte(fmt.Sprintf(
+		"server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n",
+		"http://"+registryAddr, "http://"+registryAddr)), 0o600))
+	if n.registry != "" {
+		must(os.MkdirAll(filepath.Join(n.dir, "registry"), 0o700))
+		config := filepath.Join(n.dir, "registry.json")
+		must(os.WriteFile(config, []byte(fmt.Sprintf(
+			`{"version": 0.1, "log": {"level": "warn"}, "storage": {"filesystem": {"rootdirectory": %q}}, "http": {"addr": %q, "secret": "node"}}`,
+			filepath.Join(n.dir, "registry"), registryAddr)), 0o600))
+		n.procs = append(n.procs, start(ctx, stateDir, "registry", n.registry, "serve", config))
+	}
 
 	n.containerd = start(ctx, stateDir, "containerd", "containerd", "--config", containerdConfig)
 	if !waitFile(ctx, n.sock, 60*time.Second) {
@@ -311,8 +332,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = %q
     conf_dir = %q
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %q
 `, filepath.Join(n.dir, "containerd/root"), filepath.Join(n.dir, "containerd/state"),
-		n.sock, n.sock+".ttrpc", cniBinDir, filepath.Join(n.dir, "cni/net.d"))
+		n.sock, n.sock+".ttrpc", cniBinDir, filepath.Join(n.dir, "cni/net.d"),
+		filepath.Join(n.dir, "containerd/certs.d"))
 }
 
 func (n *node) kubeletConfig(caCert string) string {
@@ -336,7 +360,7 @@ authorization: {mode: AlwaysAllow}
 failSwapOn: false
 resolvConf: ""
 serializeImagePulls: false
-# Images exist only locally (no registry): never garbage-collect them.
+# Most images exist only locally (imported, not pulled): never garbage-collect them.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 evictionHard: {}
