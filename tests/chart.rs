@@ -490,6 +490,38 @@ fn the_network_policy_admits_the_apiserver_and_the_scraper_only() {
         egress.iter().any(|e| e["ports"][0]["port"] == 53),
         "DNS stays open: {np}"
     );
+    // Registries: HTTPS and the listed insecure ports, never link-local (metadata) addresses.
+    let registries = |sets: &[&str]| -> Option<Value> {
+        let objs = render(sets).unwrap();
+        let np = find(&objs, "NetworkPolicy");
+        np["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["ports"][0]["port"] == 443 && e["to"][0]["ipBlock"]["cidr"] == "0.0.0.0/0")
+            .cloned()
+    };
+    let rule = registries(&[
+        "networkPolicy.enabled=true",
+        "images.insecureRegistries={registry.example:5000,mirror.example}",
+    ])
+    .unwrap();
+    let ports: Vec<&Value> = rule["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["port"])
+        .collect();
+    assert_eq!(ports, [&json!(443), &json!(5000)], "{rule}");
+    assert_eq!(
+        rule["to"][0]["ipBlock"]["except"],
+        json!(["169.254.0.0/16"])
+    );
+    assert_eq!(rule["to"][1]["ipBlock"]["except"], json!(["fe80::/10"]));
+    assert!(
+        registries(&["networkPolicy.enabled=true", "images.inspection=false"]).is_none(),
+        "no registry egress without inspection"
+    );
 }
 
 #[test]
