@@ -70,6 +70,14 @@ async fn manifests(
             tokio::time::sleep(Duration::from_millis(100)).await;
             StatusCode::TOO_MANY_REQUESTS.into_response()
         }
+        // Slow, and counts how many calls overlap.
+        r if r.starts_with("busy") => {
+            let now = BUSY.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            BUSY_MAX.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            BUSY.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            StatusCode::NOT_FOUND.into_response()
+        }
         "stall" => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
@@ -227,4 +235,25 @@ async fn concurrent_asks_for_one_image_make_one_inspection() {
     assert!(answers.iter().all(|a| matches!(a, ImageFacts::Unknown(_))));
     let made = LIMITED.load(std::sync::atomic::Ordering::Relaxed) - before;
     assert_eq!(made, 1, "20 concurrent asks made {made} registry calls");
+}
+
+static BUSY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static BUSY_MAX: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[tokio::test]
+async fn one_registry_gets_a_bounded_number_of_calls_at_once() {
+    let host = fake().await;
+    let mut config = RegistryConfig::default();
+    config.insecure.insert(host.clone());
+    let inspector = Inspector::new(RegistryClient::new(config).unwrap(), LayerBudget::default());
+    let any = Platform::default();
+    // 12 different images (no singleflight between them) on one registry.
+    let images: Vec<String> = (0..12).map(|i| format!("{host}/busy{i}:1")).collect();
+    let answers = futures::future::join_all(images.iter().map(|i| inspector.facts(i, &any))).await;
+    assert!(answers.iter().all(|a| matches!(a, ImageFacts::Unknown(_))));
+    let most = BUSY_MAX.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (2..=zerodrop::images::registry::PER_REGISTRY).contains(&most),
+        "{most} calls at once"
+    );
 }

@@ -66,7 +66,15 @@ pub struct RegistryClient {
     config: RegistryConfig,
     /// Bearer tokens by registry, repository and the login they were issued to.
     tokens: Mutex<HashMap<TokenKey, String>>,
+    /// Calls in flight per registry host, so one image flood cannot hammer a registry (or be
+    /// rate-limited out of it) and one slow registry cannot hold every call.
+    per_registry: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
+
+/// Calls at once to one registry.
+pub const PER_REGISTRY: usize = 4;
+/// Registries with a limiter kept; past it idle ones are dropped (names are tenant input).
+const MAX_REGISTRIES: usize = 256;
 
 type TokenKey = (String, String, Option<Login>);
 
@@ -106,6 +114,7 @@ impl RegistryClient {
             http: Client::builder(TokioExecutor::new()).build(https),
             config,
             tokens: Mutex::default(),
+            per_registry: Mutex::default(),
         }))
     }
 
@@ -141,10 +150,33 @@ impl RegistryClient {
             "{scheme}://{}/v2/{}/{kind}/{reference}",
             image.registry, image.repository
         );
-        let fetch = self.fetch(image, login, url, accept, max);
+        let limit = self.limiter(&image.registry);
+        let fetch = async {
+            // Waiting for a turn counts against the call's bound.
+            let _turn = limit
+                .acquire()
+                .await
+                .map_err(|_| RegistryError::Transport("limiter closed".into()))?;
+            self.fetch(image, login, url, accept, max).await
+        };
         tokio::time::timeout(self.config.timeout, fetch)
             .await
             .map_err(|_| RegistryError::Timeout)?
+    }
+
+    fn limiter(&self, registry: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut limits = self.per_registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(limit) = limits.get(registry) {
+            return limit.clone();
+        }
+        if limits.len() >= MAX_REGISTRIES {
+            limits.retain(|_, l| l.available_permits() < PER_REGISTRY);
+        }
+        let limit = Arc::new(tokio::sync::Semaphore::new(PER_REGISTRY));
+        if limits.len() < MAX_REGISTRIES {
+            limits.insert(registry.to_owned(), limit.clone());
+        }
+        limit
     }
 
     async fn fetch(
