@@ -234,3 +234,24 @@ pub async fn delete_webhooks(client: &Client, name: &str) {
     let _ = m.delete(name, &dp).await;
     let _ = v.delete(name, &dp).await;
 }
+
+/// The first pod labelled `app=<app>` in `ns`, waiting up to 30 s for the controller to make it.
+pub async fn first_pod(c: &Client, ns: &str, app: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let req = http::Request::get(format!(
+            "/api/v1/namespaces/{ns}/pods?labelSelector=app%3D{app}"
+        ))
+        .body(Vec::new())
+        .unwrap();
+        let list: Value = c.request(req).await.unwrap();
+        if let Some(p) = list["items"].as_array().and_then(|i| i.first()) {
+            return p.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no pod of {app}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
