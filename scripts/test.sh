@@ -56,6 +56,17 @@ step "cargo test (unit, property, server, chart, end-to-end)"
 cargo build --examples --locked
 cargo test --workspace --all-targets --locked
 
+step "Kubernetes releases: the acceptance core on 1.32, 1.33, 1.34, 1.36 and the whole end-to-end suite on 1.30 (1.37 ran above)"
+# One release at a time (2 cores): its control plane built from the k8s.io/kubernetes module
+# (cached by content), then the same test binary against it.
+core=(e2e::chart::rendered e2e::generated e2e::workloads e2e::pods e2e::namespaces e2e::versions)
+for release in 1.30 1.32 1.33 1.34 1.36; do
+  bin="$(tests/harness/build.sh --version "$release")"
+  echo "Kubernetes $release: $bin"
+  if [ "$release" = 1.30 ]; then filter=(e2e::); else filter=("${core[@]}"); fi
+  ZERODROP_HARNESS_BIN="$bin" cargo test --locked -p zerodrop --test suite -- "${filter[@]}"
+done
+
 step "rollout experiment: its reporting (pytest), then a real node (smoke: the exit app without and with zerodrop, once)"
 python3 -m pytest -q -p no:cacheprovider tests/node
 # Root and Debian's containerd/runc/CNI plugins: the node runs real containers (tests/node).

@@ -14,6 +14,7 @@ mod pull_secrets;
 mod rotation;
 mod scan;
 mod startup;
+mod versions;
 mod workloads;
 
 use harness::Zerodrop;
