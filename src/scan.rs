@@ -12,12 +12,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ScanConfig {
     pub interval: Duration,
     pub lease: LeaseConfig,
     /// Only namespaces this label selector matches too (e.g. one installation's share).
     pub namespace_selector: Option<String>,
+    /// The webhook's image facts (cached verdicts only), when image inspection is on.
+    pub images: Option<Arc<dyn crate::admission::ImageLookup>>,
 }
 
 /// What one scan found: unprotected pods by namespace and cause, over the namespaces scanned.
@@ -92,11 +94,12 @@ pub async fn run(client: Client, engine: Engine, cfg: ScanConfig, metrics: Arc<M
 
 /// One pass over the opted-in namespaces (one at a time, so memory stays that of the largest).
 async fn scan(client: &Client, engine: &Engine, cfg: &ScanConfig) -> Result<Found, kube::Error> {
-    // The scan judges pods from their specs only: it does not call registries on its own
-    // (every image of every opted-in namespace, each interval).
+    // What the webhook already knows of images, and no more: the scan calls no registry
+    // (that would be every image of every opted-in namespace, each interval).
     let facts = Facts {
         outages: cfg.lease.outages(client).await?,
-        images: None,
+        images: cfg.images.clone(),
+        inspect_misses: false,
     };
     let reports = policy_report::installed(client).await;
     let mut found = Found::default();

@@ -36,6 +36,9 @@ pub enum Cause {
     ChangedAfterAdmission,
     /// Mutated by a zerodrop whose rules were older.
     OutdatedLedger,
+    /// Mutated before its image was inspected: what the image needs (the shell-exec rewrite)
+    /// came later.
+    ImageInspectedLater,
 }
 
 impl Cause {
@@ -47,6 +50,7 @@ impl Cause {
             Cause::NotMutated => "not-mutated",
             Cause::ChangedAfterAdmission => "changed-after-admission",
             Cause::OutdatedLedger => "outdated-ledger",
+            Cause::ImageInspectedLater => "image-inspected-later",
         }
     }
 
@@ -64,6 +68,10 @@ impl Cause {
             Cause::ChangedAfterAdmission => "changed after admission: needs a rollout".into(),
             Cause::OutdatedLedger => {
                 format!("outdated zerodrop ledger v{ledger_version}: needs a rollout")
+            }
+            Cause::ImageInspectedLater => {
+                "admitted before its image was inspected (PID 1 from the image): needs a rollout"
+                    .into()
             }
         }
     }
@@ -94,6 +102,9 @@ pub struct Window {
 pub struct Facts {
     pub outages: Vec<Window>,
     pub images: Option<std::sync::Arc<dyn crate::admission::ImageLookup>>,
+    /// Inspect images the lookup does not know yet (`false`: what it knows only, no registry
+    /// call: the background scan).
+    pub inspect_misses: bool,
 }
 
 /// The workload collections audited.
@@ -194,10 +205,7 @@ pub async fn audit_namespace(
                 // A Deployment's ReplicaSets mirror its template: report the Deployment only.
                 objs.retain(|obj| controller(obj).is_none());
             }
-            let images = match &facts.images {
-                Some(lookup) => super::images::of_page(lookup.as_ref(), name, &objs).await,
-                None => vec![Images::new(); objs.len()],
-            };
+            let images = page_images(facts, name, &objs).await;
             for (obj, images) in objs.iter().zip(&images) {
                 report
                     .workloads
@@ -215,8 +223,11 @@ pub async fn audit_namespace(
         };
         let mut pages = Pages::new(&api, &pods);
         while let Some(pods) = pages.next().await? {
-            for pod in &pods {
-                report.drift.extend(escaped(engine, pod, &layer, &seen));
+            let images = page_images(facts, name, &pods).await;
+            for (pod, images) in pods.iter().zip(&images) {
+                report
+                    .drift
+                    .extend(escaped(engine, pod, &layer, &seen, images));
             }
         }
     }
@@ -230,9 +241,25 @@ struct Seen<'a> {
     facts: &'a Facts,
 }
 
+/// What is known of each object's images (nothing without an image source).
+async fn page_images(facts: &Facts, namespace: &str, objs: &[Value]) -> Vec<Images> {
+    match &facts.images {
+        Some(lookup) => {
+            super::images::of_page(lookup.as_ref(), namespace, objs, facts.inspect_misses).await
+        }
+        None => vec![Images::new(); objs.len()],
+    }
+}
+
 /// A Pod escaped when enforce mode would still change it (no ledger: webhook down or pod older
 /// than the opt-in), or when its ledger predates this version's rules.
-fn escaped(engine: &Engine, pod: &Value, layer: &Layer, seen: &Seen<'_>) -> Option<Escaped> {
+fn escaped(
+    engine: &Engine,
+    pod: &Value,
+    layer: &Layer,
+    seen: &Seen<'_>,
+    images: &Images,
+) -> Option<Escaped> {
     let phase = pod
         .pointer("/status/phase")
         .and_then(Value::as_str)
@@ -242,7 +269,7 @@ fn escaped(engine: &Engine, pod: &Value, layer: &Layer, seen: &Seen<'_>) -> Opti
     {
         return None;
     }
-    let decision = engine.evaluate(pod, Workload::Pod, layer);
+    let decision = engine.evaluate_with(pod, Workload::Pod, layer, images);
     if decision.skipped.is_some() || decision.mode != Mode::Enforce {
         return None;
     }
@@ -254,6 +281,17 @@ fn escaped(engine: &Engine, pod: &Value, layer: &Layer, seen: &Seen<'_>) -> Opti
     let cause = match &ledger {
         Some(l) if l.v < ledger::VERSION => Cause::OutdatedLedger,
         _ if decision.patch.0.is_empty() => return None,
+        // From its spec alone the pod is complete: the change is the image's.
+        Some(_)
+            if !images.is_empty()
+                && engine
+                    .evaluate(pod, Workload::Pod, layer)
+                    .patch
+                    .0
+                    .is_empty() =>
+        {
+            Cause::ImageInspectedLater
+        }
         Some(_) => Cause::ChangedAfterAdmission,
         None => match created {
             Some(t) if seen.facts.outages.iter().any(|w| w.from <= t && t <= w.to) => {
@@ -304,13 +342,14 @@ mod tests {
                 to: at("2026-01-01T10:05:00Z"),
             }],
             images: None,
+            inspect_misses: false,
         };
         let seen = Seen {
             replica_sets: &replica_sets,
             opted_in_at: Some(at("2026-01-02T00:00:00Z")),
             facts: &facts,
         };
-        let cause = |p: &Value| escaped(&engine, p, &layer, &seen).map(|e| e.cause);
+        let cause = |p: &Value| escaped(&engine, p, &layer, &seen, &Images::new()).map(|e| e.cause);
         assert_eq!(
             cause(&pod("2026-01-01T10:01:00Z", json!({}))),
             Some(Cause::CreatedDuringOutage)
@@ -332,6 +371,33 @@ mod tests {
         assert_eq!(
             cause(&pod("2026-01-03T00:00:00Z", old)),
             Some(Cause::OutdatedLedger)
+        );
+        // Mutated before its shell-form image was known: the rewrite is the image's.
+        let mut early = pod(
+            "2026-01-03T00:00:00Z",
+            json!({ "zerodrop.dev/shell-exec": "true" }),
+        );
+        let decision = engine.evaluate(&early, Workload::Pod, &layer);
+        json_patch::patch(&mut early, &decision.patch).unwrap();
+        assert_eq!(cause(&early), None, "complete as far as its spec tells");
+        let shell_form = crate::engine::image::ImageConfig {
+            digest: format!("sha256:{}", "a".repeat(64)),
+            entrypoint: None,
+            cmd: Some(vec!["/bin/sh".into(), "-c".into(), "./web".into()]),
+            stop_signal: None,
+            shell: crate::engine::image::Shell::Dash,
+            script: None,
+            certain: true,
+        };
+        let known: Images = [(
+            "web".to_owned(),
+            crate::engine::image::ImageFacts::Known(shell_form),
+        )]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            escaped(&engine, &early, &layer, &seen, &known).map(|e| e.cause),
+            Some(Cause::ImageInspectedLater)
         );
         // A pod carrying the changes has not escaped, whatever its age.
         let mut mutated = pod("2026-01-01T10:01:00Z", json!({}));

@@ -10,20 +10,31 @@ use std::sync::Arc;
 /// Inspections under way at once (the inspector's cache and singleflight share the rest).
 const AT_ONCE: usize = 8;
 
-/// What is known of each object's images, in the objects' order.
-pub async fn of_page(lookup: &dyn ImageLookup, namespace: &str, objs: &[Value]) -> Vec<Images> {
+/// What is known of each object's images, in the objects' order; with `inspect`, images the
+/// lookup does not know yet are inspected, else left out (nothing is said about them).
+pub async fn of_page(
+    lookup: &dyn ImageLookup,
+    namespace: &str,
+    objs: &[Value],
+    inspect: bool,
+) -> Vec<Images> {
     let mut out = Vec::with_capacity(objs.len());
     for chunk in objs.chunks(AT_ONCE) {
         let each: Vec<_> = chunk
             .iter()
-            .map(|obj| of_object(lookup, namespace, obj))
+            .map(|obj| of_object(lookup, namespace, obj, inspect))
             .collect();
         out.extend(futures::future::join_all(each).await);
     }
     out
 }
 
-async fn of_object(lookup: &dyn ImageLookup, namespace: &str, obj: &Value) -> Images {
+async fn of_object(
+    lookup: &dyn ImageLookup,
+    namespace: &str,
+    obj: &Value,
+    inspect: bool,
+) -> Images {
     let mut known = Images::new();
     let Some(workload) = obj
         .get("kind")
@@ -40,11 +51,12 @@ async fn of_object(lookup: &dyn ImageLookup, namespace: &str, obj: &Value) -> Im
     for image in images {
         let facts = match lookup.cached(image, &platform, namespace) {
             Some(facts) => facts,
-            None => {
+            None if inspect => {
                 lookup
                     .inspect(image.to_owned(), platform.clone(), puller.clone())
                     .await
             }
+            None => continue,
         };
         known.insert(image.to_owned(), facts);
     }

@@ -55,6 +55,7 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
             } else {
                 None
             },
+            inspect_misses: true,
             ..Default::default()
         };
         let report = audit::cluster::audit(

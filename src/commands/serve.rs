@@ -79,7 +79,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
     tracing::info!(tls = %server.tls_addr, admin = %server.admin_addr, "serving");
     if let Some(client) = client {
         let join = Join {
-            scan: scan_config(&args, &client),
+            scan: scan_config(&args, &client, state.images.lookup.clone()),
             client,
             policy,
             kube_version: args.kube_version,
@@ -128,7 +128,11 @@ async fn cluster_client(args: &ServeArgs) -> anyhow::Result<Option<kube::Client>
 }
 
 /// The background scan's settings, or `None` when it is off.
-fn scan_config(args: &ServeArgs, client: &kube::Client) -> Option<ScanConfig> {
+fn scan_config(
+    args: &ServeArgs,
+    client: &kube::Client,
+    images: Option<Arc<dyn crate::admission::ImageLookup>>,
+) -> Option<ScanConfig> {
     if args.scan_interval.is_zero() {
         return None;
     }
@@ -141,6 +145,7 @@ fn scan_config(args: &ServeArgs, client: &kube::Client) -> Option<ScanConfig> {
         .clone()
         .unwrap_or_else(|| client.default_namespace().to_owned());
     Some(ScanConfig {
+        images,
         namespace_selector: args.scan_namespace_selector.clone(),
         interval: args.scan_interval,
         lease: LeaseConfig {

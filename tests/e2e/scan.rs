@@ -253,3 +253,64 @@ fn exported_names(text: &str) -> std::collections::BTreeSet<String> {
     }
     names
 }
+
+/// A pod admitted before its image's verdict was known (the webhook never waits for a registry
+/// on /mutate) lacks the shell-exec rewrite; once the webhook has inspected the image, the scan
+/// counts that pod as unprotected with its own reason, without calling a registry itself.
+#[tokio::test]
+async fn a_pod_admitted_before_its_image_was_known_is_counted_unprotected() {
+    use crate::support::registry::{Layout, Registry};
+    let registry = Registry::start(false);
+    let layers = vec![vec![
+        ("bin/sh", "dash", true),
+        ("bin/dash", "\x7fELF", false),
+    ]];
+    let (image, _) = registry.push(
+        "shop/late",
+        "1",
+        &Layout::single(json!({ "Cmd": ["/bin/sh", "-c", "./late"] }), layers),
+    );
+    let c = client().await;
+    let name = "scan-images";
+    let mut flags = scan_flags(
+        "scan-images",
+        "images",
+        "e2e.zerodrop.dev/webhook=scan-images",
+    );
+    flags.extend([
+        "--image-inspection=true",
+        "--insecure-registry",
+        registry.host.as_str(),
+    ]);
+    let zd = Zerodrop::start_with(free_port(), &flags);
+    register(&c, name, zd.tls_port, &zd.ca_pem).await;
+    zd.wait_ready().await;
+    let ns = namespace(&c, name, Some("enforce"), json!({})).await;
+    wait_for_webhook(&c, &ns).await;
+    // A bare Pod: no workload admission warmed the cache, so it is admitted without the
+    // rewrite while the inspection runs in the background.
+    let mut container = web();
+    container["image"] = json!(image);
+    let sent = json!({ "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "late", "annotations": { "zerodrop.dev/shell-exec": "true" } },
+        "spec": { "containers": [container] } });
+    crate::e2e::cluster::create_pod(&c, &ns, &sent, false)
+        .await
+        .ok_status();
+    let stored = get(&c, &format!("/api/v1/namespaces/{ns}/pods/late"))
+        .await
+        .unwrap();
+    assert!(
+        stored["spec"]["containers"][0]["command"].is_null(),
+        "{stored}"
+    );
+    let series =
+        format!(r#"zerodrop_unprotected_pods{{namespace="{ns}",reason="image-inspected-later"}}"#);
+    until(
+        "the late pod in the gauge",
+        Duration::from_secs(20),
+        async || (zd.metric(&series).await == Some(1.0)).then_some(()),
+    )
+    .await;
+    delete_webhooks(&c, name).await;
+}
