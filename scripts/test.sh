@@ -59,7 +59,7 @@ cargo test --workspace --all-targets --locked
 step "Kubernetes releases: the acceptance core on 1.32, 1.33, 1.34, 1.36 and the whole end-to-end suite on 1.30 (1.37 ran above)"
 # One release at a time (2 cores): its control plane built from the k8s.io/kubernetes module
 # (cached by content), then the same test binary against it.
-core=(e2e::chart::rendered e2e::generated e2e::workloads e2e::pods e2e::namespaces e2e::versions)
+core=(e2e::chart::rendered e2e::generated e2e::workloads e2e::pods e2e::namespaces e2e::versions e2e::peers)
 for release in 1.30 1.32 1.33 1.34 1.36; do
   bin="$(tests/harness/build.sh --version "$release")"
   echo "Kubernetes $release: $bin"

@@ -9,6 +9,7 @@ mod harness;
 mod images;
 mod namespaces;
 mod outage;
+mod peers;
 mod pods;
 mod pull_secrets;
 mod rotation;
