@@ -69,7 +69,7 @@ kubeconfig=$(sed -nE 's/^READY .*"kubeconfig":"([^"]+)".*/\1/p' "$work/cp.out")
 pids+=($!)
 for _ in $(seq 100); do grep -q '"serving"' "$work/zd-e2e.log" && break; sleep 0.1; done
 e2e_port=$(grep '"serving"' "$work/zd-e2e.log" | sed -nE 's/.*"tls":"127.0.0.1:([0-9]+)".*/\1/p' | head -1)
-out=$("$ex/e2e_latency" "$kubeconfig" "https://127.0.0.1:$e2e_port" "$work/e2e-certs/ca.crt" "$iters" \
+out=$(PEER_POLICY=bench/peers/mutating-admission-policy.yaml "$ex/e2e_latency" "$kubeconfig" "https://127.0.0.1:$e2e_port" "$work/e2e-certs/ca.crt" "$iters" \
   "https://127.0.0.1:$base_port" "$work/baseline-ca.pem")
 echo "{\"kind\":\"e2e\",\"result\":$out}" >> "$work/results.jsonl"
 

@@ -22,7 +22,7 @@ def criterion(root):
 
 
 def ratio(a, b):
-    return f"{a / b:.2f}" if b else "-"
+    return f"{a / b:.2f}" if b and b > 0 else "-"
 
 
 def main(results_path, criterion_root):
@@ -109,6 +109,9 @@ def main(results_path, criterion_root):
             # A/A: a second namespace the webhook does not see; any difference is the machine.
             lines += [f"| webhook not called, second namespace | {e2e['again_p50_us']} µs | {e2e['again_p99_us']} µs |",
                       f"| noise (A/A difference) | {e2e['again_p50_us'] - e2e['without_p50_us']} µs | {e2e['again_p99_us'] - e2e['without_p99_us']} µs |"]
+        if "peer_p50_us" in e2e:
+            lines += [f"| the in-tree MutatingAdmissionPolicy doing the same job (bench/peers, no webhook) | {e2e['peer_p50_us']} µs | {e2e['peer_p99_us']} µs |",
+                      f"| zerodrop's added / the in-tree policy's added | {ratio(e2e['with_p50_us'] - e2e['without_p50_us'], e2e['peer_p50_us'] - e2e['without_p50_us'])} | {ratio(e2e['with_p99_us'] - e2e['without_p99_us'], e2e['peer_p99_us'] - e2e['without_p99_us'])} |"]
         if "null_p50_us" in e2e:
             # The baseline server as a webhook: allowed, no patch. What any webhook costs.
             lines += [f"| a webhook that only answers allowed (examples/baseline) | {e2e['null_p50_us']} µs | {e2e['null_p99_us']} µs |",
