@@ -7,25 +7,14 @@ use crate::e2e::cluster::{
     wait_for_webhook,
 };
 use crate::e2e::harness::{Zerodrop, client, free_port};
-use crate::support::registry::{Layout, PASSWORD, Registry, USER};
+use crate::support::registry::{PASSWORD, Registry, USER};
 use serde_json::json;
 
 #[tokio::test]
 async fn a_shell_form_image_is_found_through_the_webhook_and_rewritten_with_shell_exec() {
     use base64::Engine as _;
     let registry = Registry::start(true);
-    let layers = vec![vec![
-        ("bin/sh", "dash", true),
-        ("bin/dash", "\x7fELF", false),
-    ]];
-    let (image, _) = registry.push(
-        "shop/web",
-        "1",
-        &Layout::single(
-            json!({ "Cmd": ["/bin/sh", "-c", "./web --port 8080"] }),
-            layers,
-        ),
-    );
+    let image = registry.push_shell_form("shop/web", "./web --port 8080");
     let dir = tempfile::tempdir().unwrap();
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
     std::fs::write(

@@ -7,7 +7,7 @@ use crate::e2e::cluster::{
     wait_for_webhook,
 };
 use crate::e2e::harness::{Zerodrop, client, control_plane, free_port};
-use crate::support::registry::{Layout, PASSWORD, Registry, USER};
+use crate::support::registry::{PASSWORD, Registry, USER};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -66,12 +66,7 @@ fn named(mut d: Value, name: &str) -> Value {
 /// on a Debian-like layer (`/bin/sh -> dash`).
 fn private_image(app: &str) -> (Registry, String) {
     let registry = Registry::start(true);
-    let layers = vec![vec![
-        ("bin/sh", "dash", true),
-        ("bin/dash", "\x7fELF", false),
-    ]];
-    let cmd = json!({ "Cmd": ["/bin/sh", "-c", format!("./{app}")] });
-    let (image, _) = registry.push(&format!("private/{app}"), "1", &Layout::single(cmd, layers));
+    let image = registry.push_shell_form(&format!("private/{app}"), &format!("./{app}"));
     (registry, image)
 }
 

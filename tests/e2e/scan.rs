@@ -259,17 +259,9 @@ fn exported_names(text: &str) -> std::collections::BTreeSet<String> {
 /// counts that pod as unprotected with its own reason, without calling a registry itself.
 #[tokio::test]
 async fn a_pod_admitted_before_its_image_was_known_is_counted_unprotected() {
-    use crate::support::registry::{Layout, Registry};
+    use crate::support::registry::Registry;
     let registry = Registry::start(false);
-    let layers = vec![vec![
-        ("bin/sh", "dash", true),
-        ("bin/dash", "\x7fELF", false),
-    ]];
-    let (image, _) = registry.push(
-        "shop/late",
-        "1",
-        &Layout::single(json!({ "Cmd": ["/bin/sh", "-c", "./late"] }), layers),
-    );
+    let image = registry.push_shell_form("shop/late", "./late");
     let c = client().await;
     let name = "scan-images";
     let mut flags = scan_flags(

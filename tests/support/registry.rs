@@ -112,6 +112,17 @@ impl Registry {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// Pushes `repo:1`, an image written with a shell-form `CMD script` on a Debian-like layer
+    /// (`/bin/sh -> dash`); returns its reference.
+    pub fn push_shell_form(&self, repo: &str, script: &str) -> String {
+        let layers = vec![vec![
+            ("bin/sh", "dash", true),
+            ("bin/dash", "\x7fELF", false),
+        ]];
+        let config = serde_json::json!({ "Cmd": ["/bin/sh", "-c", script] });
+        self.push(repo, "1", &Layout::single(config, layers)).0
+    }
+
     /// Pushes `image` as `repo:tag`; returns the reference and its manifest digest.
     pub fn push(&self, repo: &str, tag: &str, image: &Layout) -> (String, String) {
         let layout = tempfile::tempdir().unwrap();
