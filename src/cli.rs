@@ -63,6 +63,39 @@ pub enum Command {
     /// Development certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// Steady HTTP/1.1 load to one target, retrying nothing; prints a JSON summary of every
+    /// failure, classified and timed, when it stops (--duration, SIGTERM/SIGINT, or stdin
+    /// closing with --until-stdin-closes). What rollouts are measured with.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// HOST:PORT to connect to (a Service's cluster IP, a pod, an ingress).
+    #[arg(long, env = "ZERODROP_LOAD_TARGET")]
+    pub target: String,
+    #[arg(long, env = "ZERODROP_LOAD_PATH", default_value = "/")]
+    pub path: String,
+    #[arg(long, env = "ZERODROP_LOAD_METHOD", value_enum, default_value_t = crate::verify::load::Method::Get)]
+    pub method: crate::verify::load::Method,
+    /// Requests per second, on schedule whatever the answers (open loop).
+    #[arg(long, env = "ZERODROP_LOAD_RATE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+    /// Reuse connections (what real clients do); `false`: a new connection per request.
+    #[arg(long, env = "ZERODROP_LOAD_KEEPALIVE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub keepalive: bool,
+    /// Keep-alive connections kept open at most.
+    #[arg(long, env = "ZERODROP_LOAD_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub connections: u16,
+    /// Bound of one request (connect, send, whole answer).
+    #[arg(long, env = "ZERODROP_LOAD_TIMEOUT", default_value = "2s", value_parser = duration)]
+    pub timeout: Duration,
+    /// Stop after this long.
+    #[arg(long, env = "ZERODROP_LOAD_DURATION", value_parser = duration)]
+    pub duration: Option<Duration>,
+    /// Also stop when stdin closes (a driver that dies never leaves load running).
+    #[arg(long, env = "ZERODROP_LOAD_UNTIL_STDIN_CLOSES")]
+    pub until_stdin_closes: bool,
 }
 
 #[derive(Debug, Subcommand)]

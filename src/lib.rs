@@ -14,3 +14,4 @@ pub mod images;
 pub mod metrics;
 pub mod scan;
 pub mod server;
+pub mod verify;

@@ -50,5 +50,6 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(code)
         }
         Command::Certs(CertsCommand::Generate(args)) => zerodrop::commands::certs_generate(&args),
+        Command::Load(args) => runtime.block_on(zerodrop::commands::load(args)),
     }
 }

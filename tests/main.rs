@@ -18,6 +18,7 @@ mod fuzz_corpus;
 mod hostile_inputs;
 mod images_faults;
 mod images_registry;
+mod load;
 mod rollout_tools;
 mod server_namespaces;
 mod server_overload;

@@ -208,6 +208,50 @@ async fn inspect_images(
     Ok(found.into_iter().collect())
 }
 
+/// `zerodrop load`: runs the plan until one of its stops, prints the summary on stdout.
+pub async fn load(args: crate::cli::LoadArgs) -> anyhow::Result<()> {
+    use crate::verify::load::{Plan, run};
+    let plan = Plan {
+        target: args.target,
+        path: args.path,
+        method: args.method,
+        rate: args.rate,
+        keepalive: args.keepalive,
+        connections: usize::from(args.connections),
+        timeout: args.timeout,
+    };
+    let (closed_tx, stdin_closed) = tokio::sync::oneshot::channel::<()>();
+    if args.until_stdin_closes {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+            let _ = closed_tx.send(());
+        });
+    }
+    let duration = args.duration;
+    let stop = async move {
+        let stdin = async {
+            match stdin_closed.await {
+                Ok(()) => (),
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let limit = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown_signal() => (),
+            () = stdin => (),
+            () = limit => (),
+        }
+    };
+    let summary = run(plan, stop).await;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}
+
 /// `zerodrop certs generate`: PEM files for development and tests; keys are written 0600.
 pub fn certs_generate(args: &crate::cli::CertsArgs) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;

@@ -1,0 +1,146 @@
+//! `zerodrop load` against servers on loopback that fail the ways rollouts fail: refused,
+//! non-2xx, never answering, and a keep-alive connection closed under the next request (the
+//! race a pod's shutdown creates for pooled clients). Real sockets; the servers are a few
+//! lines of tokio because no real server can be told to close at that exact moment.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use zerodrop::verify::load::{Failure, Method, Plan, Summary, run};
+
+fn plan(target: &str, keepalive: bool) -> Plan {
+    Plan {
+        target: target.to_owned(),
+        path: "/".into(),
+        method: Method::Post,
+        rate: 40,
+        keepalive,
+        connections: 1,
+        timeout: Duration::from_millis(500),
+    }
+}
+
+async fn for_a_second(plan: Plan) -> Summary {
+    run(plan, tokio::time::sleep(Duration::from_secs(1))).await
+}
+
+/// Reads one request (headers and a Content-Length body); false when the peer closed.
+async fn read_request(s: &mut TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1024];
+    loop {
+        let n = s.read(&mut byte).await.unwrap_or(0);
+        if n == 0 {
+            return false;
+        }
+        buf.extend_from_slice(&byte[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let n = s.read(&mut byte).await.unwrap_or(0);
+                if n == 0 {
+                    return false;
+                }
+                buf.extend_from_slice(&byte[..n]);
+            }
+            return true;
+        }
+    }
+}
+
+/// A server whose connections answer `answers` requests with `status`, then take the next
+/// request and close without answering (0: never answer).
+async fn server(status: u16, answers: usize) -> String {
+    counted(status, answers).await.0
+}
+
+/// The same, with the number of connections it accepted.
+async fn counted(status: u16, answers: usize) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                for _ in 0..answers {
+                    if !read_request(&mut s).await {
+                        return;
+                    }
+                    let head = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok");
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                if answers == 0 {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+                read_request(&mut s).await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn a_healthy_server_over_keepalive_loses_nothing_and_reuses_its_connection() {
+    let (addr, accepted) = counted(200, usize::MAX).await;
+    let s = for_a_second(plan(&addr, true)).await;
+    assert!(s.sent >= 30, "{s:?}");
+    assert_eq!((s.failed, s.ok), (0, s.sent), "{s:?}");
+    let opened = accepted.load(Ordering::SeqCst);
+    assert!(opened <= 3, "{opened} connections for {} requests", s.sent);
+}
+
+#[tokio::test]
+async fn a_connection_closed_under_the_next_request_is_eof_on_a_reused_connection() {
+    // Each connection answers once, then closes as the next request arrives: what a pod that
+    // exits while a pooled client still holds its connection does.
+    let addr = server(200, 1).await;
+    let s = for_a_second(plan(&addr, true)).await;
+    assert!(s.failed > 0 && s.ok > 0, "{s:?}");
+    assert!(
+        s.failures
+            .iter()
+            .all(|f| f.kind == Failure::Eof && f.reused),
+        "{:?}",
+        s.failures
+    );
+    // The same server is fine for a client that opens a connection per request.
+    let fresh = for_a_second(plan(&addr, false)).await;
+    assert_eq!(fresh.failed, 0, "{fresh:?}");
+}
+
+#[tokio::test]
+async fn refused_non_2xx_and_silence_are_told_apart() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let refused = for_a_second(plan(&closed, true)).await;
+    assert!(
+        refused.sent > 0 && refused.by_kind.get("refused") == Some(&refused.sent),
+        "{refused:?}"
+    );
+    let unavailable = for_a_second(plan(&server(503, usize::MAX).await, true)).await;
+    assert_eq!(
+        unavailable.by_kind.get("status-503"),
+        Some(&unavailable.sent),
+        "{unavailable:?}"
+    );
+    assert!(unavailable.failures.iter().all(|f| f.status == Some(503)));
+    let silent = for_a_second(plan(&server(200, 0).await, false)).await;
+    assert_eq!(
+        silent.by_kind.get("timeout"),
+        Some(&silent.sent),
+        "{silent:?}"
+    );
+}
