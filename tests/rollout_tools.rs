@@ -143,15 +143,21 @@ fn exit_mode_drops_in_flight_requests() {
     assert_eq!(app.exit_code(Duration::from_secs(5)), Some(0));
 }
 
-/// Runs the load generator for `secs` against `target`; returns its JSON summary.
+/// Runs `zerodrop load` (new connection per request, as the node experiment does) for `secs`
+/// against `target`; returns its JSON summary.
 fn load(target: &str, rate: u32, secs: f64) -> serde_json::Value {
-    let mut child = Command::new(example("rollout_load"))
-        .args(["--target", target, "--rate", &rate.to_string()])
-        .args(["--timeout-ms", "1000"])
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zerodrop"))
+        .args(["load", "--target", target, "--rate", &rate.to_string()])
+        .args([
+            "--timeout",
+            "1s",
+            "--keepalive=false",
+            "--until-stdin-closes",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("start rollout_load");
+        .expect("start zerodrop load");
     std::thread::sleep(Duration::from_secs_f64(secs));
     drop(child.stdin.take()); // closing stdin stops it
     let out = child.wait_with_output().expect("summary");
@@ -161,11 +167,12 @@ fn load(target: &str, rate: u32, secs: f64) -> serde_json::Value {
 #[test]
 fn load_refuses_bad_flags_with_a_reason() {
     for args in [&["--rate", "fast"][..], &["--target"], &["--bogus", "1"]] {
-        let out = Command::new(example("rollout_load"))
+        let out = Command::new(env!("CARGO_BIN_EXE_zerodrop"))
+            .arg("load")
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .expect("run rollout_load");
+            .expect("run zerodrop load");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}: says why");
     }
@@ -186,7 +193,7 @@ fn load_counts_successes_and_every_kind_of_failure() {
     let starting = App::start(&["--ready-after", "30"]);
     let v = load(&starting.addr, 20, 0.5);
     assert_eq!(v["failed"], v["sent"]);
-    assert_eq!(v["by_kind"]["status_503"], v["sent"]);
+    assert_eq!(v["by_kind"]["status-503"], v["sent"]);
     assert!(v["failures"].as_array().is_some_and(|f| !f.is_empty()));
 
     // A port nobody listens on: every request is a refused connection.
@@ -195,5 +202,5 @@ fn load_counts_successes_and_every_kind_of_failure() {
     drop(closed);
     let v = load(&addr, 20, 0.5);
     assert!(v["sent"].as_u64().is_some_and(|n| n > 0));
-    assert_eq!(v["by_kind"]["connect_refused"], v["sent"]);
+    assert_eq!(v["by_kind"]["refused"], v["sent"]);
 }

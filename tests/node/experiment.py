@@ -117,10 +117,12 @@ def settle(ns, want, limit=180, replaced=()):
 
 
 class Load:
-    """rollout_load against the Service VIP; stopping it (closing stdin) gives the tally."""
+    """`zerodrop load` against the Service VIP, a new connection per request; stopping it
+    (closing stdin) gives the tally."""
 
     def __init__(self, vip, rate):
-        self.proc = subprocess.Popen([LOAD, "--target", f"{vip}:80", "--rate", str(rate)],
+        self.proc = subprocess.Popen([LOAD, "load", "--target", f"{vip}:80", "--rate", str(rate),
+                                      "--keepalive=false", "--timeout", "2s", "--until-stdin-closes"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def stop(self):
@@ -182,7 +184,7 @@ def run_cell(app, scenario, mode, annotations, repeat, rate, tag="", ns_annotati
 def brief(tally):
     # Failure times are ms since the load started; the action came 2 s after that.
     return {"sent": tally["sent"], "failed": tally["failed"], "by_kind": tally["by_kind"],
-            "failure_ms": [ms - 2000 for ms, _ in tally["failures"][:50]]}
+            "failure_ms": [f["at_ms"] - 2000 for f in tally["failures"][:50]]}
 
 
 def shape(pod):
@@ -277,7 +279,7 @@ def main():
     bin_dir = subprocess.run([os.path.join(ROOT, "tests/harness/build.sh"), "--node"],
                              capture_output=True, text=True, check=True).stdout.strip()
     KUBECTL = os.path.join(bin_dir, "kubectl")
-    LOAD = os.path.join(open(os.path.join(NODE_DIR, "images")).read().strip(), "rollout_load")
+    LOAD = os.path.join(open(os.path.join(NODE_DIR, "images")).read().strip(), "zerodrop")
     install_zerodrop()
 
     cells = CELLS

@@ -7,7 +7,7 @@
 #   198.18.0.1:5000/rollout-app-shell:1  the same app behind a shell-form CMD (for the node's
 #                                 registry: node.sh pushes it)
 #   zerodrop.local/zerodrop:1     the webhook (Rust, static)
-# and the load generator for the host. Prints the folder holding them.
+# and zerodrop itself for the host (`zerodrop load`). Prints the folder holding them.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cache="${ZERODROP_CACHE:-$HOME/.cache/zerodrop}"
@@ -20,9 +20,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 # hold nothing but the program.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --profile dist \
   --manifest-path "$root/Cargo.toml" --target x86_64-unknown-linux-gnu \
-  --bin zerodrop --example rollout_app --example rollout_load >&2
+  --bin zerodrop --example rollout_app >&2
 rel="$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/dist"
-cp "$rel/examples/rollout_load" "$out/rollout_load"
+# `zerodrop load` is the experiment's load generator, run on the host.
+cp "$rel/zerodrop" "$out/zerodrop"
 
 oci() { python3 "$root/tests/node/oci.py" "$@"; }
 oci "$out/pause.tar" zerodrop.local/pause:1 --entrypoint '["/pause"]' --user 65535 "$out/pause=/pause"
