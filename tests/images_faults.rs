@@ -151,6 +151,15 @@ async fn every_fault_is_an_unknown_verdict_with_its_reason_and_fast() {
             "metadata.google.internal/computemetadata:1".to_owned(),
             "link-local or metadata address",
         ),
+        // Bracketed IPv6, without a port and IPv4-mapped: still the metadata address.
+        (
+            "[::ffff:169.254.169.254]/latest:1".to_owned(),
+            "link-local or metadata address",
+        ),
+        (
+            "[fe80::1]:5000/latest:1".to_owned(),
+            "link-local or metadata address",
+        ),
     ];
     for (image, reason) in cases {
         let started = Instant::now();

@@ -134,11 +134,12 @@ impl RegistryClient {
         accept: &str,
         max: usize,
     ) -> Result<(HeaderMap, Bytes), RegistryError> {
-        let host = image
+        // The host as the connector reads the authority (`[v6]`, `[v6]:port`, `host:port`).
+        let authority = image
             .registry
-            .rsplit_once(':')
-            .map_or(image.registry.as_str(), |(h, _)| h);
-        if forbidden_host(host.trim_matches(['[', ']'])) {
+            .parse::<http::uri::Authority>()
+            .map_err(|_| RegistryError::Transport("bad registry host".into()))?;
+        if forbidden_host(authority.host().trim_matches(['[', ']'])) {
             return Err(RegistryError::Forbidden(image.registry.clone()));
         }
         let scheme = if self.config.insecure.contains(&image.registry) {
