@@ -135,7 +135,7 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
 }
 
 /// Credentials, plain-HTTP hosts, extra CAs and the call bound the flags give.
-pub(crate) fn registry_config(
+fn registry_config(
     args: &crate::cli::RegistryArgs,
 ) -> anyhow::Result<crate::images::registry::RegistryConfig> {
     let config_path = args.registry_config.clone().or_else(|| {
@@ -166,10 +166,7 @@ fn image_lookup(
     args: &crate::cli::AuditArgs,
     client: &kube::Client,
 ) -> anyhow::Result<std::sync::Arc<dyn crate::admission::ImageLookup>> {
-    use crate::images::registry::RegistryClient;
     use std::sync::Arc;
-    let registry = RegistryClient::new(registry_config(&args.registry)?)
-        .map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
     let pull: Option<Arc<dyn crate::images::credentials::PullCredentials>> =
         args.image_pull_secrets.then(|| {
             Arc::new(crate::cluster::pull_secrets::PullSecrets::new(
@@ -177,11 +174,20 @@ fn image_lookup(
                 std::time::Duration::from_secs(10),
             )) as _
         });
-    Ok(Arc::new(crate::images::lookup::Shared {
-        inspector: Arc::new(crate::images::Inspector::new(registry, Default::default())),
-        metrics: Arc::new(crate::metrics::Metrics::new()),
+    Ok(Arc::new(crate::images::lookup::Shared::new(
+        Arc::new(inspector(&args.registry)?),
+        Arc::new(crate::metrics::Metrics::new()),
         pull,
-    }))
+    )))
+}
+
+/// The image inspector the registry flags describe (credentials, plain-HTTP hosts, CAs, bound).
+pub(crate) fn inspector(
+    args: &crate::cli::RegistryArgs,
+) -> anyhow::Result<crate::images::Inspector> {
+    let client = crate::images::registry::RegistryClient::new(registry_config(args)?)
+        .map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
+    Ok(crate::images::Inspector::new(client, Default::default()))
 }
 
 /// Inspects every image (8 at a time) with the credentials and trust the flags give.
@@ -189,13 +195,8 @@ async fn inspect_images(
     args: &crate::cli::RegistryArgs,
     images: &[(String, crate::images::Platform)],
 ) -> anyhow::Result<crate::engine::image::Images> {
-    use crate::images::registry::RegistryClient;
     use futures::StreamExt;
-    let config = registry_config(args)?;
-    let client =
-        RegistryClient::new(config).map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
-    let inspector = crate::images::Inspector::new(client, Default::default());
-    let inspector = &inspector;
+    let inspector = &inspector(args)?;
     let found: Vec<(String, crate::engine::image::ImageFacts)> =
         futures::stream::iter(images.iter().cloned())
             .map(|(image, platform)| async move {

@@ -45,16 +45,13 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
     );
     state.expects_cluster = client.is_some();
     if args.image_inspection {
-        let config = super::registry_config(&args.registry)?;
-        let registry = crate::images::registry::RegistryClient::new(config)
-            .map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
-        let inspector = Arc::new(crate::images::Inspector::new(registry, Default::default()));
+        let inspector = Arc::new(super::inspector(&args.registry)?);
         state.images = server::ImageInspection {
-            lookup: Some(Arc::new(crate::images::lookup::Shared {
+            lookup: Some(Arc::new(crate::images::lookup::Shared::new(
                 inspector,
-                metrics: metrics.clone(),
-                pull: pull_secrets(&args, client.as_ref())?,
-            })),
+                metrics.clone(),
+                pull_secrets(&args, client.as_ref())?,
+            ))),
             validate_budget: args.image_validate_budget,
             mutate_budget: args.image_mutate_budget,
             warming: Arc::new(tokio::sync::Semaphore::new(4)),

@@ -7,17 +7,43 @@ use crate::admission::{ImageLookup, Puller};
 use crate::engine::image::{ImageFacts, Platform};
 use crate::metrics::{Metrics, ResultLabels};
 use futures::future::BoxFuture;
+use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
 
 /// Shared by every request; inspections run on it in the background.
 pub struct Shared {
-    pub inspector: Arc<Inspector>,
-    pub metrics: Arc<Metrics>,
+    inspector: Arc<Inspector>,
+    metrics: Arc<Metrics>,
     /// The pods' pull secrets (`None`: only what needs no secret of theirs is inspected).
-    pub pull: Option<Arc<dyn PullCredentials>>,
+    pull: Option<Arc<dyn PullCredentials>>,
+    /// `zerodrop_image_lookups_total` hit and miss, resolved once: every admission counts one
+    /// per image.
+    hits: Counter,
+    misses: Counter,
 }
 
 impl Shared {
+    pub fn new(
+        inspector: Arc<Inspector>,
+        metrics: Arc<Metrics>,
+        pull: Option<Arc<dyn PullCredentials>>,
+    ) -> Shared {
+        let counter = |result| {
+            metrics
+                .image_lookups
+                .get_or_create(&ResultLabels { result })
+                .clone()
+        };
+        let (hits, misses) = (counter("hit"), counter("miss"));
+        Shared {
+            inspector,
+            metrics,
+            pull,
+            hits,
+            misses,
+        }
+    }
+
     /// What the cache knows for a pod of `namespace`: what its pull secrets read, else what
     /// anyone may read. A failure read without secrets is not final when the pod may have
     /// some: asking again resolves them (cached, no registry call when they do not apply).
@@ -37,11 +63,10 @@ impl Shared {
 impl ImageLookup for Shared {
     fn cached(&self, image: &str, platform: &Platform, namespace: &str) -> Option<ImageFacts> {
         let found = self.known(image, platform, namespace);
-        let result = if found.is_some() { "hit" } else { "miss" };
-        self.metrics
-            .image_lookups
-            .get_or_create(&ResultLabels { result })
-            .inc();
+        match found {
+            Some(_) => self.hits.inc(),
+            None => self.misses.inc(),
+        };
         found
     }
 
