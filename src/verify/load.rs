@@ -44,8 +44,7 @@ pub struct Plan {
 }
 
 /// Why a request failed, as a client sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Failure {
     /// Nothing listens at the address (RST to SYN).
     Refused,
@@ -64,14 +63,34 @@ pub enum Failure {
     Overload,
 }
 
+impl Failure {
+    /// The summary's `by_kind` key, and the JSON value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Refused => "refused",
+            Failure::Connect => "connect",
+            Failure::Reset => "reset",
+            Failure::Eof => "eof",
+            Failure::Status => "status",
+            Failure::Timeout => "timeout",
+            Failure::Overload => "overload",
+        }
+    }
+}
+
 /// One failure: when (ms since start), what, on a reused connection or a new one.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub at_ms: u64,
+    #[serde(serialize_with = "kind")]
     pub kind: Failure,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
     pub reused: bool,
+}
+
+fn kind<S: serde::Serializer>(kind: &Failure, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.as_str())
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -94,10 +113,7 @@ impl Summary {
         self.failed += 1;
         let key = match event.status {
             Some(code) => format!("status-{code}"),
-            None => serde_json::to_value(event.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            None => event.kind.as_str().to_owned(),
         };
         *self.by_kind.entry(key).or_default() += 1;
         if self.failures.len() < KEEP_FAILURES {
