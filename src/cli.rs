@@ -76,6 +76,9 @@ pub struct LoadArgs {
     pub target: String,
     #[arg(long, env = "ZERODROP_LOAD_PATH", default_value = "/")]
     pub path: String,
+    /// The Host header (default: the target): an ingress routes by it.
+    #[arg(long, env = "ZERODROP_LOAD_HOST")]
+    pub host: Option<String>,
     #[arg(long, env = "ZERODROP_LOAD_METHOD", value_enum, default_value_t = crate::verify::load::Method::Get)]
     pub method: crate::verify::load::Method,
     /// Requests per second, on schedule whatever the answers (open loop).

@@ -14,12 +14,18 @@ fn plan(target: &str, keepalive: bool) -> Plan {
     Plan {
         target: target.to_owned(),
         path: "/".into(),
+        host: None,
         method: Method::Post,
         rate: 40,
         keepalive,
         connections: 1,
         timeout: Duration::from_millis(500),
     }
+}
+
+fn unix_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |d| d.as_millis() as u64)
 }
 
 async fn for_a_second(plan: Plan) -> Summary {
@@ -93,7 +99,13 @@ async fn counted(status: u16, answers: usize) -> (String, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn a_healthy_server_over_keepalive_loses_nothing_and_reuses_its_connection() {
     let (addr, accepted) = counted(200, usize::MAX).await;
+    let before = unix_ms();
     let s = for_a_second(plan(&addr, true)).await;
+    // The start is on the wall clock, so failures can be set beside a cluster's events.
+    assert!(
+        (before..=before + 1000).contains(&s.started_unix_ms),
+        "{before} {s:?}"
+    );
     assert!(s.sent >= 30, "{s:?}");
     assert_eq!((s.failed, s.ok), (0, s.sent), "{s:?}");
     let opened = accepted.load(Ordering::SeqCst);
@@ -143,4 +155,59 @@ async fn refused_non_2xx_and_silence_are_told_apart() {
         Some(&silent.sent),
         "{silent:?}"
     );
+}
+
+#[tokio::test]
+async fn the_host_header_is_the_target_unless_one_is_given() {
+    async fn host_seen(host: Option<&str>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let seen = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).await.expect("read");
+            let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+            head.lines()
+                .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        });
+        let mut p = plan(&addr, false);
+        p.host = host.map(str::to_owned);
+        p.rate = 1;
+        let _ = run(p, tokio::time::sleep(Duration::from_millis(300))).await;
+        let got = seen.await.expect("server").unwrap_or_default();
+        if host.is_none() {
+            assert_eq!(got, addr);
+        }
+        got
+    }
+    assert_eq!(host_seen(Some("web.example")).await, "web.example");
+    host_seen(None).await;
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_not_reused() {
+    // Answers once and closes at once (what a server draining idle connections does): the FIN
+    // arrives long before the next request is due, and a pool that saw it opens a new one.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if read_request(&mut s).await {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                }
+                // After the client has pooled the connection, well before its next request.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    let s = for_a_second(plan(&addr, true)).await;
+    assert!(s.sent >= 30, "{s:?}");
+    assert_eq!(s.failed, 0, "{s:?}");
 }

@@ -215,6 +215,7 @@ pub async fn load(args: crate::cli::LoadArgs) -> anyhow::Result<()> {
     let plan = Plan {
         target: args.target,
         path: args.path,
+        host: args.host,
         method: args.method,
         rate: args.rate,
         keepalive: args.keepalive,

@@ -33,6 +33,8 @@ pub struct Plan {
     /// `host:port` to connect to.
     pub target: String,
     pub path: String,
+    /// The Host header; `None`: the target.
+    pub host: Option<String>,
     pub method: Method,
     /// Requests per second, sent on schedule whatever the answers (open loop).
     pub rate: u32,
@@ -95,6 +97,9 @@ fn kind<S: serde::Serializer>(kind: &Failure, s: S) -> Result<S::Ok, S::Error> {
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Summary {
+    /// When the first request was due, in ms since the Unix epoch: places `at_ms` on the wall
+    /// clock, next to a cluster's events.
+    pub started_unix_ms: u64,
     pub sent: u64,
     pub ok: u64,
     pub failed: u64,
@@ -131,6 +136,9 @@ pub async fn run(plan: Plan, stop: impl std::future::Future<Output = ()>) -> Sum
     let summary = Arc::new(Mutex::new(Summary::default()));
     let pool: Pool = Arc::default();
     let started = Instant::now();
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let period = Duration::from_nanos(1_000_000_000 / u64::from(plan.rate.max(1)));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -159,6 +167,7 @@ pub async fn run(plan: Plan, stop: impl std::future::Future<Output = ()>) -> Sum
     while tasks.join_next().await.is_some() {}
     let mut out = lock(&summary).clone();
     out.duration_ms = elapsed_ms(started);
+    out.started_unix_ms = started_unix_ms;
     out
 }
 
@@ -174,11 +183,7 @@ type Outcome = Result<(), (Failure, Option<u16>, bool)>;
 
 /// One request, on a pooled connection or a new one; never retried.
 async fn one(plan: &Plan, pool: &Pool) -> Outcome {
-    let reused = if plan.keepalive {
-        lock(pool).pop()
-    } else {
-        None
-    };
+    let reused = if plan.keepalive { checkout(pool) } else { None };
     let is_reused = reused.is_some();
     let attempt = async {
         let mut sender = match reused {
@@ -196,7 +201,10 @@ async fn one(plan: &Plan, pool: &Pool) -> Outcome {
         let mut req = Request::builder()
             .method(method)
             .uri(plan.path.as_str())
-            .header(hyper::header::HOST, plan.target.as_str());
+            .header(
+                hyper::header::HOST,
+                plan.host.as_deref().unwrap_or(&plan.target),
+            );
         if plan.method == Method::Post {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
@@ -235,6 +243,19 @@ async fn one(plan: &Plan, pool: &Pool) -> Outcome {
     tokio::time::timeout(plan.timeout, attempt)
         .await
         .unwrap_or(Err((Failure::Timeout, None, is_reused)))
+}
+
+/// An idle connection the server has not closed. Every real client's pool drops a connection
+/// once it has seen the server's FIN; what is left is the true race (a request sent while the
+/// FIN is on its way), not a client that ignores what it was told.
+fn checkout(pool: &Pool) -> Option<SendRequest<Full<Bytes>>> {
+    let mut idle = lock(pool);
+    while let Some(sender) = idle.pop() {
+        if sender.is_ready() {
+            return Some(sender);
+        }
+    }
+    None
 }
 
 async fn connect(target: &str) -> Result<SendRequest<Full<Bytes>>, Failure> {
