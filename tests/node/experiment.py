@@ -8,14 +8,13 @@ usage: experiment.py [--repeat N] [--rate R] [--only CELL,...] [--sweep] [--smok
 """
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-NODE_DIR = os.environ.get("ZERODROP_NODE_DIR", "/tmp/zerodrop-node")
+from cluster import apply, install_zerodrop, kubectl, pods, settle, shape, tool
+
 REPLICAS, SCALED = 4, 2
 
 # What each app does; the args are the container's, the shell form is what users write.
@@ -58,16 +57,6 @@ CELLS = [
 SWEEP = [0, 1, 2, 5, 10]
 
 
-def kubectl(*args, input=None, check=True, warnings=None):
-    out = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
-                         env={**os.environ, "KUBECONFIG": os.path.join(NODE_DIR, "kubeconfig")})
-    if check and out.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
-    if warnings is not None:
-        warnings.extend(l for l in out.stderr.splitlines() if l.startswith("Warning:"))
-    return out.stdout
-
-
 def manifests(ns, app, mode, annotations, ns_annotations=None):
     spec = APPS[app]
     container = {"name": "app", "image": spec.get("image", "zerodrop.local/rollout-app:1"),
@@ -96,32 +85,12 @@ def manifests(ns, app, mode, annotations, ns_annotations=None):
     ]
 
 
-def pods(ns):
-    items = json.loads(kubectl("-n", ns, "get", "pods", "-o", "json"))["items"]
-    return [(p["metadata"]["name"], "deletionTimestamp" in p["metadata"],
-             all(c.get("ready") for c in p["status"].get("containerStatuses", [{}])))
-            for p in items]
-
-
-def settle(ns, want, limit=180, replaced=()):
-    """Waits until exactly `want` pods exist, none terminating, all ready, and none of
-    `replaced` (the pods a rollout replaces) is left."""
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        ps = pods(ns)
-        if (len(ps) == want and all(ready and not gone for _, gone, ready in ps)
-                and not any(name in replaced for name, _, _ in ps)):
-            return
-        time.sleep(0.25)
-    raise RuntimeError(f"{ns}: pods did not settle at {want}: {pods(ns)}")
-
-
 class Load:
     """`zerodrop load` against the Service VIP, a new connection per request; stopping it
     (closing stdin) gives the tally."""
 
     def __init__(self, vip, rate):
-        self.proc = subprocess.Popen([LOAD, "load", "--target", f"{vip}:80", "--rate", str(rate),
+        self.proc = subprocess.Popen([tool("zerodrop"), "load", "--target", f"{vip}:80", "--rate", str(rate),
                                       "--keepalive=false", "--timeout", "2s", "--until-stdin-closes"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
@@ -157,8 +126,7 @@ def run_cell(app, scenario, mode, annotations, repeat, rate, tag="", ns_annotati
     # pods reach zerodrop before its namespace watch has the namespace (docs/proof.md).
     items = manifests(ns, app, mode, annotations, ns_annotations)
     warnings = []
-    kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
-            warnings=warnings)
+    apply(items, warnings)
     settle(ns, REPLICAS)
     vip = kubectl("-n", ns, "get", "svc", "app", "-o", "jsonpath={.spec.clusterIP}")
     time.sleep(3)  # kube-proxy programs the new Service
@@ -185,15 +153,6 @@ def brief(tally):
     # Failure times are ms since the load started; the action came 2 s after that.
     return {"sent": tally["sent"], "failed": tally["failed"], "by_kind": tally["by_kind"],
             "failure_ms": [f["at_ms"] - 2000 for f in tally["failures"][:50]]}
-
-
-def shape(pod):
-    """What zerodrop left on the pod: preStop, grace, readiness probe, command."""
-    c = pod["spec"]["containers"][0]
-    return {"grace": pod["spec"].get("terminationGracePeriodSeconds"),
-            "preStop": c.get("lifecycle", {}).get("preStop"),
-            "readiness": c.get("readinessProbe"),
-            "command": c.get("command")}
 
 
 def table(results, sweep):
@@ -244,28 +203,7 @@ def between_markers(doc, text):
     return new
 
 
-def install_zerodrop(inspect=False):
-    helm = subprocess.run([os.path.join(ROOT, "tests/helm/build.sh")], capture_output=True,
-                          text=True, check=True).stdout.strip()
-    subprocess.run([helm, "upgrade", "--install", "zerodrop", os.path.join(ROOT, "charts/zerodrop"),
-                    "-n", "zerodrop-system", "--create-namespace",
-                    "--set", "image.repository=zerodrop.local/zerodrop", "--set-string", "image.tag=1",
-                    "--set", "image.pullPolicy=Never", "--set", "replicaCount=1",
-                    # Most of the node's images are local (zerodrop.local): nothing to inspect
-                    # unless a cell's image comes from the node's registry.
-                    "--set", f"images.inspection={str(inspect).lower()}",
-                    "--set", "images.insecureRegistries={198.18.0.1:5000}",
-                    "--wait", "--timeout", "120s"],
-                   env={**os.environ, "KUBECONFIG": os.path.join(NODE_DIR, "kubeconfig")},
-                   check=True, capture_output=True)
-    # An upgrade replaces the replica; the old one keeps serving the apiserver's open
-    # connections for its shutdown delay. Cells start once it is gone, so every admission they
-    # cause is answered by the configuration they are run with.
-    settle("zerodrop-system", 1)
-
-
 def main():
-    global KUBECTL, LOAD
     p = argparse.ArgumentParser()
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--rate", type=int, default=200)
@@ -276,10 +214,6 @@ def main():
     p.add_argument("--json")
     p.add_argument("--write")
     a = p.parse_args()
-    bin_dir = subprocess.run([os.path.join(ROOT, "tests/harness/build.sh"), "--node"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-    KUBECTL = os.path.join(bin_dir, "kubectl")
-    LOAD = os.path.join(open(os.path.join(NODE_DIR, "images")).read().strip(), "zerodrop")
     install_zerodrop()
 
     cells = CELLS

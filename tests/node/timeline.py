@@ -1,0 +1,155 @@
+"""What happened to each pod during an action, on the wall clock: when its deletion was seen,
+when it got SIGTERM (its own log where it says so, else deletion + its preStop sleep), when its
+endpoint stopped being ready, when it left the EndpointSlice. Failures are then placed relative
+to the pod whose termination they fall in."""
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from datetime import datetime
+
+from cluster import KUBECONFIG, tool
+
+# Lines an app writes when it receives SIGTERM, and when it starts to listen: ours and podinfo's.
+SIGTERM_LINE = re.compile(r"SIGTERM|Shutting down", re.I)
+LISTEN_LINE = re.compile(r"listening on|Starting HTTP Server", re.I)
+
+
+class Timeline:
+    def __init__(self, ns):
+        self.ns, self.pods, self.lock = ns, {}, threading.Lock()
+        env = {**os.environ, "KUBECONFIG": KUBECONFIG}
+        self.procs = []
+        for path, handle in ((f"/api/v1/namespaces/{ns}/pods?watch=1", self._pod),
+                             (f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?watch=1",
+                              self._slice)):
+            proc = subprocess.Popen([tool("kubectl"), "get", "--raw", path], env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            self.procs.append(proc)
+            threading.Thread(target=self._read, args=(proc, handle), daemon=True).start()
+        # Each running pod's log, followed: the app's own "SIGTERM" line is the best evidence.
+        self.logs = {}
+        for name in self._names():
+            self.logs[name] = subprocess.Popen(
+                [tool("kubectl"), "-n", ns, "logs", "-f", "--timestamps", name], env=env, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)  # the watches' initial lists
+
+    def _names(self):
+        out = subprocess.run([tool("kubectl"), "-n", self.ns, "get", "pods", "-o", "name"],
+                             env={**os.environ, "KUBECONFIG": KUBECONFIG}, capture_output=True,
+                             text=True).stdout
+        return [l.split("/", 1)[1] for l in out.split()]
+
+    def _read(self, proc, handle):
+        for line in proc.stdout:
+            now = time.time()
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with self.lock:
+                handle(event, now)
+
+    def _entry(self, name):
+        return self.pods.setdefault(name, {"name": name})
+
+    def _pod(self, event, now):
+        obj = event.get("object", {})
+        meta = obj.get("metadata", {})
+        p = self._entry(meta.get("name", "?"))
+        ip = obj.get("status", {}).get("podIP")
+        if ip:
+            p["ip"] = ip
+        if "deletionTimestamp" in meta and "deleted" not in p:
+            p["deleted"] = now
+            hook = (obj["spec"]["containers"][0].get("lifecycle") or {}).get("preStop") or {}
+            p["prestop_sleep"] = (hook.get("sleep") or {}).get("seconds", 0)
+        if event.get("type") == "DELETED":
+            p["removed"] = now
+
+    def _slice(self, event, now):
+        for ep in event.get("object", {}).get("endpoints") or []:
+            name = (ep.get("targetRef") or {}).get("name")
+            if not name:
+                continue
+            p = self._entry(name)
+            ready = ep.get("conditions", {}).get("ready")
+            if ready is False and "not_ready" not in p:
+                p["not_ready"] = now
+            if ready and "ready" not in p:
+                p["ready"] = now
+        present = {(ep.get("targetRef") or {}).get("name")
+                   for ep in event.get("object", {}).get("endpoints") or []}
+        for name, p in self.pods.items():
+            if "deleted" in p and name not in present and "left_slice" not in p:
+                p["left_slice"] = now
+
+    def stop(self):
+        for proc in self.procs:
+            proc.kill()
+        for name, proc in self.logs.items():
+            proc.kill()
+            out = proc.stdout.read()
+            for line in out.splitlines():
+                stamp, _, text = line.partition(" ")
+                if SIGTERM_LINE.search(text):
+                    with self.lock:
+                        self._entry(name)["sigterm_logged"] = rfc3339(stamp)
+                    break
+        with self.lock:
+            pods = [dict(p) for p in self.pods.values()]
+        for p in pods:
+            p["existing"] = p["name"] in self.logs
+            if "deleted" in p:
+                p["sigterm"] = p.get("sigterm_logged", p["deleted"] + p.get("prestop_sleep", 0))
+            elif p["name"] not in self.logs:
+                # A pod the action made: when its app said it listens, beside its endpoint's ready.
+                out = subprocess.run([tool("kubectl"), "-n", self.ns, "logs", "--timestamps", p["name"]],
+                                     env={**os.environ, "KUBECONFIG": KUBECONFIG},
+                                     capture_output=True, text=True).stdout
+                for line in out.splitlines():
+                    stamp, _, text = line.partition(" ")
+                    if LISTEN_LINE.search(text):
+                        p["listening"] = rfc3339(stamp)
+                        break
+        return pods
+
+
+def rfc3339(stamp):
+    date, _, rest = stamp.partition(".")
+    frac = rest.rstrip("Z")
+    return datetime.fromisoformat(date + "+00:00").timestamp() + float("0." + (frac or "0"))
+
+
+def attribute(failure_at, pods):
+    """Where a failure falls: in the termination of the pod with a termination event (deletion,
+    endpoint change, SIGTERM) nearest to it, ms relative to each of them; and, when one of the
+    action's new pods had joined the endpoints in the 3 s before, ms since it joined and when
+    its app started to listen relative to joining. (Which pod a VIP connection went to is not
+    recorded; the nearest event is the evidence-backed guess, and the tables say so.)"""
+    def distance(p):
+        events = [p["deleted"], p["sigterm"]] + ([p["not_ready"]] if "not_ready" in p else [])
+        return min(abs(failure_at - e) for e in events)
+    gone = [p for p in pods if "deleted" in p and p["deleted"] <= failure_at + 2.0]
+    rel = {}
+    p = min(gone, key=distance) if gone else None
+    if p:
+        rel = {"pod": p["name"], "after_deletion_ms": ms(failure_at - p["deleted"]),
+               "after_sigterm_ms": ms(failure_at - p["sigterm"])}
+        if "not_ready" in p:
+            rel["after_endpoint_ms"] = ms(failure_at - p["not_ready"])
+    joined = [q for q in pods if not q.get("existing") and "deleted" not in q and "ready" in q
+              and 0 <= failure_at - q["ready"] <= 3.0]
+    if joined:
+        q = max(joined, key=lambda q: q["ready"])
+        rel.update({"new_pod": q["name"], "after_new_endpoint_ms": ms(failure_at - q["ready"])})
+        if "listening" in q:
+            rel["new_listened_after_endpoint_ms"] = ms(q["listening"] - q["ready"])
+    return rel or None
+
+
+def ms(seconds):
+    return round(1000 * seconds)
