@@ -1,7 +1,14 @@
 //! Test app for the node experiment (tests/node): an HTTP server with the shutdown and start-up
 //! behaviours real apps have, switchable by flags, so rollouts can be measured against it.
 //!
-//! rollout_app [--listen ADDR] [--on-sigterm exit|drain] [--ready-after SECS] [--work-ms MS]
+//! rollout_app [--listen ADDR] [--on-sigterm exit|drain|close-drain] [--drain-window SECS]
+//!             [--ready-after SECS] [--work-ms MS]
+//!   exit          leaves at once on SIGTERM (most apps)
+//!   drain         stops accepting, finishes requests in flight, closes idle keep-alive
+//!                 connections at once (what hyper's and Go's graceful shutdown do)
+//!   close-drain   keeps serving for --drain-window (default 2 s), every answer with
+//!                 `Connection: close`, then drains as `drain`: keep-alive clients learn the
+//!                 connection ends from an answer instead of racing its close
 //!   GET /         200 "ok <hostname>" after --work-ms, 503 while starting
 //!   GET /ready    200 once started, 503 before and while draining
 //!   GET /healthz  200 always
@@ -24,6 +31,8 @@ struct App {
     ready_after: Duration,
     work: Duration,
     draining: AtomicBool,
+    /// Answers carry `Connection: close` (close-drain's window).
+    closing: AtomicBool,
     host: String,
 }
 
@@ -48,6 +57,12 @@ impl App {
         };
         let mut resp = Response::new(Full::new(Bytes::from(body)));
         *resp.status_mut() = status;
+        if self.closing.load(Ordering::Relaxed) {
+            resp.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
         resp
     }
 }
@@ -56,6 +71,7 @@ impl App {
 enum OnSigterm {
     Exit,
     Drain,
+    CloseDrain,
 }
 
 struct Args {
@@ -63,6 +79,7 @@ struct Args {
     on_sigterm: OnSigterm,
     ready_after: u64,
     work_ms: u64,
+    drain_window: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -71,6 +88,7 @@ fn parse() -> Result<Args, String> {
         on_sigterm: OnSigterm::Exit,
         ready_after: 0,
         work_ms: 20,
+        drain_window: 2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -81,11 +99,17 @@ fn parse() -> Result<Args, String> {
                 args.on_sigterm = match value.as_str() {
                     "exit" => OnSigterm::Exit,
                     "drain" => OnSigterm::Drain,
-                    _ => return Err(format!("--on-sigterm: exit or drain, not {value}")),
+                    "close-drain" => OnSigterm::CloseDrain,
+                    _ => {
+                        return Err(format!(
+                            "--on-sigterm: exit, drain or close-drain, not {value}"
+                        ));
+                    }
                 }
             }
             "--ready-after" => args.ready_after = value.parse().map_err(|e| format!("{e}"))?,
             "--work-ms" => args.work_ms = value.parse().map_err(|e| format!("{e}"))?,
+            "--drain-window" => args.drain_window = value.parse().map_err(|e| format!("{e}"))?,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -106,6 +130,7 @@ async fn main() {
         ready_after: Duration::from_secs(args.ready_after),
         work: Duration::from_millis(args.work_ms),
         draining: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
         host: std::fs::read_to_string("/etc/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_default(),
@@ -130,22 +155,24 @@ async fn main() {
         Err(_) => eprintln!("rollout_app: listening on {}", args.listen),
     }
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let serve = |stream: tokio::net::TcpStream| {
+        let app = app.clone();
+        let conn = http1::Builder::new().serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, std::convert::Infallible>(app.answer(req).await) }
+            }),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    };
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let app = app.clone();
-                let conn = http1::Builder::new().serve_connection(
-                    TokioIo::new(stream),
-                    service_fn(move |req| {
-                        let app = app.clone();
-                        async move { Ok::<_, std::convert::Infallible>(app.answer(req).await) }
-                    }),
-                );
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+                if let Ok((stream, _)) = accepted { serve(stream) }
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -156,8 +183,22 @@ async fn main() {
         eprintln!("rollout_app: SIGTERM, exiting now");
         std::process::exit(0);
     }
-    eprintln!("rollout_app: SIGTERM, draining");
     app.draining.store(true, Ordering::Relaxed);
+    if args.on_sigterm == OnSigterm::CloseDrain {
+        eprintln!("rollout_app: SIGTERM, answering Connection: close for {}s", args.drain_window);
+        app.closing.store(true, Ordering::Relaxed);
+        let window = tokio::time::sleep(Duration::from_secs(args.drain_window));
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((stream, _)) = accepted { serve(stream) }
+                }
+                () = &mut window => break,
+            }
+        }
+    }
+    eprintln!("rollout_app: SIGTERM, draining");
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(60), graceful.shutdown()).await;
     eprintln!("rollout_app: drained, exiting");

@@ -143,6 +143,56 @@ fn exit_mode_drops_in_flight_requests() {
     assert_eq!(app.exit_code(Duration::from_secs(5)), Some(0));
 }
 
+/// One GET on an open keep-alive connection: the status and whether it said `Connection: close`.
+fn keepalive_get(s: &mut TcpStream) -> std::io::Result<(u16, bool)> {
+    write!(s, "GET / HTTP/1.1\r\nhost: t\r\n\r\n")?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((code, head.contains("connection: close")))
+}
+
+#[test]
+fn drain_closes_an_idle_keepalive_connection_at_once_close_drain_answers_on_it_first() {
+    // drain: the idle connection is closed at SIGTERM, so a client's next request on it races
+    // the close (here it loses: the connection is gone when it sends).
+    let app = App::start(&["--on-sigterm", "drain", "--work-ms", "0"]);
+    let mut conn = TcpStream::connect(&app.addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    assert_eq!(keepalive_get(&mut conn).expect("first"), (200, false));
+    app.sigterm();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(keepalive_get(&mut conn).is_err(), "drain closed the idle connection");
+    assert_eq!(app.exit_code(Duration::from_secs(5)), Some(0));
+
+    // close-drain: for its window the same request is answered, with Connection: close, and
+    // new connections are still accepted; then it exits.
+    let app = App::start(&["--on-sigterm", "close-drain", "--drain-window", "1", "--work-ms", "0"]);
+    let mut conn = TcpStream::connect(&app.addr).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    assert_eq!(keepalive_get(&mut conn).expect("first"), (200, false));
+    app.sigterm();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(keepalive_get(&mut conn).expect("in the window"), (200, true));
+    assert_eq!(get(&app.addr, "/"), Ok(200), "still accepting in the window");
+    assert_eq!(get(&app.addr, "/ready"), Ok(503), "not ready once SIGTERM came");
+    assert_eq!(app.exit_code(Duration::from_secs(5)), Some(0));
+}
+
 /// Runs `zerodrop load` (new connection per request, as the node experiment does) for `secs`
 /// against `target`; returns its JSON summary.
 fn load(target: &str, rate: u32, secs: f64) -> serde_json::Value {

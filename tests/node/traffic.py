@@ -34,6 +34,10 @@ APPS = {
     # No readiness probe (as many apps ship): the policy that helps names the app's ready URL.
     "drain": {"image": "zerodrop.local/rollout-app:1", "args": ["--on-sigterm", "drain"],
               "port": 8080, "get": "/", "post": "/", "policy": {"zerodrop.dev/readiness-path": "/ready"}},
+    # What an app must do for keep-alive clients: answer `Connection: close` for a while after
+    # SIGTERM before closing (examples/rollout_app.rs).
+    "close-drain": {"image": "zerodrop.local/rollout-app:1", "args": ["--on-sigterm", "close-drain"],
+                    "port": 8080, "get": "/", "post": "/", "policy": {"zerodrop.dev/readiness-path": "/ready"}},
     "exit": {"image": "zerodrop.local/rollout-app:1", "args": ["--on-sigterm", "exit"],
              "port": 8080, "get": "/", "post": "/", "policy": {"zerodrop.dev/readiness-path": "/ready"}},
 }
@@ -245,7 +249,7 @@ def import_image(archive):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--apps", default="podinfo,drain,exit")
+    p.add_argument("--apps", default="podinfo,drain,close-drain,exit")
     p.add_argument("--zerodrop", default="none,enforce,enforce+policy",
                    help="scenarios; enforce+policy runs only for apps that have a policy")
     p.add_argument("--repeat", type=int, default=3)
@@ -257,8 +261,8 @@ def main():
     p.add_argument("--h2c", action="store_true", help="your app speaks h2c")
     p.add_argument("--policy", action="append", default=[], metavar="ANNOTATION=VALUE",
                    help="your app's zerodrop policy for the enforce+policy scenario (repeatable)")
-    p.add_argument("--smoke", action="store_true", help="CI: the drain app under enforce, once, "
-                   "through Traefik too; fails unless nothing is lost")
+    p.add_argument("--smoke", action="store_true", help="CI: the close-drain app under enforce with "
+                   "its policy, once, every client on both paths; fails unless nothing is lost")
     p.add_argument("--json")
     p.add_argument("--write")
     a = p.parse_args()
@@ -281,8 +285,8 @@ def main():
             cells.append((name, APPS[name], lambda ns, ann, app=APPS[name]: builtin_manifests(ns, app, ann)))
     modes = a.zerodrop.split(",")
     if a.smoke:
-        a.repeat, modes = 1, ["enforce"]
-        cells = [c for c in cells if c[0] == "drain"]
+        a.repeat, modes = 1, ["enforce+policy"]
+        cells = [c for c in cells if c[0] == "close-drain"]
     traefik = Traefik(os.path.join(tools, "traefik"))
     try:
         results = [run_cell(label, app, manifests, mode, a.repeat, a.rate, vegeta, traefik)
@@ -303,7 +307,7 @@ def main():
     if a.smoke:
         lost = report.lost(results)
         if lost:
-            sys.exit(f"smoke: the drain app under enforce lost requests: {lost}")
+            sys.exit(f"smoke: the close-drain app under enforce lost requests: {lost}")
 
 
 if __name__ == "__main__":
