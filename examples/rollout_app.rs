@@ -185,7 +185,10 @@ async fn main() {
     }
     app.draining.store(true, Ordering::Relaxed);
     if args.on_sigterm == OnSigterm::CloseDrain {
-        eprintln!("rollout_app: SIGTERM, answering Connection: close for {}s", args.drain_window);
+        eprintln!(
+            "rollout_app: SIGTERM, answering Connection: close for {}s",
+            args.drain_window
+        );
         app.closing.store(true, Ordering::Relaxed);
         let window = tokio::time::sleep(Duration::from_secs(args.drain_window));
         tokio::pin!(window);

@@ -67,8 +67,10 @@ for release in 1.30 1.32 1.33 1.34 1.36; do
   ZERODROP_HARNESS_BIN="$bin" cargo test --locked -p zerodrop --test suite -- "${filter[@]}"
 done
 
-step "rollout experiment: its reporting (pytest), then a real node (smoke: the exit app without and with zerodrop, once)"
+step "rollout experiment: its reporting (pytest), then a real node (smoke: the exit app without and with zerodrop, once; the traffic matrix's close-drain cell through kube-proxy and Traefik; zerodrop verify's cases)"
 python3 -m pytest -q -p no:cacheprovider tests/node
+# vegeta, podinfo and Traefik from the Go module proxy (cached by version).
+tests/traffic/build.sh
 # Root and Debian's containerd/runc/CNI plugins: the node runs real containers (tests/node).
 missing=""
 for pkg in containerd runc containernetworking-plugins iptables conntrack busybox-static; do
@@ -81,6 +83,8 @@ fi
 tests/node/node.sh up
 trap 'tests/node/node.sh down' EXIT
 tests/node/experiment.py --smoke
+tests/node/traffic.py --smoke
+tests/node/verify.py
 tests/node/node.sh down
 trap - EXIT
 

@@ -51,5 +51,15 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Certs(CertsCommand::Generate(args)) => zerodrop::commands::certs_generate(&args),
         Command::Load(args) => runtime.block_on(zerodrop::commands::load(args)),
+        Command::Verify(args) => {
+            let code = runtime
+                .block_on(zerodrop::commands::verify(*args))
+                .unwrap_or_else(|e| {
+                    eprintln!("error: {e:#}");
+                    2
+                });
+            drop(flush_on_exit);
+            std::process::exit(code)
+        }
     }
 }

@@ -637,3 +637,59 @@ fn image_inspection_has_an_off_switch() {
     };
     assert_eq!(egress(&[]), egress(&["images.inspection=false"]) + 1);
 }
+
+#[test]
+fn the_verify_cluster_role_is_opt_in_and_grants_what_verify_asks_for() {
+    let roles = |sets: &[&str]| -> Vec<Value> {
+        render(sets)
+            .unwrap()
+            .into_iter()
+            .filter(|o| {
+                o["kind"] == "ClusterRole"
+                    && o["metadata"]["name"].as_str().unwrap().ends_with("-verify")
+            })
+            .collect()
+    };
+    assert!(roles(&[]).is_empty(), "off by default");
+    let on = roles(&["verify.clusterRole=true"]);
+    assert_eq!(on.len(), 1);
+    let rules = on[0]["rules"].as_array().unwrap();
+    let allows = |verb: &str, group: &str, resource: &str| {
+        rules.iter().any(|r| {
+            let has = |k: &str, v: &str| r[k].as_array().unwrap().iter().any(|x| x == v);
+            has("verbs", verb) && has("apiGroups", group) && has("resources", resource)
+        })
+    };
+    use zerodrop::verify::access::needed;
+    for kind in ["deployment/web", "statefulset/db"] {
+        let target = kind.parse().unwrap();
+        for (verb, group, resource, sub) in needed(&target, true) {
+            let resource = if sub.is_empty() {
+                resource.to_owned()
+            } else {
+                format!("{resource}/{sub}")
+            };
+            assert!(
+                allows(verb, group, &resource),
+                "{verb} {group}/{resource} for {kind}"
+            );
+        }
+    }
+    // Nothing beyond the namespace's workloads, pods and Services (no secrets, no cluster objects).
+    for r in rules {
+        for res in r["resources"].as_array().unwrap() {
+            assert!(
+                [
+                    "deployments",
+                    "statefulsets",
+                    "pods",
+                    "pods/log",
+                    "services",
+                    "horizontalpodautoscalers"
+                ]
+                .contains(&res.as_str().unwrap()),
+                "{res}"
+            );
+        }
+    }
+}

@@ -26,3 +26,4 @@ mod server_router;
 mod server_shutdown;
 mod server_startup;
 mod server_tls;
+mod verify_rules;

@@ -162,7 +162,11 @@ fn keepalive_get(s: &mut TcpStream) -> std::io::Result<(u16, bool)> {
         .unwrap_or(0);
     let mut body = vec![0u8; len];
     s.read_exact(&mut body)?;
-    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     Ok((code, head.contains("connection: close")))
 }
 
@@ -176,20 +180,41 @@ fn drain_closes_an_idle_keepalive_connection_at_once_close_drain_answers_on_it_f
     assert_eq!(keepalive_get(&mut conn).expect("first"), (200, false));
     app.sigterm();
     std::thread::sleep(Duration::from_millis(300));
-    assert!(keepalive_get(&mut conn).is_err(), "drain closed the idle connection");
+    assert!(
+        keepalive_get(&mut conn).is_err(),
+        "drain closed the idle connection"
+    );
     assert_eq!(app.exit_code(Duration::from_secs(5)), Some(0));
 
     // close-drain: for its window the same request is answered, with Connection: close, and
     // new connections are still accepted; then it exits.
-    let app = App::start(&["--on-sigterm", "close-drain", "--drain-window", "1", "--work-ms", "0"]);
+    let app = App::start(&[
+        "--on-sigterm",
+        "close-drain",
+        "--drain-window",
+        "1",
+        "--work-ms",
+        "0",
+    ]);
     let mut conn = TcpStream::connect(&app.addr).expect("connect");
     conn.set_read_timeout(Some(Duration::from_secs(5))).ok();
     assert_eq!(keepalive_get(&mut conn).expect("first"), (200, false));
     app.sigterm();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(keepalive_get(&mut conn).expect("in the window"), (200, true));
-    assert_eq!(get(&app.addr, "/"), Ok(200), "still accepting in the window");
-    assert_eq!(get(&app.addr, "/ready"), Ok(503), "not ready once SIGTERM came");
+    assert_eq!(
+        keepalive_get(&mut conn).expect("in the window"),
+        (200, true)
+    );
+    assert_eq!(
+        get(&app.addr, "/"),
+        Ok(200),
+        "still accepting in the window"
+    );
+    assert_eq!(
+        get(&app.addr, "/ready"),
+        Ok(503),
+        "not ready once SIGTERM came"
+    );
     assert_eq!(app.exit_code(Duration::from_secs(5)), Some(0));
 }
 

@@ -1,8 +1,10 @@
 //! The CLI's commands: wiring flags to the library's parts (the only place using anyhow).
 
 mod serve;
+mod verify;
 
 pub use serve::serve;
+pub use verify::verify;
 
 use crate::cluster;
 use crate::engine::{Capabilities, Engine};
@@ -211,7 +213,7 @@ async fn inspect_images(
 
 /// `zerodrop load`: runs the plan until one of its stops, prints the summary on stdout.
 pub async fn load(args: crate::cli::LoadArgs) -> anyhow::Result<()> {
-    use crate::verify::load::{Plan, run};
+    use crate::verify::load::{Plan, run_reporting};
     let plan = Plan {
         target: args.target,
         path: args.path,
@@ -249,7 +251,16 @@ pub async fn load(args: crate::cli::LoadArgs) -> anyhow::Result<()> {
             () = limit => (),
         }
     };
-    let summary = run(plan, stop).await;
+    // Progress lines are {"progress": {...}}; the last line is the summary.
+    let reporter = args.report_every.map(|every| {
+        let print: Box<dyn FnMut(crate::verify::load::Progress) + Send> = Box::new(|p| {
+            if let Ok(line) = serde_json::to_string(&serde_json::json!({ "progress": p })) {
+                println!("{line}");
+            }
+        });
+        (every, print)
+    });
+    let summary = run_reporting(plan, stop, reporter).await;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(())
 }

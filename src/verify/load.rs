@@ -132,6 +132,30 @@ type Pool = Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>>;
 
 /// Sends `plan` until `stop` resolves, then waits for the requests in flight (or their timeout).
 pub async fn run(plan: Plan, stop: impl std::future::Future<Output = ()>) -> Summary {
+    run_reporting(plan, stop, None).await
+}
+
+/// Where the load stands, every `--report-every`: counts so far and the failures recorded since
+/// the last report (what `zerodrop verify` follows in the load pod's log).
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    pub started_unix_ms: u64,
+    pub at_ms: u64,
+    pub sent: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub failures: Vec<Event>,
+}
+
+/// A progress callback and how often to call it.
+pub type Reporter = (Duration, Box<dyn FnMut(Progress) + Send>);
+
+/// `run`, calling `reporter` on its period with the progress so far.
+pub async fn run_reporting(
+    plan: Plan,
+    stop: impl std::future::Future<Output = ()>,
+    reporter: Option<Reporter>,
+) -> Summary {
     let plan = Arc::new(plan);
     let summary = Arc::new(Mutex::new(Summary::default()));
     let pool: Pool = Arc::default();
@@ -143,9 +167,33 @@ pub async fn run(plan: Plan, stop: impl std::future::Future<Output = ()>) -> Sum
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = tokio::task::JoinSet::new();
+    let (every, mut report) = match reporter {
+        Some((every, f)) => (every, Some(f)),
+        None => (Duration::from_secs(3600), None),
+    };
+    let mut reported = 0usize;
+    let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tokio::pin!(stop);
     loop {
         tokio::select! {
+            _ = progress.tick(), if report.is_some() => {
+                let p = {
+                    let s = lock(&summary);
+                    let p = Progress {
+                        started_unix_ms,
+                        at_ms: elapsed_ms(started),
+                        sent: s.sent,
+                        ok: s.ok,
+                        failed: s.failed,
+                        failures: s.failures[reported.min(s.failures.len())..].to_vec(),
+                    };
+                    reported = s.failures.len();
+                    p
+                };
+                if let Some(f) = report.as_mut() {
+                    f(p);
+                }
+            }
             _ = tick.tick() => {
                 while tasks.try_join_next().is_some() {}
                 let at_ms = elapsed_ms(started);

@@ -165,7 +165,7 @@ def wait_routed(host, limit=60):
 
 def start_streams(vegeta, ns, vip, app, rate):
     streams = {}
-    for path, base, host in (("vip", f"{vip}:80", None), ("ingress", INGRESS, f"{ns}.traffic")):
+    for path, base, host in (("vip", vip, None), ("ingress", INGRESS, f"{ns}.traffic")):
         for name, tool_name, keepalive, method, h2c in clients(app):
             url_path = app["post"] if method == "POST" else app["get"]
             h = f"{ns}-h2c.traffic" if (h2c and host) else host
@@ -212,7 +212,8 @@ def run_cell(label, app, manifests, mode, repeat, rate, vegeta, traefik):
     apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}},
            *items, *routes(ns, service, app.get("h2c"))], warnings)
     settle(ns, REPLICAS)
-    vip = kubectl("-n", ns, "get", "svc", "app", "-o", "jsonpath={.spec.clusterIP}")
+    vip = kubectl("-n", ns, "get", "svc", "app", "-o", "jsonpath={.spec.clusterIP}") + \
+        f":{service['spec']['ports'][0]['port']}"
     wait_routed(f"{ns}.traffic")
     time.sleep(3)  # kube-proxy programs the new Service
     runs = []

@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod measure;
+pub use measure::{LoadArgs, VerifyArgs, VerifyOutput};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "zerodrop",
@@ -67,38 +70,10 @@ pub enum Command {
     /// failure, classified and timed, when it stops (--duration, SIGTERM/SIGINT, or stdin
     /// closing with --until-stdin-closes). What rollouts are measured with.
     Load(LoadArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct LoadArgs {
-    /// HOST:PORT to connect to (a Service's cluster IP, a pod, an ingress).
-    #[arg(long, env = "ZERODROP_LOAD_TARGET")]
-    pub target: String,
-    #[arg(long, env = "ZERODROP_LOAD_PATH", default_value = "/")]
-    pub path: String,
-    /// The Host header (default: the target): an ingress routes by it.
-    #[arg(long, env = "ZERODROP_LOAD_HOST")]
-    pub host: Option<String>,
-    #[arg(long, env = "ZERODROP_LOAD_METHOD", value_enum, default_value_t = crate::verify::load::Method::Get)]
-    pub method: crate::verify::load::Method,
-    /// Requests per second, on schedule whatever the answers (open loop).
-    #[arg(long, env = "ZERODROP_LOAD_RATE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub rate: u32,
-    /// Reuse connections (what real clients do); `false`: a new connection per request.
-    #[arg(long, env = "ZERODROP_LOAD_KEEPALIVE", default_value_t = true, action = clap::ArgAction::Set)]
-    pub keepalive: bool,
-    /// Keep-alive connections kept open at most.
-    #[arg(long, env = "ZERODROP_LOAD_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub connections: u16,
-    /// Bound of one request (connect, send, whole answer).
-    #[arg(long, env = "ZERODROP_LOAD_TIMEOUT", default_value = "2s", value_parser = duration)]
-    pub timeout: Duration,
-    /// Stop after this long.
-    #[arg(long, env = "ZERODROP_LOAD_DURATION", value_parser = duration)]
-    pub duration: Option<Duration>,
-    /// Also stop when stdin closes (a driver that dies never leaves load running).
-    #[arg(long, env = "ZERODROP_LOAD_UNTIL_STDIN_CLOSES")]
-    pub until_stdin_closes: bool,
+    /// Roll a Deployment or StatefulSet under load from a pod in its namespace and report the
+    /// requests that failed, when in the rollout, what the pods carried and what to change.
+    /// Exit code: 0 nothing failed, 1 something did, 2 it could not run.
+    Verify(Box<VerifyArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -351,7 +326,7 @@ fn go_duration(raw: &str, max: Duration) -> Result<Duration, String> {
     Ok(value)
 }
 
-fn duration(raw: &str) -> Result<Duration, String> {
+pub(crate) fn duration(raw: &str) -> Result<Duration, String> {
     go_duration(raw, Duration::from_secs(86_400))
 }
 

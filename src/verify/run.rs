@@ -1,0 +1,447 @@
+//! `zerodrop verify`'s run: preflight, the load pod, a steady state, each action measured, the
+//! report; and, whatever happens (an error, Ctrl-C), putting back what it changed.
+
+use super::advice::{self, PodEvents};
+use super::load::Method;
+use super::loadpod::{self, LoadSpec, Progress, Seen};
+use super::observed::{bound_s, classes, rand_u32, template_annotation, unix_ms, zerodrop_image};
+use super::preflight::{self, Refusal, Target, Wanted};
+use super::report::{ActionRun, Report, SweepPoint, Timed};
+use super::{access, observed, workload};
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Restart,
+    ScaleDown,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Restart => "restart",
+            Action::ScaleDown => "scale-down",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub target: Target,
+    pub namespace: String,
+    pub wanted: Wanted,
+    pub method: Method,
+    pub rate: u32,
+    pub keepalive: bool,
+    pub connections: u16,
+    pub timeout: Duration,
+    pub actions: Vec<Action>,
+    pub repeat: u32,
+    pub image: Option<String>,
+    pub zerodrop_namespace: String,
+    /// Quiet time after convergence that still counts for the action.
+    pub settle: Duration,
+    /// Failure-free time required before the first action.
+    pub steady: Duration,
+    /// How long one rollout may take.
+    pub rollout_limit: Duration,
+    pub sweep: Vec<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    #[error("{0}")]
+    Cannot(String),
+    #[error("interrupted; what verify changed is put back")]
+    Interrupted,
+    #[error("talking to the apiserver: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+const SWEEP_ANNOTATION: &str = "zerodrop.dev/prestop-sleep";
+
+/// What verify changed and must put back.
+#[derive(Default)]
+struct Changes {
+    run: Option<String>,
+    replicas: Option<i32>,
+    /// The sweep annotation's value before verify touched it (`Some(None)`: it had none).
+    sleep: Option<Option<String>>,
+}
+
+/// Runs verify; `status` gets one line per step (a terminal's progress line).
+pub async fn run(
+    client: &Client,
+    opts: &Options,
+    cancel: impl std::future::Future<Output = ()>,
+    status: &(dyn Fn(&str) + Sync),
+) -> Result<Report, VerifyError> {
+    let mut changes = Changes::default();
+    let result = tokio::select! {
+        r = body(client, opts, &mut changes, status) => r,
+        () = cancel => Err(VerifyError::Interrupted),
+    };
+    status("cleaning up");
+    let restored = restore(client, opts, &changes).await;
+    match (result, restored) {
+        (Ok(report), Ok(())) => Ok(report),
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(VerifyError::Cannot(format!(
+            "putting back what verify changed: {e}"
+        ))),
+    }
+}
+
+async fn restore(client: &Client, opts: &Options, c: &Changes) -> kube::Result<()> {
+    let ns = &opts.namespace;
+    if let Some(run) = &c.run {
+        loadpod::delete(client, ns, Some(run)).await?;
+    }
+    if let Some(n) = c.replicas {
+        workload::patch(client, ns, &opts.target, workload::scale_patch(n)).await?;
+    }
+    if let Some(original) = &c.sleep {
+        let patch = workload::annotation_patch(SWEEP_ANNOTATION, original.as_deref());
+        workload::patch(client, ns, &opts.target, patch).await?;
+    }
+    Ok(())
+}
+
+async fn body(
+    client: &Client,
+    opts: &Options,
+    changes: &mut Changes,
+    status: &(dyn Fn(&str) + Sync),
+) -> Result<Report, VerifyError> {
+    let (ns, target) = (&opts.namespace, &opts.target);
+    status("preflight");
+    let scale_down = opts.actions.contains(&Action::ScaleDown);
+    let denied = access::denied(client, ns, target, scale_down).await?;
+    let state = if denied.is_empty() {
+        workload::state(client, ns, target).await?
+    } else {
+        None
+    };
+    let facts = workload::facts(
+        client,
+        ns,
+        target,
+        state.as_ref(),
+        Some(opts.zerodrop_namespace.clone()),
+        denied,
+    )
+    .await?;
+    let wanted = Wanted {
+        scale_down,
+        ..opts.wanted.clone()
+    };
+    let chosen = preflight::decide(target, &facts, &wanted)?;
+    let state = state.ok_or_else(|| VerifyError::Cannot(format!("{target} vanished")))?;
+    let image = match &opts.image {
+        Some(i) => i.clone(),
+        None => zerodrop_image(client, &opts.zerodrop_namespace).await?,
+    };
+    // What an earlier verify that lost its connection left behind.
+    loadpod::delete(client, ns, None).await?;
+    let run = format!("{:08x}", rand_u32());
+    let name = format!("zerodrop-verify-{run}");
+    let spec = LoadSpec {
+        target: chosen.target.clone(),
+        path: chosen.path.clone(),
+        method: opts.method,
+        rate: opts.rate,
+        keepalive: opts.keepalive,
+        connections: opts.connections,
+        timeout_ms: u64::try_from(opts.timeout.as_millis()).unwrap_or(u64::MAX),
+        image,
+        deadline_s: bound_s(opts),
+    };
+    status(&format!("starting load pod {name}"));
+    changes.run = Some(run.clone());
+    loadpod::create(client, ns, &loadpod::manifest(&name, &run, &spec)).await?;
+    if let Err(why) = loadpod::running(client, ns, &name, Duration::from_secs(120)).await? {
+        return Err(VerifyError::Cannot(format!(
+            "the load pod did not start: {why}"
+        )));
+    }
+    let (tx, mut rx) = mpsc::channel(64);
+    tokio::spawn(loadpod::follow(client.clone(), ns.clone(), name, tx));
+    let mut load = Tally::default();
+    status("waiting for a steady state");
+    load.until(&mut rx, |t| t.at_ms >= opts.steady.as_millis() as u64)
+        .await?;
+    if load.failed > 0 {
+        return Err(VerifyError::Cannot(format!(
+            "{} of {} requests failed before any action: the app fails at rest ({}); fix that first",
+            load.failed,
+            load.sent,
+            classes(&load.failures)
+        )));
+    }
+    let mut runs = Vec::new();
+    let mut sweep = Vec::new();
+    let sleeps: Vec<Option<u64>> = if opts.sweep.is_empty() {
+        vec![None]
+    } else {
+        opts.sweep.iter().copied().map(Some).collect()
+    };
+    for sleep in sleeps {
+        if let Some(s) = sleep {
+            if changes.sleep.is_none() {
+                changes.sleep = Some(template_annotation(&state, SWEEP_ANNOTATION));
+            }
+            status(&format!("setting prestop-sleep {s}s (rolls the pods)"));
+            let patch = workload::annotation_patch(SWEEP_ANNOTATION, Some(&format!("{s}s")));
+            workload::patch(client, ns, target, patch).await?;
+            converge(client, opts).await?;
+        }
+        let mut failed = Vec::new();
+        for rep in 1..=opts.repeat {
+            for &action in &opts.actions {
+                status(&format!(
+                    "{} {rep}/{}{}",
+                    action.as_str(),
+                    opts.repeat,
+                    sleep.map_or(String::new(), |s| format!(" with prestop-sleep {s}s"))
+                ));
+                let r = measure(
+                    client, opts, &state, action, rep, sleep, &mut load, &mut rx, changes,
+                )
+                .await?;
+                failed.push(r.failed);
+                runs.push(r);
+            }
+        }
+        if let Some(s) = sleep {
+            sweep.push(SweepPoint { sleep_s: s, failed });
+        }
+    }
+    let after = workload::state(client, ns, target).await?.unwrap_or(state);
+    let pods = workload::pods(client, ns, &after.selector).await?;
+    let carried = observed::carried(pods.first());
+    let kind = match target.kind {
+        preflight::Kind::Deployment => crate::engine::Workload::Deployment,
+        preflight::Kind::StatefulSet => crate::engine::Workload::StatefulSet,
+    };
+    // Reading the namespace's label needs a cluster-scoped get a RoleBinding cannot grant; the
+    // advice then goes by what the pods carried.
+    let mode = workload::mode(client, ns).await.ok().flatten();
+    let seen = observed::observe(&runs, &carried, mode, &pods, &after, kind);
+    let advice = advice::advise(ns, &seen);
+    let recommended_sleep_s = super::report::recommend(&sweep).map(|(_, set)| set);
+    Ok(Report {
+        target: target.to_string(),
+        namespace: ns.clone(),
+        service: chosen.service,
+        load: chosen.target,
+        path: chosen.path,
+        method: match opts.method {
+            Method::Get => "GET".into(),
+            Method::Post => "POST".into(),
+        },
+        keepalive: opts.keepalive,
+        rate: opts.rate,
+        runs,
+        carried,
+        advice,
+        sweep,
+        recommended_sleep_s,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    client: &Client,
+    opts: &Options,
+    state: &workload::State,
+    action: Action,
+    repetition: u32,
+    sleep_s: Option<u64>,
+    load: &mut Tally,
+    rx: &mut mpsc::Receiver<Progress>,
+    changes: &mut Changes,
+) -> Result<ActionRun, VerifyError> {
+    let (ns, target) = (&opts.namespace, &opts.target);
+    let (sent0, seen0) = (load.sent, load.failures.len());
+    let pods_api = Api::<Pod>::namespaced(client.clone(), ns);
+    let seen = Seen2::default();
+    let events = tokio::spawn(record(
+        pods_api,
+        workload::selector_string(&state.selector),
+        load.started_unix_ms,
+        seen.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await; // the watch's initial list
+    let acted_ms = load.clock_ms();
+    let started = tokio::time::Instant::now();
+    match action {
+        Action::Restart => {
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            workload::patch(client, ns, target, workload::restart_patch(&now)).await?;
+            converge(client, opts).await?;
+        }
+        Action::ScaleDown => {
+            changes.replicas = Some(state.replicas);
+            let patch = workload::scale_patch(state.replicas - 1);
+            workload::patch(client, ns, target, patch).await?;
+            converge(client, opts).await?;
+            workload::patch(client, ns, target, workload::scale_patch(state.replicas)).await?;
+            converge(client, opts).await?;
+            changes.replicas = None;
+        }
+    }
+    let rollout_s = started.elapsed().as_secs_f64();
+    tokio::time::sleep(opts.settle).await;
+    let end_ms = load.clock_ms();
+    // The load's report for the end of the window (failures are recorded when they complete).
+    load.until(rx, |t| t.at_ms >= end_ms + opts.timeout.as_millis() as u64)
+        .await?;
+    events.abort();
+    let pods: Vec<PodEvents> = seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    let window: Vec<&Seen> = load.failures[seen0..]
+        .iter()
+        .filter(|f| f.at_ms >= acted_ms && f.at_ms <= end_ms)
+        .collect();
+    let mut run = ActionRun {
+        action: action.as_str(),
+        repetition,
+        sleep_s,
+        sent: load.sent - sent0,
+        failed: window.len() as u64,
+        by_kind: BTreeMap::new(),
+        by_moment: BTreeMap::new(),
+        rollout_s: (rollout_s * 10.0).round() / 10.0,
+        failures: Vec::new(),
+    };
+    for f in window {
+        let moment = advice::moment(f.at_ms, &pods);
+        *run.by_kind.entry(f.class()).or_default() += 1;
+        let key = serde_json::to_value(moment)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        *run.by_moment.entry(key).or_default() += 1;
+        if run.failures.len() < super::report::SHOWN_FAILURES {
+            run.failures.push(Timed {
+                after_action_ms: i64::try_from(f.at_ms).unwrap_or(i64::MAX)
+                    - i64::try_from(acted_ms).unwrap_or(0),
+                kind: if f.reused {
+                    format!("{} (reused)", f.class())
+                } else {
+                    f.class()
+                },
+                moment,
+            });
+        }
+    }
+    Ok(run)
+}
+
+async fn converge(client: &Client, opts: &Options) -> Result<(), VerifyError> {
+    if workload::converge(client, &opts.namespace, &opts.target, opts.rollout_limit).await? {
+        Ok(())
+    } else {
+        Err(VerifyError::Cannot(format!(
+            "{} did not converge within {:?}; verify stopped (check `kubectl rollout status`)",
+            opts.target, opts.rollout_limit
+        )))
+    }
+}
+
+type Seen2 = std::sync::Arc<std::sync::Mutex<BTreeMap<String, PodEvents>>>;
+
+/// Records pods' deletions and readiness on the load's clock into `seen`, until aborted.
+async fn record(api: Api<Pod>, selector: String, started_unix_ms: u64, seen: Seen2) {
+    let mut existing = std::collections::BTreeSet::new();
+    let mut stream = watcher(api, watcher::Config::default().labels(&selector)).boxed();
+    while let Some(Ok(event)) = stream.next().await {
+        let now = unix_ms().saturating_sub(started_unix_ms);
+        let (pod, initial) = match event {
+            watcher::Event::InitApply(p) => (p, true),
+            watcher::Event::Apply(p) | watcher::Event::Delete(p) => (p, false),
+            _ => continue,
+        };
+        let Some(name) = pod.metadata.name.clone() else {
+            continue;
+        };
+        if initial {
+            existing.insert(name.clone());
+        }
+        let mut map = seen.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(name.clone()).or_insert_with(|| PodEvents {
+            name: name.clone(),
+            ..PodEvents::default()
+        });
+        if pod.metadata.deletion_timestamp.is_some() && entry.deleted_ms.is_none() {
+            entry.deleted_ms = Some(now);
+            entry.prestop_sleep_ms = observed::prestop_sleep_s(&pod) * 1000;
+        }
+        let ready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if ready && !existing.contains(&name) && entry.ready_ms.is_none() {
+            entry.ready_ms = Some(now);
+        }
+    }
+}
+
+/// The load's counts and failures so far, fed by its progress lines.
+#[derive(Default)]
+struct Tally {
+    started_unix_ms: u64,
+    at_ms: u64,
+    sent: u64,
+    failed: u64,
+    failures: Vec<Seen>,
+}
+
+impl Tally {
+    fn add(&mut self, p: Progress) {
+        self.started_unix_ms = p.started_unix_ms;
+        self.at_ms = p.at_ms;
+        self.sent = p.sent;
+        self.failed = p.failed;
+        self.failures.extend(p.failures);
+    }
+
+    /// Now, on the load's clock.
+    fn clock_ms(&self) -> u64 {
+        unix_ms().saturating_sub(self.started_unix_ms)
+    }
+
+    /// Consumes progress lines until `done` holds.
+    async fn until(
+        &mut self,
+        rx: &mut mpsc::Receiver<Progress>,
+        done: impl Fn(&Tally) -> bool,
+    ) -> Result<(), VerifyError> {
+        while !done(self) {
+            match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+                Ok(Some(p)) => self.add(p),
+                _ => {
+                    return Err(VerifyError::Cannot(
+                        "the load pod stopped reporting (its log ended or stalled)".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
