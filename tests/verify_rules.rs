@@ -209,8 +209,12 @@ fn a_failure_is_placed_at_a_start_in_a_sleep_or_at_sigterm() {
         (30_300, Moment::Sigterm), // c has no sleep: SIGTERM at deletion
         (5_000, Moment::Other),
     ] {
-        assert_eq!(advice::moment(at, &pods), want, "at {at}");
+        assert_eq!(advice::moment(at, false, &pods), want, "at {at}");
     }
+    // A 503 from a pod in its first seconds is its start, even beside another pod's SIGTERM.
+    let pods = [old("a", 10_000, 5_000), new("b", 14_500)];
+    assert_eq!(advice::moment(15_100, false, &pods), Moment::Sigterm);
+    assert_eq!(advice::moment(15_100, true, &pods), Moment::Start);
 }
 
 fn seen() -> Observed {

@@ -32,12 +32,24 @@ pub enum Moment {
 
 /// SIGTERM ± this is "at SIGTERM".
 const AT_SIGTERM_MS: i64 = 1000;
-/// A new pod's first this long is "at start".
+/// A new pod's first this long is "at start" for a failed connection; for an answer (a 503 of
+/// an app that is up but not ready) the whole time any new pod is young.
 const AT_START_MS: u64 = 3000;
+const ANSWERED_START_MS: u64 = 30_000;
 
-/// The moment of a failure at `at_ms`, from the pods' events.
-pub fn moment(at_ms: u64, pods: &[PodEvents]) -> Moment {
+/// The moment of a failure at `at_ms`, from the pods' events. An answer (a non-2xx status)
+/// while a new pod is in its first seconds is the new pod's: a closing connection gives none.
+pub fn moment(at_ms: u64, answered: bool, pods: &[PodEvents]) -> Moment {
     let at = i64::try_from(at_ms).unwrap_or(i64::MAX);
+    let young = |within: u64| {
+        pods.iter().any(|p| {
+            p.ready_ms
+                .is_some_and(|r| at_ms >= r && at_ms - r <= within)
+        })
+    };
+    if answered && young(ANSWERED_START_MS) {
+        return Moment::Start;
+    }
     let near_sigterm = pods.iter().any(|p| {
         p.deleted_ms.is_some_and(|d| {
             let sigterm = i64::try_from(d + p.prestop_sleep_ms).unwrap_or(i64::MAX);
@@ -47,10 +59,7 @@ pub fn moment(at_ms: u64, pods: &[PodEvents]) -> Moment {
     if near_sigterm {
         return Moment::Sigterm;
     }
-    if pods.iter().any(|p| {
-        p.ready_ms
-            .is_some_and(|r| at_ms >= r && at_ms - r <= AT_START_MS)
-    }) {
+    if young(AT_START_MS) {
         return Moment::Start;
     }
     if pods
@@ -146,7 +155,9 @@ pub fn advise(namespace: &str, o: &Observed) -> Vec<Advice> {
             ),
         );
     }
-    if o.at_sigterm > 0 {
+    // Without a preStop, SIGTERM comes with the deletion and routing has not caught up: that is
+    // the label's to fix, not the app's.
+    if o.at_sigterm > 0 && o.prestop {
         let how = if o.at_sigterm_reused > 0 {
             "it closes keep-alive connections (or exits) while clients still use them: after SIGTERM keep serving for a drain window and answer `Connection: close` (HTTP/2: send GOAWAY), then close"
         } else {

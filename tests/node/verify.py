@@ -97,12 +97,17 @@ def case_slow():
 def case_sweep():
     ns = "v-drain-sweep"
     deploy(ns, "drain", "enforce")
-    code, r = verify(ns, "--keepalive=false", "--sweep-sleep", "0,1,2,5")
+    code, r = verify(ns, "--keepalive=false", "--sweep-sleep", "0,2,5", "--repeat", "2")
     rec = r.get("recommended_sleep_s")
     points = {p["sleep_s"]: p["failed"] for p in r.get("sweep", [])}
     check("sweep", code in (0, 1) and rec is not None, f"a recommendation (got {code}, {points})")
-    # docs/proof.md's sweep on this node: 0 s loses requests, 1 s usually and 2 s always nothing.
-    check("sweep", rec is not None and 2 <= rec <= 4, f"recommended 2..4 s (got {rec}, {points})")
+    # docs/proof.md's sweep on this node: 0 s loses requests, 1-2 s usually nothing, the
+    # default 5 s nothing: the smallest safe value is at most 5 s (recommended: it + margin).
+    check("sweep", sum(points.get(0, [])) > 0, f"no sleep loses requests ({points})")
+    check("sweep", rec is not None and rec <= 7, f"recommended at most 5 s + margin (got {rec}, {points})")
+    for run in r.get("runs", []):
+        print(f"    sleep {run['sleep_s']}s: {run['failed']} failed {run['by_kind']} {run['by_moment']}",
+              file=sys.stderr)
     check("sweep", "zerodrop.dev/prestop-sleep" not in template_annotations(ns), "annotation restored")
     return r
 
