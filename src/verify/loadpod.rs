@@ -195,3 +195,47 @@ pub async fn delete(client: &Client, ns: &str, run: Option<&str>) -> kube::Resul
     }
     Ok(n)
 }
+
+/// The load's counts and failures so far, fed by its progress lines.
+#[derive(Default)]
+pub struct Tally {
+    pub started_unix_ms: u64,
+    pub at_ms: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub failures: Vec<Seen>,
+}
+
+impl Tally {
+    pub fn add(&mut self, p: Progress) {
+        self.started_unix_ms = p.started_unix_ms;
+        self.at_ms = p.at_ms;
+        self.sent = p.sent;
+        self.failed = p.failed;
+        self.failures.extend(p.failures);
+    }
+
+    /// Now, on the load's clock.
+    pub fn clock_ms(&self) -> u64 {
+        super::observed::unix_ms().saturating_sub(self.started_unix_ms)
+    }
+
+    /// Consumes progress lines until `done` holds.
+    pub async fn until(
+        &mut self,
+        rx: &mut mpsc::Receiver<Progress>,
+        done: impl Fn(&Tally) -> bool,
+    ) -> Result<(), super::run::VerifyError> {
+        while !done(self) {
+            match tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv()).await {
+                Ok(Some(p)) => self.add(p),
+                _ => {
+                    return Err(super::run::VerifyError::Cannot(
+                        "the load pod stopped reporting (its log ended or stalled)".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

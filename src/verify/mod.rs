@@ -6,6 +6,7 @@ pub mod advice;
 pub mod load;
 pub mod loadpod;
 pub mod observed;
+pub mod podwatch;
 pub mod preflight;
 pub mod report;
 pub mod run;

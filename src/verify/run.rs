@@ -3,14 +3,12 @@
 
 use super::advice::{self, PodEvents};
 use super::load::Method;
-use super::loadpod::{self, LoadSpec, Progress, Seen};
-use super::observed::{bound_s, classes, rand_u32, template_annotation, unix_ms, zerodrop_image};
+use super::loadpod::{self, LoadSpec, Progress, Seen, Tally};
+use super::observed::{bound_s, classes, rand_u32, template_annotation, zerodrop_image};
 use super::preflight::{self, Refusal, Target, Wanted};
 use super::report::{ActionRun, Report, SweepPoint, Timed};
-use super::{access, observed, workload};
-use futures::StreamExt as _;
+use super::{access, observed, podwatch, workload};
 use k8s_openapi::api::core::v1::Pod;
-use kube::runtime::watcher;
 use kube::{Api, Client};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -290,8 +288,8 @@ async fn measure(
     let (ns, target) = (&opts.namespace, &opts.target);
     let (sent0, seen0) = (load.sent, load.failures.len());
     let pods_api = Api::<Pod>::namespaced(client.clone(), ns);
-    let seen = Seen2::default();
-    let events = tokio::spawn(record(
+    let seen = podwatch::Seen::default();
+    let events = tokio::spawn(podwatch::record(
         pods_api,
         workload::selector_string(&state.selector),
         load.started_unix_ms,
@@ -378,88 +376,5 @@ async fn converge(client: &Client, opts: &Options) -> Result<(), VerifyError> {
             "{} did not converge within {:?}; verify stopped (check `kubectl rollout status`)",
             opts.target, opts.rollout_limit
         )))
-    }
-}
-
-type Seen2 = std::sync::Arc<std::sync::Mutex<BTreeMap<String, PodEvents>>>;
-
-/// Records pods' deletions and readiness on the load's clock into `seen`, until aborted.
-async fn record(api: Api<Pod>, selector: String, started_unix_ms: u64, seen: Seen2) {
-    let mut existing = std::collections::BTreeSet::new();
-    let mut stream = watcher(api, watcher::Config::default().labels(&selector)).boxed();
-    while let Some(Ok(event)) = stream.next().await {
-        let now = unix_ms().saturating_sub(started_unix_ms);
-        let (pod, initial) = match event {
-            watcher::Event::InitApply(p) => (p, true),
-            watcher::Event::Apply(p) | watcher::Event::Delete(p) => (p, false),
-            _ => continue,
-        };
-        let Some(name) = pod.metadata.name.clone() else {
-            continue;
-        };
-        if initial {
-            existing.insert(name.clone());
-        }
-        let mut map = seen.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = map.entry(name.clone()).or_insert_with(|| PodEvents {
-            name: name.clone(),
-            ..PodEvents::default()
-        });
-        if pod.metadata.deletion_timestamp.is_some() && entry.deleted_ms.is_none() {
-            entry.deleted_ms = Some(now);
-            entry.prestop_sleep_ms = observed::prestop_sleep_s(&pod) * 1000;
-        }
-        let ready = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
-        if ready && !existing.contains(&name) && entry.ready_ms.is_none() {
-            entry.ready_ms = Some(now);
-        }
-    }
-}
-
-/// The load's counts and failures so far, fed by its progress lines.
-#[derive(Default)]
-struct Tally {
-    started_unix_ms: u64,
-    at_ms: u64,
-    sent: u64,
-    failed: u64,
-    failures: Vec<Seen>,
-}
-
-impl Tally {
-    fn add(&mut self, p: Progress) {
-        self.started_unix_ms = p.started_unix_ms;
-        self.at_ms = p.at_ms;
-        self.sent = p.sent;
-        self.failed = p.failed;
-        self.failures.extend(p.failures);
-    }
-
-    /// Now, on the load's clock.
-    fn clock_ms(&self) -> u64 {
-        unix_ms().saturating_sub(self.started_unix_ms)
-    }
-
-    /// Consumes progress lines until `done` holds.
-    async fn until(
-        &mut self,
-        rx: &mut mpsc::Receiver<Progress>,
-        done: impl Fn(&Tally) -> bool,
-    ) -> Result<(), VerifyError> {
-        while !done(self) {
-            match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
-                Ok(Some(p)) => self.add(p),
-                _ => {
-                    return Err(VerifyError::Cannot(
-                        "the load pod stopped reporting (its log ended or stalled)".into(),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 }
