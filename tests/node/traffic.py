@@ -46,6 +46,16 @@ SCENARIOS = {"none": (None, False), "enforce": ("enforce", False), "enforce+poli
 
 
 def clients(app):
+    """See _clients; an app given on the command line is sent its one method only (the
+    new-connection client too)."""
+    methods = app.get("methods", ("GET", "POST"))
+    out = [c for c in _clients(app) if c[3] in methods]
+    if "GET" not in methods:
+        out.insert(0, ("new", "vegeta", False, methods[0], False))
+    return out
+
+
+def _clients(app):
     """(name, tool, keep-alive, method, h2c) of the clients that run at once on each path.
     New connections carry one request each and neither tool retries one, so their GET and POST
     cannot differ: GET only. The strict client retries nothing whatever the method: POST only."""
@@ -77,8 +87,11 @@ def builtin_manifests(ns, app, annotations):
 
 def user_manifests(ns, path, annotations):
     """The user's Deployment and Service (YAML or JSON, several documents), into `ns`."""
-    out = json.loads(kubectl("create", "--dry-run=client", "-o", "json", "-f", path))
-    items = out["items"] if out.get("kind") == "List" else [out]
+    text, items, dec, at = kubectl("create", "--dry-run=client", "-o", "json", "-f", path), [], json.JSONDecoder(), 0
+    while text[at:].strip():  # one JSON object per document, back to back
+        at += len(text[at:]) - len(text[at:].lstrip())
+        obj, at = dec.raw_decode(text, at)
+        items.extend(obj["items"] if obj.get("kind") == "List" else [obj])
     kinds = sorted(i["kind"] for i in items)
     if kinds != ["Deployment", "Service"]:
         sys.exit(f"{path}: expected one Deployment and one Service, found {kinds}")
@@ -275,7 +288,7 @@ def main():
     if a.manifest:
         if a.image and os.path.exists(a.image):
             import_image(a.image)
-        app = {"get": a.path, "post": a.path, "h2c": a.h2c}
+        app = {"get": a.path, "post": a.path, "h2c": a.h2c, "methods": (a.method,)}
         if a.policy:
             app["policy"] = dict(kv.split("=", 1) for kv in a.policy)
         cells.append(("yours", app, lambda ns, ann: user_manifests(ns, a.manifest, ann)))

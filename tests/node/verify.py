@@ -132,6 +132,27 @@ def case_interrupt():
           f"annotation restored ({after})")
 
 
+def case_statefulset():
+    """The same command for a StatefulSet: pods replaced one at a time, in order."""
+    ns = "v-drain-sts"
+    kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s")
+    items = experiment.manifests(ns, "drain", "enforce", {})
+    sts = next(i for i in items if i["kind"] == "Deployment")
+    sts.update({"kind": "StatefulSet"})
+    sts["spec"].pop("strategy")
+    sts["spec"].update({"replicas": 2, "serviceName": "app", "podManagementPolicy": "OrderedReady"})
+    apply(items)
+    settle(ns, 2)
+    args = [tool("zerodrop"), "verify", "statefulset/app", "-n", ns, "--kubeconfig", KUBECONFIG,
+            "-o", "json", "--rate", "50", "--keepalive=false"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    r = json.loads(out.stdout) if out.stdout.strip() else {}
+    runs = r.get("runs", [])
+    check("statefulset", out.returncode == 0, f"exit 0 (got {out.returncode}: {r.get('error', [x['by_kind'] for x in runs])})")
+    check("statefulset", len(runs) == 1 and runs[0]["rollout_s"] > 5, f"one restart of both pods, each after its 5 s sleep ({runs})")
+    check("statefulset", not left_behind(ns), "no load pod left")
+
+
 def transcript(path):
     """A real table-output run for the README (the exit app without zerodrop)."""
     ns = "v-exit-none"
@@ -142,7 +163,7 @@ def transcript(path):
 
 
 CASES = {"no-zerodrop": case_no_zerodrop, "enforce": case_enforce, "slow": case_slow,
-         "sweep": case_sweep, "interrupt": case_interrupt}
+         "sweep": case_sweep, "interrupt": case_interrupt, "statefulset": case_statefulset}
 
 
 def main():
