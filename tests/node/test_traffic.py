@@ -89,3 +89,13 @@ def test_write_replaces_only_between_its_own_markers():
     assert report.between_markers(doc, "traffic", "new") == doc.replace("old", "new")
     with pytest.raises(SystemExit):
         report.between_markers("nothing", "traffic", "new")
+
+
+def test_your_app_gets_its_one_method_from_every_client_and_ours_get_the_pruned_matrix():
+    import traffic
+    yours = traffic.clients({"methods": ("POST",)})
+    assert [(c[0], c[3]) for c in yours] == [("new", "POST"), ("keepalive", "POST"), ("strict-keepalive", "POST")]
+    ours = [(c[0], c[3], c[4]) for c in traffic.clients(traffic.APPS["podinfo"])]
+    assert ours == [("new", "GET", False), ("keepalive", "GET", False), ("keepalive", "POST", False),
+                    ("strict-keepalive", "POST", False), ("h2c", "POST", True)]
+    assert not any(c[4] for c in traffic.clients(traffic.APPS["drain"])), "h2c only where the app speaks it"
