@@ -19,6 +19,8 @@ pub fn needed(
     let mut out = vec![
         ("get", "apps", workload, ""),
         ("patch", "apps", workload, ""),
+        // Is zerodrop itself here (never verified)?
+        ("list", "apps", "deployments", ""),
         ("list", "", "pods", ""),
         ("watch", "", "pods", ""),
         ("create", "", "pods", ""),

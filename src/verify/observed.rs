@@ -109,6 +109,17 @@ fn shell_findings(state: &State, kind: Workload) -> Vec<String> {
         .collect()
 }
 
+/// Whether zerodrop runs in `ns` (its chart's Deployment is there), wherever it was installed.
+pub async fn zerodrop_runs_in(client: &Client, ns: &str) -> kube::Result<bool> {
+    let lp = ListParams::default()
+        .labels("app.kubernetes.io/name=zerodrop")
+        .limit(1);
+    let found = Api::<Deployment>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await?;
+    Ok(!found.items.is_empty())
+}
+
 /// The image zerodrop runs with in this cluster: its Deployment's first container's.
 pub async fn zerodrop_image(client: &Client, ns: &str) -> Result<String, super::run::VerifyError> {
     let lp = ListParams::default().labels("app.kubernetes.io/name=zerodrop");

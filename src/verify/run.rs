@@ -128,15 +128,13 @@ async fn body(
     } else {
         None
     };
-    let facts = workload::facts(
-        client,
-        ns,
-        target,
-        state.as_ref(),
-        Some(opts.zerodrop_namespace.clone()),
-        denied,
-    )
-    .await?;
+    // zerodrop's own namespace is refused wherever it was installed, not only the flag's.
+    let own = if denied.is_empty() && observed::zerodrop_runs_in(client, ns).await? {
+        ns.clone()
+    } else {
+        opts.zerodrop_namespace.clone()
+    };
+    let facts = workload::facts(client, ns, target, state.as_ref(), Some(own), denied).await?;
     let wanted = Wanted {
         scale_down,
         ..opts.wanted.clone()

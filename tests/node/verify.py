@@ -153,6 +153,16 @@ def case_statefulset():
     check("statefulset", not left_behind(ns), "no load pod left")
 
 
+def case_own_namespace():
+    """zerodrop's namespace is refused wherever it was installed, whatever the flag says."""
+    args = [tool("zerodrop"), "verify", "deployment/zerodrop", "-n", "zerodrop-system", "--kubeconfig",
+            KUBECONFIG, "-o", "json", "--zerodrop-namespace", "somewhere-else"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    r = json.loads(out.stdout) if out.stdout.strip() else {}
+    check("own namespace", out.returncode == 2 and "zerodrop's own" in r.get("error", ""),
+          f"exit 2, refused as zerodrop's own (got {out.returncode}, {r})")
+
+
 def transcript(path):
     """A real table-output run for the README (the exit app without zerodrop)."""
     ns = "v-exit-none"
@@ -163,7 +173,8 @@ def transcript(path):
 
 
 CASES = {"no-zerodrop": case_no_zerodrop, "enforce": case_enforce, "slow": case_slow,
-         "sweep": case_sweep, "interrupt": case_interrupt, "statefulset": case_statefulset}
+         "sweep": case_sweep, "interrupt": case_interrupt, "statefulset": case_statefulset,
+         "own-namespace": case_own_namespace}
 
 
 def main():
