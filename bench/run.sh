@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every zerodrop benchmark side by side with its baseline and prints one summary table.
-#   bench/run.sh            full run (about 5 minutes on 2 cores)
+#   bench/run.sh            full run (about 15 minutes on 2 cores, plus Kyverno's first build)
 #   bench/run.sh --smoke    seconds-long version that CI runs to keep this script working
 #   bench/run.sh --write    also rewrite the table in docs/benchmarks.md
 set -euo pipefail
@@ -59,20 +59,52 @@ done
 
 echo "== end to end: pod create latency through the real apiserver" >&2
 harness=$(tests/harness/build.sh)
-"$harness/controlplane" --bin "$harness" > "$work/cp.out" 2> "$work/cp.err" < <(sleep 100000) &
-pids+=($!)
+# Pod creates (and Deployments) are audited, for the peers' burst: each request's latency.
+cat > "$work/audit-policy.yaml" <<'YAML'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+    verbs: [create]
+    resources: [{ group: "", resources: [pods] }, { group: apps, resources: [deployments] }]
+  - level: None
+YAML
+"$harness/controlplane" --bin "$harness" --apiserver-arg="--audit-policy-file=$work/audit-policy.yaml" \
+  --apiserver-arg="--audit-log-path=$work/audit.log" --apiserver-arg=--audit-log-mode=batch \
+  --apiserver-arg=--audit-log-batch-max-wait=1s > "$work/cp.out" 2> "$work/cp.err" < <(sleep 100000) &
+pids+=($!); cp_pid=$!
 for _ in $(seq 300); do grep -q READY "$work/cp.out" && break; sleep 0.2; done
 kubeconfig=$(sed -nE 's/^READY .*"kubeconfig":"([^"]+)".*/\1/p' "$work/cp.out")
+apiserver_pid=$(sed -nE 's/^READY .*"apiserverPid":([0-9]+).*/\1/p' "$work/cp.out")
 "$bin/zerodrop" certs generate --out "$work/e2e-certs" --dns localhost --ip 127.0.0.1 >/dev/null
 "$bin/zerodrop" serve --kubeconfig "$kubeconfig" --image-inspection=false --scan-interval 0 --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --tls-cert "$work/e2e-certs/tls.crt" --tls-key "$work/e2e-certs/tls.key" --log-level warn,zerodrop::commands=info --log-format json 2> "$work/zd-e2e.log" &
-pids+=($!)
+pids+=($!); zd_e2e_pid=$!
 for _ in $(seq 100); do grep -q '"serving"' "$work/zd-e2e.log" && break; sleep 0.1; done
 e2e_port=$(grep '"serving"' "$work/zd-e2e.log" | sed -nE 's/.*"tls":"127.0.0.1:([0-9]+)".*/\1/p' | head -1)
-out=$(PEER_POLICY=bench/peers/mutating-admission-policy.yaml "$ex/e2e_latency" "$kubeconfig" "https://127.0.0.1:$e2e_port" "$work/e2e-certs/ca.crt" "$iters" \
+out=$("$ex/e2e_latency" "$kubeconfig" "https://127.0.0.1:$e2e_port" "$work/e2e-certs/ca.crt" "$iters" \
   "https://127.0.0.1:$base_port" "$work/baseline-ca.pem")
 echo "{\"kind\":\"e2e\",\"result\":$out}" >> "$work/results.jsonl"
 
+echo "== peers: zerodrop, Kyverno and the in-tree MutatingAdmissionPolicy, one apiserver, one run" >&2
+# CI's smoke runs the in-tree policy only: Kyverno is a several-minute build (cached by content).
+if [ $smoke = 1 ]; then peer_args="30 20 10"; else peer_args="2000 1000 300"; export ZERODROP_KYVERNO="$(bench/peers/kyverno/build.sh)"; fi
+out=$(APISERVER_PID=$apiserver_pid AUDIT_LOG="$work/audit.log" PEER_POLICY=bench/peers/mutating-admission-policy.yaml \
+  ZERODROP_URL="https://127.0.0.1:$e2e_port" ZERODROP_CA="$work/e2e-certs/ca.crt" ZERODROP_PID=$zd_e2e_pid \
+  NULL_URL="https://127.0.0.1:$base_port" NULL_CA="$work/baseline-ca.pem" NULL_PID=$base_pid \
+  "$ex/peers_bench" "$kubeconfig" $peer_args)
+echo "{\"kind\":\"peers\",\"result\":$out}" >> "$work/results.jsonl"
+if [ $smoke = 0 ]; then
+  # Behaviour on one corpus, Kyverno included (tests/e2e/peers), on the test's own control plane.
+  kill "$cp_pid"; wait "$cp_pid" 2>/dev/null || true
+  ZERODROP_PEERS_TABLE="$work/peers-behaviour.md" cargo test --locked --test suite e2e::peers::the_peers_on_one_corpus -- --exact >&2
+fi
+
 python3 bench/summary.py "$work/results.jsonl" "$CARGO_TARGET_DIR/criterion" > "$work/table.md"
 cat "$work/table.md"
-if [ $write = 1 ]; then python3 bench/summary.py --update-doc docs/benchmarks.md "$work/table.md"; fi
+if [ -f "$work/peers-behaviour.md" ]; then echo; cat "$work/peers-behaviour.md"; fi
+if [ $write = 1 ]; then
+  python3 bench/summary.py --update-doc docs/benchmarks.md "$work/table.md"
+  if [ -f "$work/peers-behaviour.md" ]; then python3 bench/summary.py --update-section docs/peers.md peers-behaviour "$work/peers-behaviour.md"; fi
+fi

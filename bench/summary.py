@@ -109,14 +109,44 @@ def main(results_path, criterion_root):
             # A/A: a second namespace the webhook does not see; any difference is the machine.
             lines += [f"| webhook not called, second namespace | {e2e['again_p50_us']} µs | {e2e['again_p99_us']} µs |",
                       f"| noise (A/A difference) | {e2e['again_p50_us'] - e2e['without_p50_us']} µs | {e2e['again_p99_us'] - e2e['without_p99_us']} µs |"]
-        if "peer_p50_us" in e2e:
-            lines += [f"| the in-tree MutatingAdmissionPolicy doing the same job (bench/peers, no webhook) | {e2e['peer_p50_us']} µs | {e2e['peer_p99_us']} µs |",
-                      f"| zerodrop's added / the in-tree policy's added | {ratio(e2e['with_p50_us'] - e2e['without_p50_us'], e2e['peer_p50_us'] - e2e['without_p50_us'])} | {ratio(e2e['with_p99_us'] - e2e['without_p99_us'], e2e['peer_p99_us'] - e2e['without_p99_us'])} |"]
         if "null_p50_us" in e2e:
             # The baseline server as a webhook: allowed, no patch. What any webhook costs.
             lines += [f"| a webhook that only answers allowed (examples/baseline) | {e2e['null_p50_us']} µs | {e2e['null_p99_us']} µs |",
                       f"| zerodrop beyond any webhook (registered − null webhook) | {e2e['with_p50_us'] - e2e['null_p50_us']} µs | {e2e['with_p99_us'] - e2e['null_p99_us']} µs |"]
+    peers = next((r["result"] for r in rows if r.get("kind") == "peers"), None)
+    if peers:
+        lines += [""] + peers_table(peers)
     print("\n".join(lines))
+
+
+def peers_table(run):
+    """The Peers table of examples/peers_bench: each arm's cost over no mutation, and the headline ratios."""
+    arms = run["arms"]
+    none = arms[0]
+    added = lambda a, k: a[k] - none[k]
+    fmt_cpu = lambda v: "-" if v is None else f"{v:.2f} s"
+    fmt_mib = lambda v: "-" if v is None else f"{v / 1024:.0f} MiB"
+    lines = ["### Peers: the same mutation by zerodrop, Kyverno and the in-tree policy (one apiserver, one run)", "",
+             f"Dry-run: {run['iterations']} creates per arm, interleaved. CPU: {run['admissions']} admissions per arm, arms in turn. "
+             f"Burst: a Deployment of {run['burst']} pods created by kube-controller-manager, per-pod create latency from the apiserver's audit log.", "",
+             "| arm | dry-run p50 | p99 | added p50 | added p99 | CPU per 1,000 (its process) | apiserver CPU per 1,000 | RSS (peak) "
+             "| burst create p50 | p99 | Deployment to last pod |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for a in arms:
+        rss = "-" if a["rss_kb"] is None else f"{fmt_mib(a['rss_kb'])} ({fmt_mib(a['peak_rss_kb'])})"
+        lines.append(f"| {a['name']} | {a['p50_us']} µs | {a['p99_us']} µs | {added(a, 'p50_us')} µs | {added(a, 'p99_us')} µs "
+                     f"| {fmt_cpu(a['process_cpu_s_per_1000'])} | {fmt_cpu(a['apiserver_cpu_s_per_1000'])} | {rss} "
+                     f"| {a['burst_p50_us']} µs | {a['burst_p99_us']} µs | {a['burst_all_created_ms'] / 1000:.1f} s |")
+    zd = next((a for a in arms if a["name"] == "zerodrop"), None)
+    heads = []
+    for a in arms:
+        if zd and a is not zd and (a["name"].startswith("Kyverno") or "MutatingAdmissionPolicy" in a["name"]):
+            heads.append(f"| zerodrop's added / {a['name']}'s added | {ratio(added(zd, 'p50_us'), added(a, 'p50_us'))} "
+                         f"| **{ratio(added(zd, 'p99_us'), added(a, 'p99_us'))}** "
+                         f"| {ratio(zd['burst_p99_us'] - none['burst_p99_us'], a['burst_p99_us'] - none['burst_p99_us'])} |")
+    if heads:
+        lines += ["", "| headline | dry-run p50 | dry-run p99 | burst p99 |", "| --- | --- | --- | --- |"] + heads
+    return lines
 
 
 def update_doc(doc, table_path):
@@ -127,8 +157,19 @@ def update_doc(doc, table_path):
     open(doc, "w").write(new)
 
 
+def update_section(doc, marker, table_path):
+    """Replaces <!-- MARKER:start --> ... <!-- MARKER:end --> in doc with the file's text."""
+    text = open(doc).read()
+    table = open(table_path).read().strip()
+    pattern = rf"<!-- {marker}:start -->.*<!-- {marker}:end -->"
+    assert re.search(pattern, text, flags=re.S), f"{doc} has no {marker} markers"
+    open(doc, "w").write(re.sub(pattern, lambda _: f"<!-- {marker}:start -->\n{table}\n<!-- {marker}:end -->", text, flags=re.S))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--update-doc":
         update_doc(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "--update-section":
+        update_section(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
         main(sys.argv[1], sys.argv[2])

@@ -2,9 +2,8 @@
 //! mutates and in two it does not, alternating: with minus without is zerodrop's added cost,
 //! the two "without" namespaces differ only by the machine's noise (an A/A comparison). Given a
 //! second server (examples/baseline: allowed, no patch), a fourth namespace goes through it:
-//! what calling any webhook costs the apiserver, apart from what zerodrop does. With
-//! PEER_POLICY (a MutatingAdmissionPolicy and its binding, bench/peers), a fifth namespace is
-//! mutated by it: the in-tree lower bound of what a mutation costs (no webhook at all).
+//! what calling any webhook costs the apiserver, apart from what zerodrop does. The peers
+//! (Kyverno, the in-tree policy) are examples/peers_bench's.
 //! Usage: e2e_latency KUBECONFIG WEBHOOK_BASE_URL CA_FILE ITERATIONS [NULL_BASE_URL NULL_CA_FILE]
 
 // A measuring tool, not the request path: a failed step aborts the run with its message.
@@ -52,19 +51,11 @@ async fn main() -> anyhow::Result<()> {
         _ => None,
     };
     let pod = cluster::pod("bench", json!({}), json!([cluster::web()]));
-    let peer = match std::env::var_os("PEER_POLICY") {
-        Some(file) => Some(peer_namespace(&client, &file, &pod).await?),
-        None => None,
-    };
-    let (mut a, mut b, mut c, mut d, mut e) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut a, mut b, mut c, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..iterations + 20 {
         let mut arms = vec![(&with, &mut a), (&without, &mut b), (&again, &mut c)];
         if let Some(ns) = &null {
             arms.push((ns, &mut d));
-        }
-        if let Some(ns) = &peer {
-            arms.push((ns, &mut e));
         }
         for (ns, out) in arms {
             let t = Instant::now();
@@ -76,18 +67,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    for v in [&mut a, &mut b, &mut c, &mut d, &mut e] {
+    for v in [&mut a, &mut b, &mut c, &mut d] {
         v.sort_unstable();
     }
-    let peer = if e.is_empty() {
-        String::new()
-    } else {
-        format!(
-            ",\"peer_p50_us\":{},\"peer_p99_us\":{}",
-            percentile(&e, 0.5),
-            percentile(&e, 0.99)
-        )
-    };
     let null = if d.is_empty() {
         String::new()
     } else {
@@ -98,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
         )
     };
     println!(
-        "{{\"with_p50_us\":{},\"with_p99_us\":{},\"without_p50_us\":{},\"without_p99_us\":{},\"again_p50_us\":{},\"again_p99_us\":{}{null}{peer}}}",
+        "{{\"with_p50_us\":{},\"with_p99_us\":{},\"without_p50_us\":{},\"without_p99_us\":{},\"again_p50_us\":{},\"again_p99_us\":{}{null}}}",
         percentile(&a, 0.5),
         percentile(&a, 0.99),
         percentile(&b, 0.5),
@@ -109,39 +91,4 @@ async fn main() -> anyhow::Result<()> {
     cluster::delete_webhooks(&client, "bench").await;
     cluster::delete_webhooks(&client, "bench-null").await;
     Ok(())
-}
-
-/// Installs the policy file's objects and returns a namespace its binding selects, once the
-/// apiserver applies it (a dry-run pod comes back with a preStop hook).
-async fn peer_namespace(
-    client: &kube::Client,
-    file: &std::ffi::OsStr,
-    pod: &serde_json::Value,
-) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(file)?;
-    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-        let obj: serde_json::Value = serde::Deserialize::deserialize(doc)?;
-        let plural = match obj["kind"].as_str() {
-            Some("MutatingAdmissionPolicy") => "mutatingadmissionpolicies",
-            Some("MutatingAdmissionPolicyBinding") => "mutatingadmissionpolicybindings",
-            other => anyhow::bail!("unexpected {other:?} in the peer policy"),
-        };
-        let path = format!("/apis/admissionregistration.k8s.io/v1/{plural}");
-        let r = cluster::post(client, &path, &obj).await;
-        anyhow::ensure!(matches!(r.status, 201 | 409), "{plural}: {}", r.body);
-    }
-    let ns = cluster::namespace(client, "none", None, json!({})).await;
-    let label = json!({ "metadata": { "labels": { "e2e.zerodrop.dev/peer": "mutating-admission-policy" } } });
-    let req = http::Request::patch(format!("/api/v1/namespaces/{ns}"))
-        .header("content-type", "application/merge-patch+json")
-        .body(serde_json::to_vec(&label)?)?;
-    client.request::<serde_json::Value>(req).await?;
-    for _ in 0..150 {
-        let r = cluster::create_pod(client, &ns, pod, true).await;
-        if !r.body["spec"]["containers"][0]["lifecycle"]["preStop"].is_null() {
-            return Ok(ns);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    anyhow::bail!("the peer policy never applied")
 }

@@ -7,10 +7,8 @@
 
 use crate::e2e::cluster::{WEBHOOK_LABEL, create_pod, namespace, pod, post, web};
 use crate::e2e::harness::client;
+use crate::e2e::webhook_server::serve;
 use crate::e2e::{SHARED, shared};
-use axum::Router;
-use axum::body::Bytes;
-use axum::routing::post as route_post;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -21,50 +19,14 @@ use zerodrop::policy::{ClusterPolicy, Layer};
 type Captured = Arc<Mutex<Vec<Value>>>;
 
 async fn recorder() -> (u16, String, Captured, tokio::task::JoinHandle<()>) {
-    let ip = "127.0.0.1".parse().unwrap();
-    let b =
-        zerodrop::certs::generate(&["localhost".into()], &[ip], time::Duration::days(1)).unwrap();
-    let loaded = zerodrop::certs::load_pair(b.cert_pem.as_bytes(), b.key_pem.as_bytes()).unwrap();
-    let config =
-        zerodrop::server::tls::server_config(zerodrop::certs::Resolver::new(loaded.key), None)
-            .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let captured: Captured = Arc::default();
     let store = captured.clone();
-    let answer = move |body: Bytes| {
-        let store = store.clone();
-        async move {
-            let review: Value = serde_json::from_slice(&body).unwrap();
-            let uid = review["request"]["uid"].clone();
-            store.lock().unwrap().push(review);
-            let answer = json!({
-                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                "response": { "uid": uid, "allowed": true }
-            });
-            ([("content-type", "application/json")], answer.to_string())
-        }
-    };
-    let app = Router::new().route("/record", route_post(answer));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let svc = hyper_util::service::TowerToHyperService::new(app.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    (port, b.ca_cert_pem, captured, task)
+    let server = serve(move |review: &Value| {
+        store.lock().unwrap().push(review.clone());
+        json!({})
+    })
+    .await;
+    (server.port, server.ca_pem, captured, server.task)
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod rotation;
 mod scan;
 mod startup;
 mod versions;
+mod webhook_server;
 mod workloads;
 
 use harness::Zerodrop;

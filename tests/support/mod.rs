@@ -2,6 +2,7 @@
 
 pub mod built;
 pub mod helm;
+pub mod kyverno;
 pub mod load;
 pub mod pods;
 pub mod process;

@@ -33,7 +33,15 @@ type ready struct {
 	CACert     string `json:"caCert"`
 	ClientCert string `json:"clientCert"`
 	ClientKey  string `json:"clientKey"`
+	// The apiserver's pid, for benchmarks that account its CPU.
+	APIServerPid int `json:"apiserverPid"`
 }
+
+// repeated collects a flag given more than once.
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, " ") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 func main() {
 	dir := flag.String("dir", "", "state directory (default: a new temp dir)")
@@ -43,6 +51,8 @@ func main() {
 	images := flag.String("images", "", "with --node: comma-separated OCI image tarballs to import into containerd")
 	registry := flag.String("registry", "", "with --node: a distribution registry binary, served plain HTTP on the bridge for containerd to pull from")
 	watchStdin := flag.Bool("watch-stdin", true, "stop when stdin closes (false for a detached node)")
+	var apiArgs repeated
+	flag.Var(&apiArgs, "apiserver-arg", "an extra kube-apiserver flag, e.g. --audit-log-path=F (repeatable)")
 	flag.Parse()
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	log.SetOutput(os.Stderr)
@@ -108,8 +118,7 @@ func main() {
 		apiHost, reconciler = bridgeIP, "lease"
 	}
 	server := "https://" + apiHost + ":" + strconv.Itoa(apiPort)
-	api := start(ctx, *dir, "kube-apiserver", filepath.Join(*bin, "kube-apiserver"),
-		"--etcd-servers", etcdURL,
+	apiserverArgs := []string{"--etcd-servers", etcdURL,
 		"--bind-address", apiHost, "--advertise-address", apiHost,
 		"--secure-port", strconv.Itoa(apiPort),
 		"--tls-cert-file", creds.serverCert, "--tls-private-key-file", creds.serverKey,
@@ -124,7 +133,8 @@ func main() {
 		// kubelet serves on the node's InternalIP and trusts the cluster CA for clients.
 		"--kubelet-preferred-address-types", "InternalIP",
 		"--kubelet-client-certificate", creds.adminCert, "--kubelet-client-key", creds.adminKey,
-		"--profiling=false", "--v=1")
+		"--profiling=false", "--v=1"}
+	api := start(ctx, *dir, "kube-apiserver", filepath.Join(*bin, "kube-apiserver"), append(apiserverArgs, apiArgs...)...)
 	procs = append(procs, api)
 	client := adminClient(creds)
 	if !waitHTTP(ctx, server+"/readyz", client, 180*time.Second) {
@@ -168,6 +178,7 @@ func main() {
 	out, _ := json.Marshal(ready{
 		Kubeconfig: kubeconfig, Server: server, Dir: *dir,
 		CACert: creds.caCert, ClientCert: creds.adminCert, ClientKey: creds.adminKey,
+		APIServerPid: api.Process.Pid,
 	})
 	fmt.Printf("READY %s\n", out)
 	<-ctx.Done()

@@ -1,0 +1,183 @@
+//! zerodrop and the peers a platform engineer would otherwise install, on one corpus through
+//! the same apiserver (server-side dry-run): the in-tree MutatingAdmissionPolicy
+//! (bench/peers/mutating-admission-policy.yaml, served from 1.36) and, when the benchmark hands
+//! over a built Kyverno (`ZERODROP_KYVERNO`, bench/run.sh), Kyverno's two policies
+//! (bench/peers/kyverno). Each peer's answers are counted (rejected, overwritten, Jobs and
+//! sidecars touched, differences to zerodrop, reinvocation after a later injector); zerodrop's
+//! own guarantees are asserted on every version. `ZERODROP_PEERS_TABLE=F` writes the table to F.
+
+mod corpus;
+mod setup;
+
+use crate::e2e::cluster::{create_pod, namespace, post};
+use crate::e2e::harness::client;
+use crate::e2e::{SHARED, shared};
+use crate::support::kyverno;
+use corpus::Tally;
+use serde_json::{Value, json};
+use setup::{PEER_LABEL, Peer};
+
+fn mutating_admission_policy() -> Vec<Value> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("bench/peers/mutating-admission-policy.yaml"),
+    )
+    .unwrap();
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+}
+
+/// What CI checks of the Kyverno peer without building Kyverno: both policies are valid
+/// objects of Kyverno 1.19's CRDs (strict field validation), and the CEL one carries exactly the
+/// in-tree policy's CEL, which the apiserver compiles in the corpus test.
+#[tokio::test]
+async fn the_kyverno_policies_are_valid_kyverno_objects() {
+    let c = client().await;
+    kyverno::install_crds(&c, &kyverno::crds_dir()).await;
+    for (path, policy) in kyverno::policies() {
+        let r = post(
+            &c,
+            &format!("{path}?dryRun=All&fieldValidation=Strict"),
+            &policy,
+        )
+        .await;
+        assert_eq!(r.status, 201, "{path}: {}", r.body);
+        // Kyverno 1.19 deprecates kyverno.io/v1 (it recommends the CEL MutatingPolicy); any
+        // other warning (a duplicate field, say) is a fault in the file.
+        let unexpected: Vec<_> = r
+            .warnings
+            .iter()
+            .filter(|w| !w.contains("deprecated"))
+            .collect();
+        assert!(unexpected.is_empty(), "{path}: {unexpected:?}");
+    }
+    let map = &mutating_admission_policy()[0]["spec"];
+    let mpol = &kyverno::policies()[1].1["spec"];
+    assert_eq!(mpol["mutations"], map["mutations"]);
+    assert_eq!(mpol["matchConditions"], map["matchConditions"]);
+    let selects = |p: &Value| p.to_string().contains("\"e2e.zerodrop.dev/peer\"");
+    assert!(selects(&kyverno::policies()[0].1) && selects(mpol));
+}
+
+#[tokio::test]
+async fn the_peers_on_one_corpus() {
+    shared().await;
+    let c = client().await;
+    let minor: u32 = c
+        .apiserver_version()
+        .await
+        .unwrap()
+        .minor
+        .trim_end_matches('+')
+        .parse()
+        .unwrap();
+    let injector = setup::injector(&c).await;
+    let mut peers = Vec::new();
+    let docs = mutating_admission_policy();
+    let created = post(
+        &c,
+        "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies",
+        &docs[0],
+    )
+    .await;
+    if minor < 36 {
+        assert_eq!(
+            created.status, 404,
+            "1.{minor} serves MAP v1: {}",
+            created.body
+        );
+    } else {
+        assert!(matches!(created.status, 201 | 409), "{}", created.body);
+        let path = "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings";
+        let bound = post(&c, path, &docs[1]).await;
+        assert!(matches!(bound.status, 201 | 409), "{}", bound.body);
+        let labels = json!({ PEER_LABEL: "mutating-admission-policy" });
+        let p = setup::peer(&c, "MutatingAdmissionPolicy", "none", None, labels).await;
+        setup::wait_until(&c, &p.ns, setup::has_sleep).await;
+        peers.push(p);
+    }
+    let _kyverno = match std::env::var_os("ZERODROP_KYVERNO") {
+        Some(_) => {
+            let (child, ps) = setup::kyverno(&c).await;
+            peers.extend(ps);
+            Some(child)
+        }
+        None => None,
+    };
+    let zd = setup::peer(&c, "zerodrop", SHARED, Some("enforce"), json!({})).await;
+    for p in peers.iter().chain([&zd]) {
+        setup::wait_until(&c, &p.injected_ns, setup::injected).await;
+    }
+    peers.push(zd);
+
+    let plain = namespace(&c, "none", None, json!({})).await;
+    let mut tallies = vec![Tally::default(); peers.len()];
+    let mut valid = 0;
+    let mut examples = std::collections::BTreeMap::new();
+    for (name, pod) in &corpus::pods() {
+        if create_pod(&c, &plain, pod, true).await.status != 201 {
+            continue; // invalid as sent
+        }
+        valid += 1;
+        let mut answers = Vec::new();
+        for (p, t) in peers.iter().zip(&mut tallies) {
+            let single = create_pod(&c, &p.ns, pod, true).await;
+            let injected = create_pod(&c, &p.injected_ns, pod, true).await;
+            let mut seen = t.judge(pod, &single, name);
+            seen.extend(t.judge_reinvoked(pod, &single, &injected));
+            for note in seen {
+                let kind = note.split(':').next().unwrap_or_default().to_owned();
+                let kept = examples.entry((p.name, kind)).or_insert_with(Vec::new);
+                if kept.len() < 2 {
+                    kept.push(format!("{} ({name}): {note}", pod["metadata"]["name"]));
+                }
+            }
+            answers.push(single);
+        }
+        let zd = answers.last().unwrap();
+        for (t, a) in tallies.iter_mut().zip(&answers) {
+            t.hooks_differ_from_zerodrop +=
+                u32::from(corpus::lifecycles(a) != corpus::lifecycles(zd));
+            t.grace_differs_from_zerodrop += u32::from(corpus::grace(a) != corpus::grace(zd));
+        }
+    }
+    setup::delete_injector(&c).await;
+    injector.task.abort();
+    let named: Vec<(&str, Tally)> = peers
+        .iter()
+        .map(|p: &Peer| p.name)
+        .zip(tallies.iter().copied())
+        .collect();
+    let table = corpus::table(valid, &named);
+    eprintln!("peers on 1.{minor}:\n{table}");
+    for ((peer, _), notes) in &examples {
+        for n in notes {
+            eprintln!("{peer}: {n}");
+        }
+    }
+    if let Some(path) = std::env::var_os("ZERODROP_PEERS_TABLE") {
+        std::fs::write(path, &table).unwrap();
+    }
+    assert!(valid >= 120, "only {valid} valid pods");
+    let zd = *tallies.last().unwrap();
+    assert!(zd.mutated > 0, "{zd:?}");
+    assert_eq!(
+        (zd.rejected, zd.overwrote_prestop, zd.touched_job_or_sidecar),
+        (0, 0, 0),
+        "{zd:?}"
+    );
+    assert_eq!(
+        (
+            zd.injected_rejected,
+            zd.injected_left_without_sleep,
+            zd.changed_again
+        ),
+        (0, 0, 0),
+        "{zd:?}"
+    );
+    // Every peer is live and does mutate.
+    for (name, t) in &named {
+        assert!(t.mutated > 0, "{name}: {t:?}");
+    }
+}

@@ -1,0 +1,150 @@
+//! Where each peer mutates: a namespace per peer, a second one where a later webhook injects a
+//! container (so the apiserver reinvokes the peer), the injector itself, and Kyverno's process.
+
+use crate::e2e::cluster::{create_pod, namespace, post};
+use crate::e2e::harness::control_plane;
+use crate::e2e::webhook_server::{Server, serve};
+use crate::support::kyverno;
+use base64::Engine as _;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+pub const PEER_LABEL: &str = "e2e.zerodrop.dev/peer";
+const INJECT_LABEL: &str = "e2e.zerodrop.dev/inject";
+/// Named after every peer's webhook configuration, so the apiserver calls it last.
+const INJECTOR: &str = "zz-peers-injector";
+
+/// One peer's two namespaces.
+pub struct Peer {
+    pub name: &'static str,
+    pub ns: String,
+    pub injected_ns: String,
+}
+
+pub async fn label(c: &kube::Client, ns: &str, labels: Value) {
+    let patch = json!({ "metadata": { "labels": labels } });
+    let req = http::Request::patch(format!("/api/v1/namespaces/{ns}"))
+        .header("content-type", "application/merge-patch+json")
+        .body(serde_json::to_vec(&patch).unwrap())
+        .unwrap();
+    c.request::<Value>(req).await.unwrap();
+}
+
+/// A peer selected by namespace labels (`webhook`/`mode` as `cluster::namespace` takes them).
+pub async fn peer(
+    c: &kube::Client,
+    name: &'static str,
+    webhook: &str,
+    mode: Option<&str>,
+    labels: Value,
+) -> Peer {
+    let ns = namespace(c, webhook, mode, json!({})).await;
+    let injected_ns = namespace(c, webhook, mode, json!({})).await;
+    label(c, &ns, labels.clone()).await;
+    let mut both = labels;
+    both[INJECT_LABEL] = json!("yes");
+    label(c, &injected_ns, both).await;
+    Peer {
+        name,
+        ns,
+        injected_ns,
+    }
+}
+
+/// A mesh-injector-like webhook: appends a container `injected` to every pod of a namespace
+/// labelled for it; it is called after the peers, so a peer sees the container only if the
+/// apiserver reinvokes it.
+pub async fn injector(c: &kube::Client) -> Server {
+    let server = serve(|review: &Value| {
+        let has = review["request"]["object"]["spec"]["containers"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["name"] == "injected"));
+        if has {
+            return json!({});
+        }
+        let patch = json!([{ "op": "add", "path": "/spec/containers/-",
+            "value": { "name": "injected", "image": "registry.invalid/proxy:1" } }]);
+        json!({ "patchType": "JSONPatch",
+            "patch": base64::engine::general_purpose::STANDARD.encode(patch.to_string()) })
+    })
+    .await;
+    let config = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": { "name": INJECTOR },
+        "webhooks": [{
+            "name": "inject.e2e.zerodrop.dev",
+            "clientConfig": { "url": format!("https://127.0.0.1:{}/inject", server.port),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(&server.ca_pem) },
+            "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
+            "namespaceSelector": { "matchLabels": { INJECT_LABEL: "yes" } },
+            "sideEffects": "None", "failurePolicy": "Fail", "reinvocationPolicy": "Never",
+            "timeoutSeconds": 5, "admissionReviewVersions": ["v1"]
+        }]
+    });
+    let r = post(
+        c,
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        &config,
+    )
+    .await;
+    assert!(matches!(r.status, 201 | 409), "{}", r.body);
+    server
+}
+
+/// Waits until a probe pod created in `ns` comes back with `ready(answer)`.
+pub async fn wait_until(c: &kube::Client, ns: &str, ready: impl Fn(&Value) -> bool) {
+    let probe = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "probe" },
+        "spec": { "containers": [{ "name": "web", "image": "registry.invalid/web:1" }] } });
+    let started = Instant::now();
+    loop {
+        let r = create_pod(c, ns, &probe, true).await;
+        if ready(&r.body) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{ns} never ready: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn has_sleep(pod: &Value) -> bool {
+    !pod["spec"]["containers"][0]["lifecycle"]["preStop"].is_null()
+}
+
+pub fn injected(pod: &Value) -> bool {
+    pod["spec"]["containers"]
+        .as_array()
+        .is_some_and(|cs| cs.len() > 1)
+}
+
+pub async fn delete_injector(c: &kube::Client) {
+    crate::e2e::cluster::delete_webhooks(c, INJECTOR).await;
+}
+
+/// Kyverno started against the shared apiserver, its two peers ready; the process dies with
+/// the test process.
+pub async fn kyverno(c: &kube::Client) -> (std::process::Child, Vec<Peer>) {
+    kyverno::install(c).await;
+    let port = crate::e2e::harness::free_port();
+    let metrics = crate::e2e::harness::free_port();
+    let mut cmd = kyverno::command(&control_plane().kubeconfig, port, metrics);
+    let log = std::env::temp_dir().join(format!("zerodrop-kyverno-{port}.log"));
+    let file = std::fs::File::create(&log).unwrap();
+    cmd.stdout(file.try_clone().unwrap()).stderr(file);
+    let child = crate::support::process::spawn_tied(cmd);
+    let mut peers = Vec::new();
+    for (name, value) in [
+        ("Kyverno ClusterPolicy", kyverno::CLUSTER_POLICY),
+        ("Kyverno MutatingPolicy", kyverno::MUTATING_POLICY),
+    ] {
+        let p = peer(c, name, "none", None, json!({ PEER_LABEL: value })).await;
+        if let Err(e) = kyverno::wait_mutating(c, &p.ns, Duration::from_secs(180)).await {
+            panic!("{e}; Kyverno's log: {}", log.display());
+        }
+        peers.push(p);
+    }
+    (child, peers)
+}

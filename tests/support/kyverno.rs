@@ -1,0 +1,194 @@
+//! Kyverno beside a harness apiserver (bench/peers/kyverno): its CRDs, its namespace and config,
+//! the two peer policies, and the admission controller as a process outside the cluster.
+//! Shared by tests/e2e/peers and examples/peers_bench (through `#[path]`).
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Namespace labels the two policies select (`e2e.zerodrop.dev/peer`).
+pub const CLUSTER_POLICY: &str = "kyverno-clusterpolicy";
+pub const MUTATING_POLICY: &str = "kyverno-mutatingpolicy";
+
+fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peers/kyverno")
+}
+
+/// The YAML documents of a file under bench/peers/kyverno.
+pub fn documents(file: &str) -> Vec<Value> {
+    yaml_documents(&peers_dir().join(file))
+}
+
+fn yaml_documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// The two policies and where each is created.
+pub fn policies() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "/apis/kyverno.io/v1/clusterpolicies",
+            documents("clusterpolicy.yaml").remove(0),
+        ),
+        (
+            "/apis/policies.kyverno.io/v1/mutatingpolicies",
+            documents("mutatingpolicy.yaml").remove(0),
+        ),
+    ]
+}
+
+/// Runs a script under bench/peers/kyverno that prints a directory on its last line.
+fn script(name: &str) -> PathBuf {
+    let out = Command::new(peers_dir().join(name))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    assert!(out.status.success(), "{name} failed");
+    let text = String::from_utf8(out.stdout).unwrap();
+    PathBuf::from(text.trim().lines().last().unwrap())
+}
+
+/// Kyverno's CRDs (its module, fetched, not built).
+pub fn crds_dir() -> PathBuf {
+    script("crds.sh")
+}
+
+/// The built admission controller: `$ZERODROP_KYVERNO` if set, else bench/peers/kyverno/build.sh.
+pub fn binary() -> PathBuf {
+    match std::env::var_os("ZERODROP_KYVERNO") {
+        Some(dir) => PathBuf::from(dir).join("kyverno"),
+        None => script("build.sh").join("kyverno"),
+    }
+}
+
+pub async fn post(c: &kube::Client, path: &str, body: &Value) -> (u16, Value) {
+    use http_body_util::BodyExt;
+    let req = http::Request::post(path)
+        .header("content-type", "application/json")
+        .body(kube::client::Body::from(serde_json::to_vec(body).unwrap()))
+        .unwrap();
+    let resp = c.send(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn get(c: &kube::Client, path: &str) -> Value {
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
+    c.request::<Value>(req).await.unwrap_or(Value::Null)
+}
+
+/// Creates every CRD of `dir` and waits until the apiserver serves them.
+pub async fn install_crds(c: &kube::Client, dir: &Path) {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+    let mut names = Vec::new();
+    for file in files {
+        for crd in yaml_documents(&file) {
+            let (status, body) = post(c, path, &crd).await;
+            assert!(matches!(status, 201 | 409), "{}: {body}", file.display());
+            names.push(crd["metadata"]["name"].as_str().unwrap().to_owned());
+        }
+    }
+    let started = Instant::now();
+    for name in names {
+        loop {
+            let crd = get(c, &format!("{path}/{name}")).await;
+            let established = crd["status"]["conditions"].as_array().is_some_and(|cs| {
+                cs.iter()
+                    .any(|x| x["type"] == "Established" && x["status"] == "True")
+            });
+            if established {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{name} not established"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Namespace, ConfigMaps (setup.yaml) and the policies; then the process is started by the
+/// caller from `command` (tests tie it to the test process, the bench keeps its pid).
+pub async fn install(c: &kube::Client) {
+    install_crds(c, &crds_dir()).await;
+    for doc in documents("setup.yaml") {
+        let path = match doc["kind"].as_str() {
+            Some("Namespace") => "/api/v1/namespaces".to_owned(),
+            Some("ConfigMap") => "/api/v1/namespaces/kyverno/configmaps".to_owned(),
+            other => panic!("unexpected {other:?} in setup.yaml"),
+        };
+        let (status, body) = post(c, &path, &doc).await;
+        assert!(matches!(status, 201 | 409), "{path}: {body}");
+    }
+    for (path, policy) in policies() {
+        let (status, body) = post(c, path, &policy).await;
+        assert!(matches!(status, 201 | 409), "{path}: {body}");
+    }
+}
+
+/// Kyverno's admission controller run as its DEVELOPMENT.md runs it outside a cluster, with the
+/// Helm chart's defaults but for what needs controllers not run here (admission reports).
+pub fn command(kubeconfig: &Path, port: u16, metrics_port: u16) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg(format!("--serverIP=127.0.0.1:{port}"))
+        .arg("--webhookServerHost=127.0.0.1")
+        .arg(format!("--webhookServerPort={port}"))
+        .arg("--caSecretName=kyverno-svc.kyverno.svc.kyverno-tls-ca")
+        .arg("--tlsSecretName=kyverno-svc.kyverno.svc.kyverno-tls-pair")
+        .arg("--backgroundServiceAccountName=system:serviceaccount:kyverno:kyverno-background-controller")
+        .arg("--reportsServiceAccountName=system:serviceaccount:kyverno:kyverno-reports-controller")
+        .arg("--admissionReports=false")
+        .arg("--omitEvents=PolicyApplied,PolicySkipped")
+        .arg("--metricsHost=127.0.0.1")
+        .arg(format!("--metricsPort={metrics_port}"))
+        .arg("--controllerRuntimeMetricsAddress=0")
+        .env("KYVERNO_NAMESPACE", "kyverno")
+        .env("KYVERNO_SERVICEACCOUNT_NAME", "kyverno-admission-controller")
+        .env("KYVERNO_DEPLOYMENT", "kyverno-admission-controller")
+        .env("KYVERNO_POD_NAME", "kyverno-admission-controller-local")
+        .env("KYVERNO_SVC", "kyverno-svc")
+        .env("INIT_CONFIG", "kyverno")
+        .env("METRICS_CONFIG", "kyverno-metrics")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A namespace one of the policies selects (by `e2e.zerodrop.dev/peer: <label>`), returned once
+/// a dry-run pod created there comes back with a preStop hook.
+pub async fn wait_mutating(c: &kube::Client, ns: &str, timeout: Duration) -> Result<(), String> {
+    let probe = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "probe" },
+        "spec": { "containers": [{ "name": "web", "image": "registry.invalid/web:1" }] } });
+    let started = Instant::now();
+    let mut last = Value::Null;
+    while started.elapsed() < timeout {
+        let (_, body) = post(
+            c,
+            &format!("/api/v1/namespaces/{ns}/pods?dryRun=All"),
+            &probe,
+        )
+        .await;
+        if !body["spec"]["containers"][0]["lifecycle"]["preStop"].is_null() {
+            return Ok(());
+        }
+        last = body;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!("Kyverno never mutated a pod in {ns}: {last}"))
+}
