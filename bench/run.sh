@@ -2,12 +2,13 @@
 # Runs every zerodrop benchmark side by side with its baseline and prints one summary table.
 #   bench/run.sh            full run (about 15 minutes on 2 cores, plus Kyverno's first build)
 #   bench/run.sh --smoke    seconds-long version that CI runs to keep this script working
-#   bench/run.sh --write    also rewrite the table in docs/benchmarks.md
+#   bench/run.sh --write    also rewrite the tables in docs/benchmarks.md and docs/peers.md
+#   bench/run.sh --peers    only the apiserver parts: pod create latency and the peers
 set -euo pipefail
 cd "$(dirname "$0")/.."
-smoke=0; write=0
+smoke=0; write=0; only_peers=0
 for a in "$@"; do
-  case "$a" in --smoke) smoke=1 ;; --write) write=1 ;; *) echo "unknown argument $a" >&2; exit 2 ;; esac
+  case "$a" in --smoke) smoke=1 ;; --write) write=1 ;; --peers) only_peers=1 ;; *) echo "unknown argument $a" >&2; exit 2 ;; esac
 done
 export ZERODROP_CACHE="${ZERODROP_CACHE:-$HOME/.cache/zerodrop}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ZERODROP_CACHE/target}"
@@ -24,8 +25,10 @@ bin="$CARGO_TARGET_DIR/release"
 ex="$bin/examples"
 "$ex/bench_bodies" "$work/bodies" >/dev/null
 
-echo "== criterion: admission path per request" >&2
-cargo bench --locked --bench admission -- $crit >&2
+if [ $only_peers = 0 ]; then
+  echo "== criterion: admission path per request" >&2
+  cargo bench --locked --bench admission -- $crit >&2
+fi
 
 echo "== server load: zerodrop vs baseline (same TLS stack)" >&2
 "$ex/baseline" 127.0.0.1:0 "$work/baseline-ca.pem" > "$work/baseline.out" &
@@ -42,6 +45,7 @@ zd_port=$(grep '"serving"' "$work/zerodrop.log" | sed -nE 's/.*"tls":"127.0.0.1:
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 echo "{\"idle_rss_kb\":{\"zerodrop\":$(rss $zd_pid VmRSS),\"baseline\":$(rss $base_pid VmRSS)}}" > "$work/results.jsonl"
+[ $only_peers = 1 ] && conns=""
 for c in $conns; do
   for who in baseline zerodrop; do
     if [ $who = baseline ]; then pid=$base_pid; port=$base_port; ca="$work/baseline-ca.pem"; else pid=$zd_pid; port=$zd_port; ca="$work/zerodrop-ca.pem"; fi
@@ -51,7 +55,7 @@ for c in $conns; do
     echo "{\"kind\":\"load\",\"who\":\"$who\",\"connections\":$c,\"cpu_ticks\":$((after - before)),\"peak_rss_kb\":$(rss $pid VmHWM),\"result\":$out}" >> "$work/results.jsonl"
   done
 done
-for who in baseline zerodrop; do
+for who in $([ $only_peers = 0 ] && echo baseline zerodrop); do
   if [ $who = baseline ]; then port=$base_port; ca="$work/baseline-ca.pem"; else port=$zd_port; ca="$work/zerodrop-ca.pem"; fi
   out=$("$ex/loadgen" "https://localhost:$port/mutate" "$ca" "$work/bodies/typical.json" 1 "$dur" fresh)
   echo "{\"kind\":\"fresh\",\"who\":\"$who\",\"result\":$out}" >> "$work/results.jsonl"
@@ -102,9 +106,12 @@ if [ $smoke = 0 ]; then
 fi
 
 python3 bench/summary.py "$work/results.jsonl" "$CARGO_TARGET_DIR/criterion" > "$work/table.md"
-cat "$work/table.md"
+python3 bench/summary.py --peers "$work/results.jsonl" > "$work/peers.md"
+[ $only_peers = 1 ] || cat "$work/table.md"
+echo; cat "$work/peers.md"
 if [ -f "$work/peers-behaviour.md" ]; then echo; cat "$work/peers-behaviour.md"; fi
 if [ $write = 1 ]; then
-  python3 bench/summary.py --update-doc docs/benchmarks.md "$work/table.md"
+  [ $only_peers = 1 ] || python3 bench/summary.py --update-doc docs/benchmarks.md "$work/table.md"
+  python3 bench/summary.py --update-section docs/benchmarks.md peers-speed "$work/peers.md"
   if [ -f "$work/peers-behaviour.md" ]; then python3 bench/summary.py --update-section docs/peers.md peers-behaviour "$work/peers-behaviour.md"; fi
 fi

@@ -10,6 +10,13 @@ use std::time::{Duration, Instant};
 /// Namespace labels the two policies select (`e2e.zerodrop.dev/peer`).
 pub const CLUSTER_POLICY: &str = "kyverno-clusterpolicy";
 pub const MUTATING_POLICY: &str = "kyverno-mutatingpolicy";
+/// The label (setup.yaml) a namespace needs for the apiserver to call Kyverno at all.
+pub const CALLED: (&str, &str) = ("e2e.zerodrop.dev/kyverno", "called");
+
+/// The labels of a namespace where Kyverno is called and `policy` (a label above) selects it.
+pub fn labels(policy: &str) -> Value {
+    json!({ "e2e.zerodrop.dev/peer": policy, CALLED.0: CALLED.1 })
+}
 
 fn peers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/peers/kyverno")

@@ -140,7 +140,7 @@ pub async fn kyverno(c: &kube::Client) -> (std::process::Child, Vec<Peer>) {
         ("Kyverno ClusterPolicy", kyverno::CLUSTER_POLICY),
         ("Kyverno MutatingPolicy", kyverno::MUTATING_POLICY),
     ] {
-        let p = peer(c, name, "none", None, json!({ PEER_LABEL: value })).await;
+        let p = peer(c, name, "none", None, kyverno::labels(value)).await;
         if let Err(e) = kyverno::wait_mutating(c, &p.ns, Duration::from_secs(180)).await {
             panic!("{e}; Kyverno's log: {}", log.display());
         }
