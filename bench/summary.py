@@ -146,14 +146,6 @@ def peers_table(run):
     return lines
 
 
-def update_doc(doc, table_path):
-    text = open(doc).read()
-    table = open(table_path).read().strip()
-    new = re.sub(r"<!-- bench:start -->.*<!-- bench:end -->", "<!-- bench:start -->\n" + table + "\n<!-- bench:end -->",
-                 text, flags=re.S)
-    open(doc, "w").write(new)
-
-
 def update_section(doc, marker, table_path):
     """Replaces <!-- MARKER:start --> ... <!-- MARKER:end --> in doc with the file's text."""
     text = open(doc).read()
@@ -165,7 +157,7 @@ def update_section(doc, marker, table_path):
 
 if __name__ == "__main__":
     if sys.argv[1] == "--update-doc":
-        update_doc(sys.argv[2], sys.argv[3])
+        update_section(sys.argv[2], "bench", sys.argv[3])
     elif sys.argv[1] == "--peers":
         rows = [json.loads(line) for line in open(sys.argv[2]) if line.strip()]
         peers = next((r["result"] for r in rows if r.get("kind") == "peers"), None)

@@ -23,7 +23,7 @@
 #[path = "../tests/e2e/cluster.rs"]
 mod cluster;
 #[allow(dead_code)]
-#[path = "../tests/support/kyverno.rs"]
+#[path = "../tests/e2e/kyverno.rs"]
 mod kyverno;
 
 use anyhow::Context as _;
@@ -134,10 +134,10 @@ async fn main() -> anyhow::Result<()> {
         }
         let ns = labelled(
             &c,
-            json!({ "e2e.zerodrop.dev/peer": "mutating-admission-policy" }),
+            json!({ cluster::PEER_LABEL: "mutating-admission-policy" }),
         )
-        .await?;
-        wait_sleep(&c, &ns).await?;
+        .await;
+        cluster::wait_for(&c, &ns, Duration::from_secs(30), cluster::has_prestop).await;
         arms.push(arm("the in-tree MutatingAdmissionPolicy", ns, None));
     }
     let _kyverno = match std::env::var_os("ZERODROP_KYVERNO") {
@@ -155,14 +155,12 @@ async fn main() -> anyhow::Result<()> {
                 ("Kyverno ClusterPolicy", kyverno::CLUSTER_POLICY),
                 ("Kyverno MutatingPolicy", kyverno::MUTATING_POLICY),
             ] {
-                let ns = labelled(&c, kyverno::labels(label)).await?;
-                kyverno::wait_mutating(&c, &ns, Duration::from_secs(180))
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                let ns = labelled(&c, kyverno::labels(label)).await;
+                cluster::wait_for(&c, &ns, Duration::from_secs(180), cluster::has_prestop).await;
                 arms.push(arm(name, ns, Some(pid)));
             }
             // What every other namespace pays with the chart's default webhook selector.
-            let called = labelled(&c, json!({ kyverno::CALLED.0: kyverno::CALLED.1 })).await?;
+            let called = labelled(&c, json!({ kyverno::CALLED.0: kyverno::CALLED.1 })).await;
             arms.push(arm(
                 "Kyverno called, no policy selects the pod",
                 called,
@@ -191,7 +189,8 @@ async fn main() -> anyhow::Result<()> {
     for i in order {
         let (a0, p0) = (cpu_seconds(apiserver), arms[i].pid.map(cpu_seconds));
         for _ in 0..admissions / 2 {
-            cluster::create_pod(&c, &arms[i].ns, &pod, true).await;
+            let r = cluster::create_pod(&c, &arms[i].ns, &pod, true).await;
+            anyhow::ensure!(r.status == 201, "create failed: {}", r.body);
         }
         cpu[i].0 += cpu_seconds(apiserver) - a0;
         cpu[i].1 += p0.map_or(0.0, |p0| cpu_seconds(arms[i].pid.unwrap()) - p0);
@@ -249,27 +248,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A namespace with these labels.
-async fn labelled(c: &kube::Client, labels: Value) -> anyhow::Result<String> {
+/// A namespace no zerodrop webhook sees, with these labels.
+async fn labelled(c: &kube::Client, labels: Value) -> String {
     let ns = cluster::namespace(c, "none", None, json!({})).await;
-    let patch = json!({ "metadata": { "labels": labels } });
-    let req = http::Request::patch(format!("/api/v1/namespaces/{ns}"))
-        .header("content-type", "application/merge-patch+json")
-        .body(serde_json::to_vec(&patch)?)?;
-    c.request::<Value>(req).await?;
-    Ok(ns)
-}
-
-async fn wait_sleep(c: &kube::Client, ns: &str) -> anyhow::Result<()> {
-    let pod = cluster::pod("probe", json!({}), json!([cluster::web()]));
-    for _ in 0..150 {
-        let r = cluster::create_pod(c, ns, &pod, true).await;
-        if !r.body["spec"]["containers"][0]["lifecycle"]["preStop"].is_null() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    anyhow::bail!("the policy never applied in {ns}")
+    cluster::label(c, &ns, labels).await;
+    ns
 }
 
 async fn pod_count(c: &kube::Client, ns: &str) -> anyhow::Result<usize> {
@@ -372,22 +355,10 @@ async fn burst_once(
     Ok((lat, (last - first) / 1000))
 }
 
-/// An audit timestamp (RFC 3339, UTC, microseconds) as microseconds since the epoch.
+/// An audit timestamp (RFC 3339) as microseconds since the epoch.
 fn micros(v: &Value) -> Option<u64> {
-    let s = v.as_str()?;
-    let (date, rest) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let time = rest.trim_end_matches('Z');
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(|x| x.parse::<i64>());
-    let secs = days * 86_400 + t.next()?.ok()? * 3600 + t.next()?.ok()? * 60 + t.next()?.ok()?;
-    let frac_us: i64 = format!("{frac:0<6}")[..6].parse().ok()?;
-    u64::try_from(secs * 1_000_000 + frac_us).ok()
+    let at =
+        time::OffsetDateTime::parse(v.as_str()?, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    u64::try_from(at.unix_timestamp_nanos() / 1000).ok()
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 /// Label every e2e namespace carries so each webhook only sees the namespaces of its tests.
 pub const WEBHOOK_LABEL: &str = "e2e.zerodrop.dev/webhook";
+/// Label selecting a namespace for one peer's policy (bench/peers): `<label>: <peer>`.
+pub const PEER_LABEL: &str = "e2e.zerodrop.dev/peer";
 
 pub async fn register(client: &Client, name: &str, port: u16, ca_pem: &str) {
     register_url(
@@ -207,22 +209,49 @@ pub async fn get_pod(client: &Client, ns: &str, name: &str) -> Option<Pod> {
 /// Waits until the webhook answers for `ns` (an enforce namespace): a dry-run pod comes back
 /// with the ledger. Webhook configuration changes reach the apiserver with a delay.
 pub async fn wait_for_webhook(client: &Client, ns: &str) {
+    wait_for(client, ns, Duration::from_secs(60), |p| {
+        p.pointer("/metadata/annotations/zerodrop.dev~1injected")
+            .is_some()
+    })
+    .await;
+}
+
+/// Waits until a dry-run probe pod created in `ns` comes back with `ready(pod)`: how every
+/// test and benchmark learns that a mutator (webhook or policy) has taken effect there.
+pub async fn wait_for(
+    client: &Client,
+    ns: &str,
+    timeout: Duration,
+    ready: impl Fn(&Value) -> bool,
+) {
     let started = Instant::now();
     loop {
         let r = create_pod(client, ns, &pod("probe", json!({}), json!([web()])), true).await;
-        if r.body
-            .pointer("/metadata/annotations/zerodrop.dev~1injected")
-            .is_some()
-        {
+        if ready(&r.body) {
             return;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "webhook never took effect: {}",
+            started.elapsed() < timeout,
+            "{ns}: not ready after {timeout:?}: {}",
             r.body
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Whether a pod's first container has a preStop hook (what every peer adds).
+pub fn has_prestop(pod: &Value) -> bool {
+    !pod["spec"]["containers"][0]["lifecycle"]["preStop"].is_null()
+}
+
+/// Adds `labels` to namespace `ns` (a merge patch: existing labels stay).
+pub async fn label(client: &Client, ns: &str, labels: Value) {
+    let patch = json!({ "metadata": { "labels": labels } });
+    let req = http::Request::patch(format!("/api/v1/namespaces/{ns}"))
+        .header("content-type", "application/merge-patch+json")
+        .body(serde_json::to_vec(&patch).unwrap())
+        .unwrap();
+    client.request::<Value>(req).await.unwrap();
 }
 
 pub async fn delete_webhooks(client: &Client, name: &str) {

@@ -7,6 +7,7 @@ mod fixtures;
 mod generated;
 mod harness;
 mod images;
+mod kyverno;
 mod namespaces;
 mod outage;
 mod peers;

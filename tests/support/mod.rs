@@ -2,7 +2,6 @@
 
 pub mod built;
 pub mod helm;
-pub mod kyverno;
 pub mod load;
 pub mod pods;
 pub mod process;

@@ -9,13 +9,14 @@
 mod corpus;
 mod setup;
 
-use crate::e2e::cluster::{create_pod, namespace, post};
+use crate::e2e::cluster::{PEER_LABEL, create_pod, has_prestop, namespace, post, wait_for};
 use crate::e2e::harness::client;
+use crate::e2e::kyverno;
 use crate::e2e::{SHARED, shared};
-use crate::support::kyverno;
 use corpus::Tally;
 use serde_json::{Value, json};
-use setup::{PEER_LABEL, Peer};
+use setup::Peer;
+use std::time::Duration;
 
 fn mutating_admission_policy() -> Vec<Value> {
     let text = std::fs::read_to_string(
@@ -56,8 +57,14 @@ async fn the_kyverno_policies_are_valid_kyverno_objects() {
     let mpol = &kyverno::policies()[1].1["spec"];
     assert_eq!(mpol["mutations"], map["mutations"]);
     assert_eq!(mpol["matchConditions"], map["matchConditions"]);
-    let selects = |p: &Value| p.to_string().contains("\"e2e.zerodrop.dev/peer\"");
-    assert!(selects(&kyverno::policies()[0].1) && selects(mpol));
+    // The namespaces the corpus test and the benchmark label are the ones the policies select.
+    let cpol = &kyverno::policies()[0].1["spec"]["rules"];
+    for rule in cpol.as_array().unwrap() {
+        let selector = &rule["match"]["any"][0]["resources"]["namespaceSelector"]["matchLabels"];
+        assert_eq!(selector[PEER_LABEL], kyverno::CLUSTER_POLICY, "{rule}");
+    }
+    let selector = &mpol["matchConstraints"]["namespaceSelector"]["matchLabels"];
+    assert_eq!(selector[PEER_LABEL], kyverno::MUTATING_POLICY);
 }
 
 #[tokio::test]
@@ -94,7 +101,7 @@ async fn the_peers_on_one_corpus() {
         assert!(matches!(bound.status, 201 | 409), "{}", bound.body);
         let labels = json!({ PEER_LABEL: "mutating-admission-policy" });
         let p = setup::peer(&c, "MutatingAdmissionPolicy", "none", None, labels).await;
-        setup::wait_until(&c, &p.ns, setup::has_sleep).await;
+        wait_for(&c, &p.ns, Duration::from_secs(60), has_prestop).await;
         peers.push(p);
     }
     let _kyverno = match std::env::var_os("ZERODROP_KYVERNO") {
@@ -107,7 +114,7 @@ async fn the_peers_on_one_corpus() {
     };
     let zd = setup::peer(&c, "zerodrop", SHARED, Some("enforce"), json!({})).await;
     for p in peers.iter().chain([&zd]) {
-        setup::wait_until(&c, &p.injected_ns, setup::injected).await;
+        wait_for(&c, &p.injected_ns, Duration::from_secs(60), setup::injected).await;
     }
     peers.push(zd);
 

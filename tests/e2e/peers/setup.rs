@@ -1,15 +1,14 @@
 //! Where each peer mutates: a namespace per peer, a second one where a later webhook injects a
 //! container (so the apiserver reinvokes the peer), the injector itself, and Kyverno's process.
 
-use crate::e2e::cluster::{create_pod, namespace, post};
+use crate::e2e::cluster::{has_prestop, label, namespace, post, wait_for};
 use crate::e2e::harness::control_plane;
+use crate::e2e::kyverno;
 use crate::e2e::webhook_server::{Server, serve};
-use crate::support::kyverno;
 use base64::Engine as _;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub const PEER_LABEL: &str = "e2e.zerodrop.dev/peer";
 const INJECT_LABEL: &str = "e2e.zerodrop.dev/inject";
 /// Named after every peer's webhook configuration, so the apiserver calls it last.
 const INJECTOR: &str = "zz-peers-injector";
@@ -19,15 +18,6 @@ pub struct Peer {
     pub name: &'static str,
     pub ns: String,
     pub injected_ns: String,
-}
-
-pub async fn label(c: &kube::Client, ns: &str, labels: Value) {
-    let patch = json!({ "metadata": { "labels": labels } });
-    let req = http::Request::patch(format!("/api/v1/namespaces/{ns}"))
-        .header("content-type", "application/merge-patch+json")
-        .body(serde_json::to_vec(&patch).unwrap())
-        .unwrap();
-    c.request::<Value>(req).await.unwrap();
 }
 
 /// A peer selected by namespace labels (`webhook`/`mode` as `cluster::namespace` takes them).
@@ -91,29 +81,6 @@ pub async fn injector(c: &kube::Client) -> Server {
     server
 }
 
-/// Waits until a probe pod created in `ns` comes back with `ready(answer)`.
-pub async fn wait_until(c: &kube::Client, ns: &str, ready: impl Fn(&Value) -> bool) {
-    let probe = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "probe" },
-        "spec": { "containers": [{ "name": "web", "image": "registry.invalid/web:1" }] } });
-    let started = Instant::now();
-    loop {
-        let r = create_pod(c, ns, &probe, true).await;
-        if ready(&r.body) {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{ns} never ready: {}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-pub fn has_sleep(pod: &Value) -> bool {
-    !pod["spec"]["containers"][0]["lifecycle"]["preStop"].is_null()
-}
-
 pub fn injected(pod: &Value) -> bool {
     pod["spec"]["containers"]
         .as_array()
@@ -141,9 +108,13 @@ pub async fn kyverno(c: &kube::Client) -> (std::process::Child, Vec<Peer>) {
         ("Kyverno MutatingPolicy", kyverno::MUTATING_POLICY),
     ] {
         let p = peer(c, name, "none", None, kyverno::labels(value)).await;
-        if let Err(e) = kyverno::wait_mutating(c, &p.ns, Duration::from_secs(180)).await {
-            panic!("{e}; Kyverno's log: {}", log.display());
-        }
+        // Kyverno makes its certificates and registers its webhooks first.
+        eprintln!(
+            "waiting for Kyverno in {}; its log: {}",
+            p.ns,
+            log.display()
+        );
+        wait_for(c, &p.ns, Duration::from_secs(180), has_prestop).await;
         peers.push(p);
     }
     (child, peers)

@@ -1,13 +1,17 @@
 //! Kyverno beside a harness apiserver (bench/peers/kyverno): its CRDs, its namespace and config,
 //! the two peer policies, and the admission controller as a process outside the cluster.
-//! Shared by tests/e2e/peers and examples/peers_bench (through `#[path]`).
+//! Shared by tests/e2e/peers and examples/peers_bench (through `#[path]`, next to cluster.rs in
+//! both, hence `super::cluster`).
 
+use super::cluster::{PEER_LABEL, post};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::runtime::wait::{await_condition, conditions::is_crd_established};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Namespace labels the two policies select (`e2e.zerodrop.dev/peer`).
+/// Values of `PEER_LABEL` the two policies select.
 pub const CLUSTER_POLICY: &str = "kyverno-clusterpolicy";
 pub const MUTATING_POLICY: &str = "kyverno-mutatingpolicy";
 /// The label (setup.yaml) a namespace needs for the apiserver to call Kyverno at all.
@@ -15,7 +19,7 @@ pub const CALLED: (&str, &str) = ("e2e.zerodrop.dev/kyverno", "called");
 
 /// The labels of a namespace where Kyverno is called and `policy` (a label above) selects it.
 pub fn labels(policy: &str) -> Value {
-    json!({ "e2e.zerodrop.dev/peer": policy, CALLED.0: CALLED.1 })
+    json!({ PEER_LABEL: policy, CALLED.0: CALLED.1 })
 }
 
 fn peers_dir() -> PathBuf {
@@ -73,26 +77,6 @@ pub fn binary() -> PathBuf {
     }
 }
 
-pub async fn post(c: &kube::Client, path: &str, body: &Value) -> (u16, Value) {
-    use http_body_util::BodyExt;
-    let req = http::Request::post(path)
-        .header("content-type", "application/json")
-        .body(kube::client::Body::from(serde_json::to_vec(body).unwrap()))
-        .unwrap();
-    let resp = c.send(req).await.unwrap();
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-async fn get(c: &kube::Client, path: &str) -> Value {
-    let req = http::Request::get(path).body(Vec::new()).unwrap();
-    c.request::<Value>(req).await.unwrap_or(Value::Null)
-}
-
 /// Creates every CRD of `dir` and waits until the apiserver serves them.
 pub async fn install_crds(c: &kube::Client, dir: &Path) {
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -105,28 +89,23 @@ pub async fn install_crds(c: &kube::Client, dir: &Path) {
     let mut names = Vec::new();
     for file in files {
         for crd in yaml_documents(&file) {
-            let (status, body) = post(c, path, &crd).await;
-            assert!(matches!(status, 201 | 409), "{}: {body}", file.display());
+            let r = post(c, path, &crd).await;
+            assert!(
+                matches!(r.status, 201 | 409),
+                "{}: {}",
+                file.display(),
+                r.body
+            );
             names.push(crd["metadata"]["name"].as_str().unwrap().to_owned());
         }
     }
-    let started = Instant::now();
+    let api = kube::Api::<CustomResourceDefinition>::all(c.clone());
     for name in names {
-        loop {
-            let crd = get(c, &format!("{path}/{name}")).await;
-            let established = crd["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|x| x["type"] == "Established" && x["status"] == "True")
-            });
-            if established {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "{name} not established"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let established = await_condition(api.clone(), &name, is_crd_established());
+        tokio::time::timeout(Duration::from_secs(60), established)
+            .await
+            .unwrap_or_else(|_| panic!("{name} not established"))
+            .unwrap();
     }
 }
 
@@ -140,12 +119,12 @@ pub async fn install(c: &kube::Client) {
             Some("ConfigMap") => "/api/v1/namespaces/kyverno/configmaps".to_owned(),
             other => panic!("unexpected {other:?} in setup.yaml"),
         };
-        let (status, body) = post(c, &path, &doc).await;
-        assert!(matches!(status, 201 | 409), "{path}: {body}");
+        let r = post(c, &path, &doc).await;
+        assert!(matches!(r.status, 201 | 409), "{path}: {}", r.body);
     }
     for (path, policy) in policies() {
-        let (status, body) = post(c, path, &policy).await;
-        assert!(matches!(status, 201 | 409), "{path}: {body}");
+        let r = post(c, path, &policy).await;
+        assert!(matches!(r.status, 201 | 409), "{path}: {}", r.body);
     }
 }
 
@@ -175,27 +154,4 @@ pub fn command(kubeconfig: &Path, port: u16, metrics_port: u16) -> Command {
         .env("METRICS_CONFIG", "kyverno-metrics")
         .stdin(Stdio::null());
     cmd
-}
-
-/// A namespace one of the policies selects (by `e2e.zerodrop.dev/peer: <label>`), returned once
-/// a dry-run pod created there comes back with a preStop hook.
-pub async fn wait_mutating(c: &kube::Client, ns: &str, timeout: Duration) -> Result<(), String> {
-    let probe = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "probe" },
-        "spec": { "containers": [{ "name": "web", "image": "registry.invalid/web:1" }] } });
-    let started = Instant::now();
-    let mut last = Value::Null;
-    while started.elapsed() < timeout {
-        let (_, body) = post(
-            c,
-            &format!("/api/v1/namespaces/{ns}/pods?dryRun=All"),
-            &probe,
-        )
-        .await;
-        if !body["spec"]["containers"][0]["lifecycle"]["preStop"].is_null() {
-            return Ok(());
-        }
-        last = body;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Err(format!("Kyverno never mutated a pod in {ns}: {last}"))
 }
