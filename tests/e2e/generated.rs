@@ -5,7 +5,7 @@
 use crate::support::pods;
 
 use crate::e2e::cluster::{create_pod, namespace};
-use crate::e2e::harness::client;
+use crate::e2e::harness::{client, log_line};
 use crate::e2e::{SHARED, shared};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestRunner};
@@ -66,12 +66,20 @@ async fn logs_carry_no_secret_key_or_object() {
         json!([container]),
     );
     create_pod(&c, &ns, &pod, false).await.ok_status();
-    let logs = crate::e2e::shared().await.zerodrop.lock().unwrap().logs();
     // The pod's admission is logged (by namespace and name), its content is not.
-    let line = logs
-        .lines()
-        .find(|l| l.contains(&ns) && l.contains("\"name\":\"logged\""))
-        .expect("admission line");
+    let file = crate::e2e::shared()
+        .await
+        .zerodrop
+        .lock()
+        .unwrap()
+        .log
+        .clone();
+    let line = log_line(&file, std::time::Duration::from_secs(5), |l| {
+        l.contains(&ns) && l.contains("\"name\":\"logged\"")
+    })
+    .await
+    .expect("admission line");
+    let logs = std::fs::read_to_string(&file).unwrap();
     assert!(
         line.contains("\"decision\":\"mutated\"") && line.contains("\"duration_us\""),
         "{line}"

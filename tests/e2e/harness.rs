@@ -245,6 +245,26 @@ impl Zerodrop {
     }
 }
 
+/// The first line of the log `file` that `matches`, waiting up to `within` for it: zerodrop's
+/// log writer is non-blocking, so an admission's line may land after its response.
+pub async fn log_line(
+    file: &Path,
+    within: Duration,
+    matches: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| matches(l)) {
+            return Some(line.to_owned());
+        }
+        if started.elapsed() > within {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

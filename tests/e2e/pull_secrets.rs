@@ -6,7 +6,7 @@ use crate::e2e::cluster::{
     create_deployment, delete_webhooks, deployment, first_pod, namespace, post, register,
     wait_for_webhook,
 };
-use crate::e2e::harness::{Zerodrop, client, control_plane, free_port};
+use crate::e2e::harness::{Zerodrop, client, control_plane, free_port, log_line};
 use crate::support::registry::{PASSWORD, Registry, USER};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -172,13 +172,13 @@ async fn private_images_are_inspected_with_the_pods_own_pull_secrets_under_the_c
     r.ok_status();
     assert!(!stays(&r.warnings), "{:?}", r.warnings);
     // ZD305 is an info finding (no warning); the log line says which namespace and why.
-    let logs = zd.logs();
-    assert!(
-        logs.lines().any(|l| l.contains("image not inspected")
+    let line = log_line(&zd.log, std::time::Duration::from_secs(5), |l| {
+        l.contains("image not inspected")
             && l.contains(&format!("\"namespace\":\"{other}\""))
-            && l.contains("unauthorized")),
-        "{logs}"
-    );
+            && l.contains("unauthorized")
+    })
+    .await;
+    assert!(line.is_some(), "{}", zd.logs());
     delete_webhooks(&c, name).await;
 }
 

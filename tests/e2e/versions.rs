@@ -6,7 +6,7 @@
 use crate::e2e::cluster::{
     create_pod, delete_webhooks, get_pod, namespace, pod, register, wait_for_webhook, web,
 };
-use crate::e2e::harness::{Zerodrop, client, free_port};
+use crate::e2e::harness::{Zerodrop, client, free_port, log_line};
 use crate::e2e::{SHARED, shared};
 use serde_json::{Value, json};
 
@@ -18,18 +18,10 @@ async fn server_minor(c: &kube::Client) -> u32 {
 
 /// The `capabilities` line zerodrop logs once it has asked the apiserver.
 async fn capabilities(zd: &Zerodrop) -> Value {
-    let started = std::time::Instant::now();
-    loop {
-        if let Some(line) = zd.logs().lines().find(|l| l.contains("\"capabilities\"")) {
-            return serde_json::from_str(line).unwrap();
-        }
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "no capabilities line: {}",
-            zd.logs()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let within = std::time::Duration::from_secs(30);
+    let line = log_line(&zd.log, within, |l| l.contains("\"capabilities\"")).await;
+    serde_json::from_str(&line.unwrap_or_else(|| panic!("no capabilities line: {}", zd.logs())))
+        .unwrap()
 }
 
 #[tokio::test]
