@@ -1,6 +1,6 @@
 //! Flags of the commands that measure rollouts: `zerodrop load` and `zerodrop verify`.
 
-use super::duration;
+use super::values::duration;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
