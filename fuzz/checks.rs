@@ -85,14 +85,14 @@ pub fn policy_values(data: &[u8]) {
 /// config, a layer (tar, gzip or zstd), an entrypoint script. Errors are fine, panics are not;
 /// bounds hold.
 pub fn image_inputs(data: &[u8]) {
-    use zerodrop::images::{inspect, layers, reference::Reference};
+    use zerodrop::images::{layers, manifest, reference::Reference};
     let text = String::from_utf8_lossy(data);
     if let Ok(r) = Reference::parse(&text) {
         assert!(!r.repository.is_empty());
         assert!(r.tag.is_some() || r.digest.is_some());
     }
-    let _ = inspect::parse_manifest(data);
-    let _ = inspect::parse_config(data);
+    let _ = manifest::parse_manifest(data);
+    let _ = manifest::parse_config(data);
     match zerodrop::engine::image::classify_script(&text) {
         zerodrop::engine::image::Script::HandsOver => {}
         zerodrop::engine::image::Script::Keeps { line, .. } => {

@@ -2,8 +2,9 @@
 //! candidates, layer by layer from the top (one layer in memory), symlinks followed inside the
 //! image; which shell `/bin/sh` is; the verdict on the script PID 1 starts.
 
-use super::inspect::{Descriptor, Inspector, Pull};
+use super::inspect::{Inspector, Pull};
 use super::layers::{Entry, resolve, scan};
+use super::manifest::Descriptor;
 use crate::engine::image::{Script, Shell, classify_script};
 
 /// A script is read up to this much: entrypoint scripts are small.

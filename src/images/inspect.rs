@@ -3,11 +3,11 @@
 
 use super::credentials::{Keyring, Login};
 use super::files::Files;
+use super::manifest::{ConfigFile, Descriptor, Manifest};
 use super::reference::Reference;
 use super::registry::{RegistryClient, RegistryError, manifest_accept};
 use crate::engine::image::{ImageConfig, ImageFacts, Platform, Script, Shell};
 use bytes::Bytes;
-use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,57 +35,6 @@ pub struct Inspector {
     /// A lock per image being inspected (singleflight).
     inflight: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     budget: LayerBudget,
-}
-
-#[derive(Deserialize)]
-pub(super) struct Descriptor {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    pub(super) digest: String,
-    #[serde(default)]
-    platform: Option<PlatformSpec>,
-    #[serde(default)]
-    annotations: HashMap<String, String>,
-}
-
-#[derive(Deserialize)]
-struct PlatformSpec {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
-#[derive(Deserialize, Default)]
-struct ConfigFile {
-    #[serde(default)]
-    config: RunConfig,
-}
-
-#[derive(Deserialize, Default)]
-struct RunConfig {
-    #[serde(rename = "Entrypoint", default)]
-    entrypoint: Option<Vec<String>>,
-    #[serde(rename = "Cmd", default)]
-    cmd: Option<Vec<String>>,
-    #[serde(rename = "StopSignal", default)]
-    stop_signal: Option<String>,
-    #[serde(rename = "Env", default)]
-    env: Option<Vec<String>>,
-    #[serde(rename = "WorkingDir", default)]
-    working_dir: Option<String>,
 }
 
 /// What one platform's config and layers say.
@@ -411,48 +360,6 @@ impl Inspector {
             script,
         })
     }
-}
-
-/// What a manifest or index says, as the inspector reads it (pure, for fuzzing).
-#[derive(Debug, Default)]
-pub struct ManifestSummary {
-    pub config: Option<String>,
-    pub layers: Vec<String>,
-    /// An index's entries: (digest, os, architecture).
-    pub entries: Vec<(String, String, String)>,
-}
-
-pub fn parse_manifest(bytes: &[u8]) -> Result<ManifestSummary, String> {
-    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let entries = m
-        .manifests
-        .unwrap_or_default()
-        .into_iter()
-        .map(|d| {
-            let (os, arch) = d
-                .platform
-                .map(|p| (p.os, p.architecture))
-                .unwrap_or_default();
-            (d.digest, os, arch)
-        })
-        .collect();
-    Ok(ManifestSummary {
-        config: m.config.map(|c| c.digest),
-        layers: m.layers.into_iter().map(|l| l.digest).collect(),
-        entries,
-    })
-}
-
-/// An image config's Entrypoint and Cmd (pure, for fuzzing).
-pub fn parse_config(bytes: &[u8]) -> Result<Vec<String>, String> {
-    let file: ConfigFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    let run = file.config;
-    Ok(run
-        .entrypoint
-        .into_iter()
-        .chain(run.cmd)
-        .flatten()
-        .collect())
 }
 
 fn describe(e: RegistryError) -> String {

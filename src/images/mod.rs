@@ -6,6 +6,7 @@ mod files;
 pub mod inspect;
 pub mod layers;
 pub mod lookup;
+pub mod manifest;
 pub mod reference;
 pub mod registry;
 mod resolve;
