@@ -1,26 +1,21 @@
 //! HTTP routes: the admission endpoints (TLS port) and health/metrics (admin port).
 
-use super::State;
+use super::limit::{self, BLOCKING_THRESHOLD, MAX_BODY, Ticket};
+use super::state::State;
 use crate::admission::{self, Context, Endpoint, Fetch, Outcome};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, Request, State as Shared};
+use axum::extract::{Extension, State as Shared};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::BytesMut;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::OwnedSemaphorePermit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
-
-/// Above what the apiserver can send: objects up to 3 MiB, plus oldObject, plus the envelope.
-pub const MAX_BODY: usize = 8 * 1024 * 1024;
-/// Bodies above this are evaluated off the async workers so one huge pod cannot stall others.
-pub const BLOCKING_THRESHOLD: usize = 256 * 1024;
 
 /// At most this long asking the apiserver for a namespace the watch has not delivered yet.
 const MAX_FETCH: Duration = Duration::from_secs(2);
@@ -34,57 +29,9 @@ pub fn admission(state: Arc<State>) -> Router {
         .route("/validate", post(admit))
         .layer(RequestBodyTimeoutLayer::new(state.limits.body_timeout))
         // Outside the body read, so a slow upload holds its slot like any other request.
-        .layer(middleware::from_fn_with_state(state.clone(), limit))
+        .layer(middleware::from_fn_with_state(state.clone(), limit::admit))
         .layer(CatchPanicLayer::custom(on_panic))
         .with_state(state)
-}
-
-/// What a request holds while it is in flight: its place among the requests and its bytes.
-/// Shared with the evaluation off the async workers, so both are given back only when the
-/// work has really ended, not when the answer has been sent.
-#[derive(Clone)]
-struct Ticket {
-    _permits: Arc<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
-}
-
-/// Refuses at once when too many requests or too many bytes are in flight: queueing would
-/// only make every answer late (the apiserver gives up after its timeout anyway).
-async fn limit(Shared(state): Shared<Arc<State>>, mut req: Request, next: Next) -> Response {
-    // The apiserver always sends Content-Length; a body without one may be as large as any.
-    let bytes = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .unwrap_or(MAX_BODY)
-        .min(MAX_BODY);
-    let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-    let limits = &state.limits;
-    let share = if bytes <= BLOCKING_THRESHOLD {
-        &limits.small_kib
-    } else {
-        &limits.large_kib
-    };
-    let permits = limits
-        .in_flight
-        .clone()
-        .try_acquire_owned()
-        .ok()
-        .and_then(|request| {
-            let bytes = share.clone().try_acquire_many_owned(kib).ok()?;
-            Some((request, bytes))
-        });
-    let Some(permits) = permits else {
-        state.metrics.overloaded.inc();
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many admission requests or bytes in flight\n",
-        )
-            .into_response();
-    };
-    req.extensions_mut().insert(Ticket {
-        _permits: Arc::new(permits),
-    });
-    next.run(req).await
 }
 
 /// The apiserver's `?timeout=10s` (Go duration: `500ms`, `10s`, `1m0s`), minus a margin so the
