@@ -2,9 +2,10 @@
 //! candidates, layer by layer from the top (one layer in memory), symlinks followed inside the
 //! image; which shell `/bin/sh` is; the verdict on the script PID 1 starts.
 
-use super::inspect::{Inspector, Pull};
-use super::layers::{Entry, resolve, scan};
+use super::blobs::{Pull, verified};
+use super::layers::{Entry, LayerBudget, resolve, scan};
 use super::manifest::Descriptor;
+use super::registry::RegistryClient;
 use crate::engine::image::{Script, Shell, classify_script};
 
 /// A script is read up to this much: entrypoint scripts are small.
@@ -14,7 +15,8 @@ const MAX_HOPS: usize = 4;
 
 /// An image's merged filesystem, read layer by layer from the top (one layer in memory).
 pub(super) struct Files<'a> {
-    pub inspector: &'a Inspector,
+    pub client: &'a RegistryClient,
+    pub budget: LayerBudget,
     pub pull: Pull<'a>,
     pub layers: &'a [Descriptor],
 }
@@ -23,7 +25,7 @@ impl Files<'_> {
     /// The first of `candidates` that exists in the merged view, with its content; symlinks
     /// are followed inside the image.
     async fn read(&self, candidates: Vec<String>) -> Result<Option<(String, Vec<u8>)>, String> {
-        let budget = self.inspector.budget();
+        let budget = self.budget;
         let mut wanted = candidates;
         for _hop in 0..=MAX_HOPS {
             let mut seen: Vec<(String, Entry)> = Vec::new();
@@ -36,16 +38,15 @@ impl Files<'_> {
                 if open.is_empty() {
                     break;
                 }
-                let blob = self
-                    .inspector
-                    .verified(
-                        self.pull,
-                        "blobs",
-                        &layer.digest,
-                        "*/*",
-                        budget.max_layer_bytes,
-                    )
-                    .await?;
+                let blob = verified(
+                    self.client,
+                    self.pull,
+                    "blobs",
+                    &layer.digest,
+                    "*/*",
+                    budget.max_layer_bytes,
+                )
+                .await?;
                 let found = scan(&blob, &open, budget.max_uncompressed, MAX_SCRIPT)
                     .map_err(|e| e.to_string())?;
                 seen.extend(found);

@@ -1,13 +1,14 @@
 //! Reference -> manifest (or index, for the pod's platform) -> config blob -> what PID 1 is,
 //! cached by reference with budgets: the I/O edge of the image facts the engine decides on.
 
+use super::blobs::{Pull, sha256, verified};
 use super::credentials::{Keyring, Login};
 use super::files::Files;
+pub use super::layers::LayerBudget;
 use super::manifest::{ConfigFile, Descriptor, Manifest};
 use super::reference::Reference;
 use super::registry::{RegistryClient, RegistryError, manifest_accept};
 use crate::engine::image::{ImageConfig, ImageFacts, Platform, Script, Shell};
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,9 +26,6 @@ const MAX_ENTRIES: usize = 4096;
 type Key = (String, Platform, Option<String>);
 /// An answer and how long it holds.
 type Cache = HashMap<Key, (Instant, Duration, ImageFacts)>;
-
-/// What to read and as whom (`None`: anonymously).
-pub(super) type Pull<'a> = (&'a Reference, Option<&'a Login>);
 
 pub struct Inspector {
     client: Arc<RegistryClient>,
@@ -47,26 +45,6 @@ struct Run {
     script: Option<(String, Script)>,
 }
 
-/// What reading an image's layers may cost.
-#[derive(Debug, Clone, Copy)]
-pub struct LayerBudget {
-    pub max_layers: usize,
-    /// Compressed bytes of one layer (held in memory while it is scanned).
-    pub max_layer_bytes: usize,
-    /// Uncompressed bytes read from one layer.
-    pub max_uncompressed: u64,
-}
-
-impl Default for LayerBudget {
-    fn default() -> Self {
-        LayerBudget {
-            max_layers: 16,
-            max_layer_bytes: 32 << 20,
-            max_uncompressed: 128 << 20,
-        }
-    }
-}
-
 impl Inspector {
     pub fn new(client: Arc<RegistryClient>, budget: LayerBudget) -> Inspector {
         Inspector {
@@ -75,30 +53,6 @@ impl Inspector {
             inflight: Mutex::default(),
             budget,
         }
-    }
-
-    /// A manifest or blob by its digest, at most `max` bytes, checked against the digest.
-    pub(super) async fn verified(
-        &self,
-        (reference, login): Pull<'_>,
-        kind: &str,
-        digest: &str,
-        accept: &str,
-        max: usize,
-    ) -> Result<Bytes, String> {
-        let (_, body) = self
-            .client
-            .get(reference, login, kind, digest, accept, max)
-            .await
-            .map_err(|e| format!("{kind} {digest}: {e}"))?;
-        if sha256(&body) != digest {
-            return Err(format!("{kind} {digest} does not match its digest"));
-        }
-        Ok(body)
-    }
-
-    pub(super) fn budget(&self) -> LayerBudget {
-        self.budget
     }
 
     /// The facts of `image` for `platform` read without pull secrets, if they are known and
@@ -305,9 +259,15 @@ impl Inspector {
             } else {
                 &entry.media_type
             };
-            let body = self
-                .verified(pull, "manifests", &entry.digest, accept, MAX_MANIFEST)
-                .await?;
+            let body = verified(
+                &self.client,
+                pull,
+                "manifests",
+                &entry.digest,
+                accept,
+                MAX_MANIFEST,
+            )
+            .await?;
             let manifest: Manifest =
                 serde_json::from_slice(&body).map_err(|e| format!("manifest: {e}"))?;
             runs.push(self.run(pull, &manifest).await?);
@@ -321,9 +281,15 @@ impl Inspector {
             .config
             .as_ref()
             .ok_or_else(|| format!("no config in a {} manifest", manifest.media_type))?;
-        let body = self
-            .verified(pull, "blobs", &config.digest, "*/*", MAX_CONFIG)
-            .await?;
+        let body = verified(
+            &self.client,
+            pull,
+            "blobs",
+            &config.digest,
+            "*/*",
+            MAX_CONFIG,
+        )
+        .await?;
         let file: ConfigFile =
             serde_json::from_slice(&body).map_err(|e| format!("image config: {e}"))?;
         let run = file.config;
@@ -335,7 +301,8 @@ impl Inspector {
         let layers =
             &manifest.layers[manifest.layers.len().saturating_sub(self.budget.max_layers)..];
         let files = Files {
-            inspector: self,
+            client: &self.client,
+            budget: self.budget,
             pull,
             layers,
         };
@@ -364,10 +331,4 @@ impl Inspector {
 
 fn describe(e: RegistryError) -> String {
     e.to_string()
-}
-
-fn sha256(bytes: &Bytes) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
 }

@@ -4,6 +4,26 @@
 
 use std::io::Read;
 
+/// What reading an image's layers may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerBudget {
+    pub max_layers: usize,
+    /// Compressed bytes of one layer (held in memory while it is scanned).
+    pub max_layer_bytes: usize,
+    /// Uncompressed bytes read from one layer.
+    pub max_uncompressed: u64,
+}
+
+impl Default for LayerBudget {
+    fn default() -> Self {
+        LayerBudget {
+            max_layers: 16,
+            max_layer_bytes: 32 << 20,
+            max_uncompressed: 128 << 20,
+        }
+    }
+}
+
 /// What a layer holds at a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {

@@ -1,8 +1,8 @@
 //! The inspector as the webhook's image source: known facts at once, inspections on demand,
 //! with the pod's pull secrets when zerodrop may read them.
 
-use super::Inspector;
 use super::credentials::PullCredentials;
+use super::inspect::Inspector;
 use crate::admission::{ImageLookup, Puller};
 use crate::engine::image::{ImageFacts, Platform};
 use crate::metrics::{Metrics, ResultLabels};

@@ -1,6 +1,7 @@
 //! Image inspection: what an image's config says PID 1 is, read from its registry with
 //! budgets and a cache. I/O here; the verdicts are the engine's (engine::image).
 
+mod blobs;
 pub mod credentials;
 mod files;
 pub mod inspect;
