@@ -1,9 +1,11 @@
 //! `zerodrop verify`: flags to options, a progress line on a terminal, the report, the exit code.
 
+use super::setup::shutdown_signal;
 use crate::cli::measure::VerifyAction;
 use crate::cli::{VerifyArgs, VerifyOutput};
+use crate::verify::options::{Action, Options, VerifyError};
 use crate::verify::preflight::Wanted;
-use crate::verify::run::{self, Action, Options, VerifyError};
+use crate::verify::run;
 use std::io::IsTerminal as _;
 
 /// Returns the exit code: 0 nothing failed, 1 something did, 2 verify could not run.
@@ -50,7 +52,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
             bar.set_message(line.to_owned());
         }
     };
-    let result = run::run(&client, &opts, super::shutdown_signal(), &status).await;
+    let result = run::run(&client, &opts, shutdown_signal(), &status).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

@@ -160,9 +160,7 @@ pub async fn run_reporting(
     let summary = Arc::new(Mutex::new(Summary::default()));
     let pool: Pool = Arc::default();
     let started = Instant::now();
-    let started_unix_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let started_unix_ms = super::clock::unix_ms();
     let period = Duration::from_nanos(1_000_000_000 / u64::from(plan.rate.max(1)));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);

@@ -2,7 +2,9 @@
 //! Service's cluster IP (the cluster's real path), its progress followed from its log. It ends
 //! itself (activeDeadlineSeconds) if verify is gone, and a later verify deletes what is left.
 
+use super::clock::unix_ms;
 use super::load::Method;
+use super::options::VerifyError;
 use futures::{AsyncBufReadExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
@@ -217,7 +219,7 @@ impl Tally {
 
     /// Now, on the load's clock.
     pub fn clock_ms(&self) -> u64 {
-        super::observed::unix_ms().saturating_sub(self.started_unix_ms)
+        unix_ms().saturating_sub(self.started_unix_ms)
     }
 
     /// Consumes progress lines until `done` holds.
@@ -225,12 +227,12 @@ impl Tally {
         &mut self,
         rx: &mut mpsc::Receiver<Progress>,
         done: impl Fn(&Tally) -> bool,
-    ) -> Result<(), super::run::VerifyError> {
+    ) -> Result<(), VerifyError> {
         while !done(self) {
             match tokio::time::timeout(std::time::Duration::from_secs(30), rx.recv()).await {
                 Ok(Some(p)) => self.add(p),
                 _ => {
-                    return Err(super::run::VerifyError::Cannot(
+                    return Err(VerifyError::Cannot(
                         "the load pod stopped reporting (its log ended or stalled)".into(),
                     ));
                 }
@@ -238,4 +240,17 @@ impl Tally {
         }
         Ok(())
     }
+}
+
+/// The failures counted by class: `status-503 4, reset 1`.
+pub fn classes(failures: &[Seen]) -> String {
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for f in failures {
+        *counts.entry(f.class()).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

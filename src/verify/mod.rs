@@ -3,9 +3,11 @@
 
 pub mod access;
 pub mod advice;
+pub mod clock;
 pub mod load;
 pub mod loadpod;
 pub mod observed;
+pub mod options;
 pub mod podwatch;
 pub mod preflight;
 pub mod report;

@@ -3,6 +3,7 @@
 //! webhook's), and small helpers of the run.
 
 use super::advice::{Moment, Observed, Readiness};
+use super::options::{Options, VerifyError};
 use super::report::{ActionRun, Carried};
 use super::workload::State;
 use crate::engine::{Capabilities, Engine, Workload};
@@ -121,7 +122,7 @@ pub async fn zerodrop_runs_in(client: &Client, ns: &str) -> kube::Result<bool> {
 }
 
 /// The image zerodrop runs with in this cluster: its Deployment's first container's.
-pub async fn zerodrop_image(client: &Client, ns: &str) -> Result<String, super::run::VerifyError> {
+pub async fn zerodrop_image(client: &Client, ns: &str) -> Result<String, VerifyError> {
     let lp = ListParams::default().labels("app.kubernetes.io/name=zerodrop");
     let found = Api::<Deployment>::namespaced(client.clone(), ns)
         .list(&lp)
@@ -129,7 +130,7 @@ pub async fn zerodrop_image(client: &Client, ns: &str) -> Result<String, super::
         .into_iter()
         .find_map(|d| d.spec.template.spec?.containers.first()?.image.clone());
     found.ok_or_else(|| {
-        super::run::VerifyError::Cannot(format!(
+        VerifyError::Cannot(format!(
             "no zerodrop Deployment in {ns} to take the load pod's image from: pass --image (a zerodrop image) or --zerodrop-namespace"
         ))
     })
@@ -149,7 +150,7 @@ pub fn template_annotation(state: &State, key: &str) -> Option<String> {
 }
 
 /// The load pod's own deadline: every planned rollout at its limit, plus margin.
-pub fn bound_s(opts: &super::run::Options) -> i64 {
+pub fn bound_s(opts: &Options) -> i64 {
     let rollouts = u64::from(opts.repeat)
         * opts.actions.len().max(1) as u64
         * (opts.sweep.len().max(1) as u64 + 1)
@@ -158,27 +159,9 @@ pub fn bound_s(opts: &super::run::Options) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX)
 }
 
-pub fn classes(failures: &[super::loadpod::Seen]) -> String {
-    let mut counts = std::collections::BTreeMap::<String, u64>::new();
-    for f in failures {
-        *counts.entry(f.class()).or_default() += 1;
-    }
-    counts
-        .iter()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-pub fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 pub fn rand_u32() -> u32 {
     use ring::rand::SecureRandom as _;
     let mut b = [0u8; 4];
     let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    u32::from_le_bytes(b) ^ (unix_ms() as u32)
+    u32::from_le_bytes(b) ^ (super::clock::unix_ms() as u32)
 }

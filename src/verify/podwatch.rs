@@ -2,7 +2,7 @@
 //! was seen (and its preStop sleep), when each new pod turned Ready.
 
 use super::advice::PodEvents;
-use super::observed::unix_ms;
+use super::clock::unix_ms;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;

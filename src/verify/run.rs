@@ -3,9 +3,10 @@
 
 use super::advice::{self, PodEvents};
 use super::load::Method;
-use super::loadpod::{self, LoadSpec, Progress, Seen, Tally};
-use super::observed::{bound_s, classes, rand_u32, template_annotation, zerodrop_image};
-use super::preflight::{self, Refusal, Target, Wanted};
+use super::loadpod::{self, LoadSpec, Progress, Seen, Tally, classes};
+use super::observed::{bound_s, rand_u32, template_annotation, zerodrop_image};
+use super::options::{Action, Options, VerifyError};
+use super::preflight::{self, Wanted};
 use super::report::{ActionRun, Report, SweepPoint, Timed};
 use super::{access, observed, podwatch, workload};
 use k8s_openapi::api::core::v1::Pod;
@@ -13,56 +14,6 @@ use kube::{Api, Client};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Restart,
-    ScaleDown,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Restart => "restart",
-            Action::ScaleDown => "scale-down",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub target: Target,
-    pub namespace: String,
-    pub wanted: Wanted,
-    pub method: Method,
-    pub rate: u32,
-    pub keepalive: bool,
-    pub connections: u16,
-    pub timeout: Duration,
-    pub actions: Vec<Action>,
-    pub repeat: u32,
-    pub image: Option<String>,
-    pub zerodrop_namespace: String,
-    /// Quiet time after convergence that still counts for the action.
-    pub settle: Duration,
-    /// Failure-free time required before the first action.
-    pub steady: Duration,
-    /// How long one rollout may take.
-    pub rollout_limit: Duration,
-    pub sweep: Vec<u64>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
-    #[error("{0}")]
-    Refused(#[from] Refusal),
-    #[error("{0}")]
-    Cannot(String),
-    #[error("interrupted; what verify changed is put back")]
-    Interrupted,
-    #[error("talking to the apiserver: {0}")]
-    Kube(#[from] kube::Error),
-}
 
 const SWEEP_ANNOTATION: &str = "zerodrop.dev/prestop-sleep";
 
