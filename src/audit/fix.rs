@@ -1,7 +1,7 @@
 //! `--fix`: the manifests with zerodrop's changes applied, in order; other documents verbatim.
 
-use super::Report;
 use super::manifests::{Document, Format};
+use super::report::Report;
 use serde_json::Value;
 
 /// The fixed stream for each input file, in input order: `(file, text)`.

@@ -1,6 +1,6 @@
 //! Human and machine renderings of a Report: table (colour only on a terminal) and JSON.
 
-use super::{Entry, Report};
+use super::report::{Entry, Report};
 use crate::engine::Change;
 use crate::findings::Severity;
 use std::fmt::Write;

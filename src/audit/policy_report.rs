@@ -1,7 +1,7 @@
 //! `--policy-report`: the audit as `wgpolicyk8s.io/v1alpha2` PolicyReports, one per namespace,
 //! written with server-side apply.
 
-use super::Report;
+use super::report::Report;
 use crate::findings::Severity;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;

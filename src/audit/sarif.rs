@@ -1,6 +1,6 @@
 //! SARIF 2.1.0 output for code-scanning tools: findings and would-be changes with file and line.
 
-use super::Report;
+use super::report::Report;
 use crate::findings::{Code, Severity};
 use serde_json::{Value, json};
 
