@@ -30,7 +30,7 @@ pub fn first(bundle: &str) -> String {
 pub fn merge(signing: &str, others: &str, now: i64) -> String {
     let mut out: Vec<CertificateDer<'static>> = certificates(signing).into_iter().take(1).collect();
     for cert in certificates(others) {
-        let valid = super::not_after(&cert).is_ok_and(|t| t > now);
+        let valid = super::pair::not_after(&cert).is_ok_and(|t| t > now);
         if valid && !out.contains(&cert) {
             out.push(cert);
         }

@@ -1,7 +1,7 @@
 //! `zerodrop serve`: the server starts at once; a replica with cluster credentials joins the
 //! cluster in the background (retrying, not ready meanwhile) and only then protects pods.
 
-use super::load_policy;
+use super::setup::{inspector, load_policy};
 use crate::certs::{self, Resolver};
 use crate::cli::ServeArgs;
 use crate::cluster::certificates::{self, SelfManaged};
@@ -45,7 +45,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
     );
     state.expects_cluster = client.is_some();
     if args.image_inspection {
-        let inspector = Arc::new(super::inspector(&args.registry)?);
+        let inspector = Arc::new(inspector(&args.registry)?);
         state.images = server::ImageInspection {
             lookup: Some(Arc::new(crate::images::lookup::Shared::new(
                 inspector,
