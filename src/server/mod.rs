@@ -15,7 +15,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -185,7 +184,7 @@ impl Server {
             () = &mut accept => {}
             () = shutdown => {}
         }
-        self.state.shutting_down.store(true, Ordering::Release);
+        self.state.begin_shutdown();
         tracing::info!(delay = ?self.config.shutdown_delay, "shutdown: readiness now failing, still serving");
         tokio::select! {
             () = &mut accept => {}

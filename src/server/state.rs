@@ -98,7 +98,7 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     pub images: ImageInspection,
-    pub(super) shutting_down: AtomicBool,
+    shutting_down: AtomicBool,
 }
 
 /// Image inspection as the webhook uses it.
@@ -142,6 +142,11 @@ impl State {
             images: ImageInspection::off(),
             shutting_down: AtomicBool::new(false),
         }
+    }
+
+    /// From now on readiness fails ("shutting down"): the Service stops sending new requests.
+    pub(super) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
     }
 
     /// What decides now: the cluster's parts once connected, else the fallback.
