@@ -211,3 +211,48 @@ async fn a_connection_the_server_closed_while_idle_is_not_reused() {
     assert!(s.sent >= 30, "{s:?}");
     assert_eq!(s.failed, 0, "{s:?}");
 }
+
+/// Progress lines (what verify follows) carry every failure, past the 1,000 the final summary
+/// keeps, and counts by class that add up to the failed count.
+#[tokio::test]
+async fn progress_carries_every_failure_and_classes_that_add_up() {
+    use std::sync::Mutex;
+    use zerodrop::verify::load::{Progress, run_reporting};
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let lines: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let sink = lines.clone();
+    let reporter: zerodrop::verify::load::Reporter = (
+        Duration::from_millis(200),
+        Box::new(move |p| sink.lock().unwrap().push(p)),
+    );
+    let fast = Plan {
+        rate: 1500,
+        ..plan(&closed, false)
+    };
+    let summary = run_reporting(
+        fast,
+        tokio::time::sleep(Duration::from_millis(1500)),
+        Some(reporter),
+    )
+    .await;
+    let lines = lines.lock().unwrap();
+    let last = lines.last().unwrap();
+    let streamed: usize = lines.iter().map(|p| p.failures.len()).sum();
+    assert!(
+        last.failed > 1000,
+        "enough failures to pass the cap: {}",
+        last.failed
+    );
+    assert_eq!(
+        summary.failures.len(),
+        1000,
+        "the summary keeps the first 1,000"
+    );
+    // Requests still in flight at the last report are counted in the summary, not the line.
+    assert_eq!(streamed as u64 + last.unreported, last.failed);
+    assert_eq!(last.by_kind.values().sum::<u64>(), last.failed);
+    assert_eq!(summary.by_kind.values().sum::<u64>(), summary.failed);
+}

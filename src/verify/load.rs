@@ -13,8 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
-/// Failures kept with their time; the counts cover all of them.
+/// Failures kept with their time in the final summary; the counts cover all of them.
 const KEEP_FAILURES: usize = 1000;
+/// Failures waiting for the next progress report at most (a dead target at a high rate);
+/// beyond it they are counted in `unreported`, never kept.
+const PENDING_FAILURES: usize = 10_000;
 /// Requests in flight at most (open loop, but a dead target cannot grow tasks without bound:
 /// beyond it a tick counts as `overload` and sends nothing).
 const MAX_IN_FLIGHT: usize = 4096;
@@ -106,6 +109,12 @@ pub struct Summary {
     pub duration_ms: u64,
     pub by_kind: BTreeMap<String, u64>,
     pub failures: Vec<Event>,
+    /// Failures since the last progress report (all of them, not only the first
+    /// `KEEP_FAILURES`: verify places each in its rollout).
+    #[serde(skip)]
+    pending: Vec<Event>,
+    #[serde(skip)]
+    unreported: u64,
 }
 
 impl Summary {
@@ -121,8 +130,27 @@ impl Summary {
             None => event.kind.as_str().to_owned(),
         };
         *self.by_kind.entry(key).or_default() += 1;
+        if self.pending.len() < PENDING_FAILURES {
+            self.pending.push(event.clone());
+        } else {
+            self.unreported += 1;
+        }
         if self.failures.len() < KEEP_FAILURES {
             self.failures.push(event);
+        }
+    }
+
+    /// The progress so far, handing over the failures recorded since the last call.
+    fn progress(&mut self, started_unix_ms: u64, at_ms: u64) -> Progress {
+        Progress {
+            started_unix_ms,
+            at_ms,
+            sent: self.sent,
+            ok: self.ok,
+            failed: self.failed,
+            by_kind: self.by_kind.clone(),
+            unreported: self.unreported,
+            failures: std::mem::take(&mut self.pending),
         }
     }
 }
@@ -135,8 +163,9 @@ pub async fn run(plan: Plan, stop: impl std::future::Future<Output = ()>) -> Sum
     run_reporting(plan, stop, None).await
 }
 
-/// Where the load stands, every `--report-every`: counts so far and the failures recorded since
-/// the last report (what `zerodrop verify` follows in the load pod's log).
+/// Where the load stands, every `--report-every`: counts so far (by class, adding up to
+/// `failed`) and every failure recorded since the last report (what `zerodrop verify` follows
+/// in the load pod's log).
 #[derive(Debug, Clone, Serialize)]
 pub struct Progress {
     pub started_unix_ms: u64,
@@ -144,6 +173,9 @@ pub struct Progress {
     pub sent: u64,
     pub ok: u64,
     pub failed: u64,
+    pub by_kind: BTreeMap<String, u64>,
+    /// Failures counted but not listed, so far (more than 10,000 between two reports).
+    pub unreported: u64,
     pub failures: Vec<Event>,
 }
 
@@ -169,25 +201,12 @@ pub async fn run_reporting(
         Some((every, f)) => (every, Some(f)),
         None => (Duration::from_secs(3600), None),
     };
-    let mut reported = 0usize;
     let mut progress = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = progress.tick(), if report.is_some() => {
-                let p = {
-                    let s = lock(&summary);
-                    let p = Progress {
-                        started_unix_ms,
-                        at_ms: elapsed_ms(started),
-                        sent: s.sent,
-                        ok: s.ok,
-                        failed: s.failed,
-                        failures: s.failures[reported.min(s.failures.len())..].to_vec(),
-                    };
-                    reported = s.failures.len();
-                    p
-                };
+                let p = lock(&summary).progress(started_unix_ms, elapsed_ms(started));
                 if let Some(f) = report.as_mut() {
                     f(p);
                 }
