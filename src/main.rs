@@ -1,6 +1,7 @@
 //! The `zerodrop` binary: parse flags, set up logging, run the command.
 
 use clap::Parser;
+use std::io::IsTerminal as _;
 use zerodrop::cli::{CertsCommand, Cli, Command, LogFormat};
 
 // The request path allocates many small short-lived values; mimalloc halves their cost
@@ -19,8 +20,11 @@ fn main() -> anyhow::Result<()> {
             .finish(std::io::stderr()),
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)?;
+    // Colour only for a person at a terminal: a file or a pipe gets plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(writer);
     match cli.log_format {
         LogFormat::Json => logs.json().flatten_event(true).init(),
