@@ -26,4 +26,5 @@ mod server_router;
 mod server_shutdown;
 mod server_startup;
 mod server_tls;
+mod verify_advice;
 mod verify_rules;

@@ -96,9 +96,10 @@ pub struct VerifyArgs {
         default_value = "restart"
     )]
     pub actions: Vec<VerifyAction>,
-    /// Times to run the actions.
-    #[arg(long, env = "ZERODROP_VERIFY_REPEAT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
-    pub repeat: u32,
+    /// Times to run the actions (default 1; 2 with --sweep-sleep, so one stray failure cannot
+    /// pick the value alone).
+    #[arg(long, env = "ZERODROP_VERIFY_REPEAT", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: Option<u32>,
     /// Bound of one request.
     #[arg(long, env = "ZERODROP_VERIFY_TIMEOUT", default_value = "2s", value_parser = duration)]
     pub timeout: Duration,

@@ -33,7 +33,9 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
                 VerifyAction::ScaleDown => Action::ScaleDown,
             })
             .collect(),
-        repeat: args.repeat,
+        repeat: args
+            .repeat
+            .unwrap_or(if args.sweep_sleep.is_empty() { 1 } else { 2 }),
         image: args.image,
         zerodrop_namespace: args.zerodrop_namespace,
         settle: args.settle,
@@ -52,7 +54,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
             bar.set_message(line.to_owned());
         }
     };
-    let result = run::run(&client, &opts, shutdown_signal(), &status).await;
+    let result = run::run(&client, &opts, shutdown_signal, &status).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

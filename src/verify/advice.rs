@@ -1,6 +1,6 @@
 //! What `zerodrop verify` tells the user to change, from what it measured and what the pods
 //! carried: each failure placed in the rollout (a new pod joining, an old pod's preStop sleep,
-//! its SIGTERM), then one rule per cause. Pure.
+//! its SIGTERM) and given the cause a setting can change, then one rule per cause. Pure.
 
 use serde::Serialize;
 
@@ -21,13 +21,24 @@ pub struct PodEvents {
 pub enum Moment {
     /// Within 3 s after a new pod turned Ready: it got traffic it could not serve yet.
     Start,
-    /// After an old pod's deletion, more than 1 s before its SIGTERM: routing had not caught
-    /// up with the endpoint change, and the pod had stopped serving (no preStop) or is gone.
+    /// After an old pod's deletion, not within 1 s of its SIGTERM: routing had not caught up
+    /// with the endpoint change, and the pod had stopped serving (no preStop) or is gone.
     Sleep,
     /// Within 1 s of an old pod's SIGTERM: the app closed connections or requests in flight.
     Sigterm,
     /// Anywhere else (the tables show when).
     Other,
+}
+
+impl Moment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Moment::Start => "start",
+            Moment::Sleep => "sleep",
+            Moment::Sigterm => "sigterm",
+            Moment::Other => "other",
+        }
+    }
 }
 
 /// SIGTERM ± this is "at SIGTERM".
@@ -71,6 +82,57 @@ pub fn moment(at_ms: u64, answered: bool, pods: &[PodEvents]) -> Moment {
     Moment::Other
 }
 
+/// What can change a failure: the sweep recommends a sleep from `Routing` alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cause {
+    /// A new pod got traffic it could not serve yet: readiness, not the sleep.
+    Readiness,
+    /// Routing still sent a new connection (or request) to a pod after its deletion, when it no
+    /// longer served: a longer preStop sleep moves SIGTERM past the routing's convergence.
+    Routing,
+    /// A kept-alive connection failed at the pod's SIGTERM: kube-proxy pinned it to the pod, so
+    /// no sleep moves it; the app's drain does.
+    AppClose,
+    Other,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Readiness => "readiness",
+            Cause::Routing => "routing",
+            Cause::AppClose => "app-close",
+            Cause::Other => "other",
+        }
+    }
+}
+
+/// The cause of a failure at `at_ms` (a non-2xx answer: `answered`; on a kept-alive
+/// connection: `reused`).
+pub fn cause(at_ms: u64, answered: bool, reused: bool, pods: &[PodEvents]) -> Cause {
+    match moment(at_ms, answered, pods) {
+        Moment::Start => Cause::Readiness,
+        Moment::Other => Cause::Other,
+        Moment::Sleep | Moment::Sigterm if reused => {
+            // A pinned connection fails when the app closes it, at or after its SIGTERM; before
+            // that the app still serves it.
+            let at = i64::try_from(at_ms).unwrap_or(i64::MAX);
+            let after_sigterm = pods.iter().any(|p| {
+                p.deleted_ms.is_some_and(|d| {
+                    at + AT_SIGTERM_MS >= i64::try_from(d + p.prestop_sleep_ms).unwrap_or(0)
+                })
+            });
+            if after_sigterm {
+                Cause::AppClose
+            } else {
+                Cause::Other
+            }
+        }
+        Moment::Sleep | Moment::Sigterm => Cause::Routing,
+    }
+}
+
 /// The readiness probe the pods carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -90,16 +152,17 @@ pub struct Observed {
     pub prestop: bool,
     pub prestop_sleep_s: u64,
     pub readiness: Readiness,
-    /// Pods of the workload in an enforce namespace without zerodrop's ledger.
+    /// Whether zerodrop runs in the cluster (`None`: verify may not look).
+    pub installed: Option<bool>,
+    /// Pods of the workload in an enforce namespace that the engine would still change but
+    /// that carry no ledger: the webhook was not called for them.
     pub escaped: usize,
     /// Shell-PID-1 findings (code and message) the engine reports for the template.
     pub shell: Vec<String>,
-    /// Failures by moment.
+    /// Failures by cause.
     pub at_start: u64,
-    pub in_sleep: u64,
-    pub at_sigterm: u64,
-    /// Of those at SIGTERM: on a reused keep-alive connection (eof/reset).
-    pub at_sigterm_reused: u64,
+    pub routing: u64,
+    pub app_close: u64,
     pub other: u64,
 }
 
@@ -116,7 +179,14 @@ pub fn advise(namespace: &str, o: &Observed) -> Vec<Advice> {
     let mut out = Vec::new();
     let mut add = |key, text: String| out.push(Advice { key, text });
     let enforced = o.mode.as_deref() == Some("enforce");
-    if !enforced && !o.prestop {
+    if o.installed == Some(false) && !o.prestop {
+        add(
+            "install-zerodrop",
+            format!(
+                "the pods have no preStop hook and zerodrop is not running in this cluster (no zerodrop Deployment found), so a namespace label changes nothing yet: install it first (`helm install zerodrop charts/zerodrop -n zerodrop --create-namespace`, charts/zerodrop/README.md), then `kubectl label namespace {namespace} zerodrop.dev/mode=enforce` and roll again"
+            ),
+        );
+    } else if !enforced && !o.prestop {
         add(
             "label-namespace",
             format!(
@@ -128,7 +198,7 @@ pub fn advise(namespace: &str, o: &Observed) -> Vec<Advice> {
         add(
             "escaped",
             format!(
-                "{} pod(s) in this enforce namespace carry no zerodrop ledger: they were admitted while the webhook was not called (down, or its namespaceSelector/objectSelector excludes them); check `zerodrop_admissions_total` and the MutatingWebhookConfiguration",
+                "{} pod(s) in this enforce namespace lack what zerodrop would set and carry no zerodrop ledger: they were admitted while the webhook was not called (down, or its namespaceSelector/objectSelector excludes them); check `zerodrop_admission_requests_total` and the MutatingWebhookConfiguration",
                 o.escaped
             ),
         );
@@ -146,28 +216,22 @@ pub fn advise(namespace: &str, o: &Observed) -> Vec<Advice> {
             ),
         );
     }
-    if o.in_sleep > 0 && o.prestop {
+    if o.routing > 0 && o.prestop {
         add(
             "prestop-sleep",
             format!(
-                "{} request(s) failed after pods were deleted but before their SIGTERM: this cluster's routing takes longer than the {}s preStop sleep to drop a pod; raise `zerodrop.dev/prestop-sleep` (find the smallest safe value with --sweep-sleep)",
-                o.in_sleep, o.prestop_sleep_s
+                "{} request(s) reached pods after their deletion, when they no longer served: this cluster's routing takes longer than the {}s preStop sleep to drop a pod; raise `zerodrop.dev/prestop-sleep` (find the smallest safe value with --sweep-sleep)",
+                o.routing, o.prestop_sleep_s
             ),
         );
     }
-    // Without a preStop, SIGTERM comes with the deletion and routing has not caught up: that is
-    // the label's to fix, not the app's.
-    if o.at_sigterm > 0 && o.prestop {
-        let how = if o.at_sigterm_reused > 0 {
-            "it closes keep-alive connections (or exits) while clients still use them: after SIGTERM keep serving for a drain window and answer `Connection: close` (HTTP/2: send GOAWAY), then close"
-        } else {
-            "requests in flight fail when it exits: after SIGTERM stop accepting and finish what is in flight before exiting"
-        };
+    // Whatever the sleep: kube-proxy never moves an established connection.
+    if o.app_close > 0 {
         add(
             "app-drain",
             format!(
-                "{} request(s) failed at the pods' SIGTERM: the app's shutdown loses them; {how}",
-                o.at_sigterm
+                "{} request(s) failed on kept-alive connections at the pods' SIGTERM: the app closes them (or exits) while clients still send on them, and no preStop sleep moves a connection pinned to its pod; after SIGTERM keep serving for a drain window and answer `Connection: close` (HTTP/2: send GOAWAY), finish what is in flight, then close",
+                o.app_close
             ),
         );
     }

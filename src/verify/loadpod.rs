@@ -11,6 +11,7 @@ use kube::api::{DeleteParams, ListParams, LogParams, PostParams};
 use kube::{Api, Client};
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 
 /// Every object verify creates carries this label (and its run's id).
@@ -58,6 +59,11 @@ pub struct Progress {
     pub at_ms: u64,
     pub sent: u64,
     pub failed: u64,
+    /// Every failure so far by class (an older load image sends none).
+    #[serde(default)]
+    pub by_kind: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub unreported: u64,
     pub failures: Vec<Seen>,
 }
 
@@ -205,6 +211,7 @@ pub struct Tally {
     pub at_ms: u64,
     pub sent: u64,
     pub failed: u64,
+    pub by_kind: BTreeMap<String, u64>,
     pub failures: Vec<Seen>,
 }
 
@@ -214,7 +221,24 @@ impl Tally {
         self.at_ms = p.at_ms;
         self.sent = p.sent;
         self.failed = p.failed;
+        if p.by_kind.is_empty() {
+            // An older load: only its listed failures can be counted.
+            for f in &p.failures {
+                *self.by_kind.entry(f.class()).or_default() += 1;
+            }
+        } else {
+            self.by_kind = p.by_kind;
+        }
         self.failures.extend(p.failures);
+    }
+
+    /// Failures the app answered (a non-2xx status), so far.
+    pub fn answered(&self) -> u64 {
+        self.by_kind
+            .iter()
+            .filter(|(k, _)| k.starts_with("status-"))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Now, on the load's clock.
@@ -242,12 +266,8 @@ impl Tally {
     }
 }
 
-/// The failures counted by class: `status-503 4, reset 1`.
-pub fn classes(failures: &[Seen]) -> String {
-    let mut counts = std::collections::BTreeMap::<String, u64>::new();
-    for f in failures {
-        *counts.entry(f.class()).or_default() += 1;
-    }
+/// Counts by class: `status-503 4, reset 1`.
+pub fn classes(counts: &BTreeMap<String, u64>) -> String {
     counts
         .iter()
         .map(|(k, n)| format!("{k} {n}"))

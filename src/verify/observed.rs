@@ -2,10 +2,10 @@
 //! what the pods carried, what the engine finds in the template (the same engine as the
 //! webhook's), and small helpers of the run.
 
-use super::advice::{Moment, Observed, Readiness};
+use super::advice::{Cause, Observed, Readiness};
 use super::options::{Options, VerifyError};
 use super::report::{ActionRun, Carried};
-use super::workload::State;
+use super::workload::{NamespaceFacts, State};
 use crate::engine::{Capabilities, Engine, Workload};
 use crate::policy::{ClusterPolicy, LEDGER_ANNOTATION, Layer};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -49,45 +49,65 @@ pub fn prestop_sleep_s(pod: &Pod) -> u64 {
 pub fn observe(
     runs: &[ActionRun],
     carried: &Carried,
-    mode: Option<String>,
+    namespace: NamespaceFacts,
+    installed: Option<bool>,
     pods: &[Pod],
     state: &State,
     kind: Workload,
 ) -> Observed {
-    let moment = |m: &str| -> u64 {
+    let cause = |c: Cause| -> u64 {
         runs.iter()
-            .map(|r| r.by_moment.get(m).copied().unwrap_or(0))
+            .map(|r| r.by_cause.get(c.as_str()).copied().unwrap_or(0))
             .sum()
     };
-    let enforced = mode.as_deref() == Some("enforce");
+    let enforced = namespace.mode.as_deref() == Some("enforce");
+    let escaped = if enforced {
+        let layer = Layer::for_namespace(
+            namespace.mode.as_deref(),
+            namespace
+                .annotations
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        pods.iter().filter(|p| escaped(p, &layer)).count()
+    } else {
+        0
+    };
     Observed {
-        escaped: if enforced {
-            pods.iter()
-                .filter(|p| {
-                    !p.metadata
-                        .annotations
-                        .as_ref()
-                        .is_some_and(|a| a.contains_key(LEDGER_ANNOTATION))
-                })
-                .count()
-        } else {
-            0
-        },
-        mode,
+        escaped,
+        mode: namespace.mode,
+        installed,
         prestop: carried.prestop.is_some(),
         prestop_sleep_s: pods.first().map_or(0, prestop_sleep_s),
         readiness: carried.readiness,
         shell: shell_findings(state, kind),
-        at_start: moment("start"),
-        in_sleep: moment("sleep"),
-        at_sigterm: moment("sigterm"),
-        at_sigterm_reused: runs
-            .iter()
-            .flat_map(|r| &r.failures)
-            .filter(|f| f.moment == Moment::Sigterm && f.kind.ends_with("(reused)"))
-            .count() as u64,
-        other: moment("other"),
+        at_start: cause(Cause::Readiness),
+        routing: cause(Cause::Routing),
+        app_close: cause(Cause::AppClose),
+        other: cause(Cause::Other),
     }
+}
+
+/// A pod the webhook was not called for: no ledger, and enforce would still change it (a pod
+/// whose policy asks for nothing, `prestop-sleep: 0` say, is admitted unchanged and unstamped).
+fn escaped(pod: &Pod, layer: &Layer) -> bool {
+    let stamped = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(LEDGER_ANNOTATION));
+    if stamped || pod.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    let Ok(value) = serde_json::to_value(pod) else {
+        return false;
+    };
+    let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
+    !engine
+        .evaluate(&value, Workload::Pod, layer)
+        .patch
+        .0
+        .is_empty()
 }
 
 /// The shell-PID-1 findings the engine reports for the workload's template, as audit would.
@@ -121,19 +141,75 @@ pub async fn zerodrop_runs_in(client: &Client, ns: &str) -> kube::Result<bool> {
     Ok(!found.items.is_empty())
 }
 
-/// The image zerodrop runs with in this cluster: its Deployment's first container's.
-pub async fn zerodrop_image(client: &Client, ns: &str) -> Result<String, VerifyError> {
+/// Where zerodrop runs in this cluster, as far as verify may look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// Its chart's Deployment, in this namespace, with its first container's image.
+    Found {
+        namespace: String,
+        image: Option<String>,
+    },
+    /// In no namespace: verify could list them all.
+    Absent,
+    /// Not in `--zerodrop-namespace`, and verify may not list the others.
+    Unknown,
+}
+
+impl Located {
+    pub fn installed(&self) -> Option<bool> {
+        match self {
+            Located::Found { .. } => Some(true),
+            Located::Absent => Some(false),
+            Located::Unknown => None,
+        }
+    }
+}
+
+/// zerodrop's Deployment: in `preferred` (`--zerodrop-namespace`) first, then wherever it was
+/// installed (the README installs it in `zerodrop`, the flag's default is `zerodrop-system`).
+pub async fn locate(client: &Client, preferred: &str) -> Located {
     let lp = ListParams::default().labels("app.kubernetes.io/name=zerodrop");
-    let found = Api::<Deployment>::namespaced(client.clone(), ns)
+    let first = |list: kube::core::ObjectList<Deployment>| {
+        list.items.into_iter().next().map(|d| Located::Found {
+            namespace: d.metadata.namespace.unwrap_or_default(),
+            image: d
+                .spec
+                .template
+                .spec
+                .and_then(|s| s.containers.into_iter().next())
+                .and_then(|c| c.image),
+        })
+    };
+    if let Ok(list) = Api::<Deployment>::namespaced(client.clone(), preferred)
         .list(&lp)
-        .await?
-        .into_iter()
-        .find_map(|d| d.spec.template.spec?.containers.first()?.image.clone());
-    found.ok_or_else(|| {
-        VerifyError::Cannot(format!(
-            "no zerodrop Deployment in {ns} to take the load pod's image from: pass --image (a zerodrop image) or --zerodrop-namespace"
-        ))
-    })
+        .await
+        && let Some(found) = first(list)
+    {
+        return found;
+    }
+    match Api::<Deployment>::all(client.clone()).list(&lp).await {
+        Ok(list) => first(list).unwrap_or(Located::Absent),
+        Err(_) => Located::Unknown,
+    }
+}
+
+/// The load pod's image: `--image`, else the one zerodrop runs with here.
+pub fn load_image(
+    given: Option<&str>,
+    located: &Located,
+    preferred: &str,
+) -> Result<String, VerifyError> {
+    if let Some(image) = given {
+        return Ok(image.to_owned());
+    }
+    match located {
+        Located::Found {
+            image: Some(image), ..
+        } => Ok(image.clone()),
+        _ => Err(VerifyError::Cannot(format!(
+            "no zerodrop Deployment found (in {preferred}, or in any namespace you may list) to take the load pod's image from: pass --image (a zerodrop image) or --zerodrop-namespace"
+        ))),
+    }
 }
 
 /// A template annotation's value now.

@@ -49,7 +49,7 @@ pub enum VerifyError {
     Refused(#[from] Refusal),
     #[error("{0}")]
     Cannot(String),
-    #[error("interrupted; what verify changed is put back")]
+    #[error("interrupted; what verify changed is put back and the workload has converged")]
     Interrupted,
     #[error("talking to the apiserver: {0}")]
     Kube(#[from] kube::Error),

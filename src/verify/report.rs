@@ -2,7 +2,7 @@
 //! the action), what the pods carried, the advice, the sweep's recommendation; as a table for a
 //! terminal or JSON. Pure.
 
-use super::advice::{Advice, Moment, Readiness};
+use super::advice::{Advice, Cause, Moment, Readiness};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,6 +28,9 @@ pub struct Report {
     pub sweep: Vec<SweepPoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recommended_sleep_s: Option<u64>,
+    /// What verify put back at the end, after the workload converged again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<String>,
 }
 
 /// One measured action (a restart or a scale-down and back).
@@ -42,6 +45,8 @@ pub struct ActionRun {
     pub failed: u64,
     pub by_kind: BTreeMap<String, u64>,
     pub by_moment: BTreeMap<String, u64>,
+    /// What can change them (`advice::Cause`): the sweep recommends from `routing` alone.
+    pub by_cause: BTreeMap<String, u64>,
     /// From the action to convergence.
     pub rollout_s: f64,
     /// The first failures: ms relative to the action (negative: before it), class, moment.
@@ -65,20 +70,51 @@ pub struct Carried {
     pub ledger: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SweepPoint {
     pub sleep_s: u64,
-    /// Failed requests per repetition.
+    /// Failed requests per run of pods that carried this sleep (the restore's rollout, which
+    /// replaces the last value's pods, is one of its runs).
     pub failed: Vec<u64>,
+    /// Of those, the ones a sleep governs (`routing`): what the recommendation is made from.
+    pub routing: Vec<u64>,
+    /// Of those, kept-alive connections the app closed at SIGTERM: no sleep changes them.
+    pub app_close: Vec<u64>,
 }
 
-/// The smallest swept sleep that lost nothing in any repetition, when every larger one lost
+/// The sweep's points from its runs, in the order they ran.
+pub fn sweep_points(runs: &[ActionRun]) -> Vec<SweepPoint> {
+    let mut points: Vec<SweepPoint> = Vec::new();
+    for r in runs {
+        let Some(sleep_s) = r.sleep_s else { continue };
+        let i = match points.iter().position(|p| p.sleep_s == sleep_s) {
+            Some(i) => i,
+            None => {
+                points.push(SweepPoint {
+                    sleep_s,
+                    failed: Vec::new(),
+                    routing: Vec::new(),
+                    app_close: Vec::new(),
+                });
+                points.len() - 1
+            }
+        };
+        let count = |c: Cause| r.by_cause.get(c.as_str()).copied().unwrap_or(0);
+        points[i].failed.push(r.failed);
+        points[i].routing.push(count(Cause::Routing));
+        points[i].app_close.push(count(Cause::AppClose));
+    }
+    points
+}
+
+/// The smallest swept sleep whose runs lost nothing to routing, when every larger one lost
 /// nothing either (a lucky zero below a failing value proves nothing); and what to set: that
-/// plus half again, at least a second, as margin for a busier day.
+/// plus half again, at least a second, as margin for a busier day. Failures no sleep changes
+/// (a new pod's readiness, the app closing kept-alive connections) do not move it.
 pub fn recommend(points: &[SweepPoint]) -> Option<(u64, u64)> {
     let mut sorted: Vec<&SweepPoint> = points.iter().collect();
     sorted.sort_by_key(|p| p.sleep_s);
-    let clean = |p: &&SweepPoint| !p.failed.is_empty() && p.failed.iter().all(|&f| f == 0);
+    let clean = |p: &&SweepPoint| !p.routing.is_empty() && p.routing.iter().all(|&f| f == 0);
     let first_safe = sorted
         .iter()
         .rposition(|p| !clean(p))
@@ -144,24 +180,40 @@ impl Report {
                 .map_or(String::new(), |l| format!(", zerodrop ledger {l}"))
         );
         if !self.sweep.is_empty() {
-            let _ = writeln!(out, "\nprestop-sleep sweep:");
+            let _ = writeln!(
+                out,
+                "\nprestop-sleep sweep (failed per run; routing: what a sleep governs; app-close: kept-alive connections the app closed at SIGTERM):"
+            );
             for p in &self.sweep {
-                let _ = writeln!(out, "  {:>3}s  failed {:?}", p.sleep_s, p.failed);
+                let _ = writeln!(
+                    out,
+                    "  {:>3}s  failed {:?}  routing {:?}  app-close {:?}",
+                    p.sleep_s, p.failed, p.routing, p.app_close
+                );
             }
             match recommend(&self.sweep) {
                 Some((safe, set)) => {
                     let _ = writeln!(
                         out,
-                        "  smallest sleep with no failure: {safe}s; set zerodrop.dev/prestop-sleep: \"{set}s\""
+                        "  smallest sleep with no routing failure: {safe}s; set zerodrop.dev/prestop-sleep: \"{set}s\""
                     );
                 }
                 None => {
                     let _ = writeln!(
                         out,
-                        "  no swept sleep was free of failures: the cause is not routing delay (see advice)"
+                        "  no swept sleep was free of routing failures: routing here is slower than the largest value swept; sweep larger values"
                     );
                 }
             }
+            if self.sweep.iter().any(|p| p.routing.len() < 2) {
+                let _ = writeln!(
+                    out,
+                    "  one run for a value: a single stray failure there moves the recommendation to the next larger value; --repeat 2 or more to confirm"
+                );
+            }
+        }
+        if let Some(restored) = &self.restored {
+            let _ = writeln!(out, "\nput back: {restored}");
         }
         let total = self.failed();
         let sent: u64 = self.runs.iter().map(|r| r.sent).sum();

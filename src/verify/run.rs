@@ -1,21 +1,20 @@
-//! `zerodrop verify`'s run: preflight, the load pod, a steady state, each action measured, the
-//! report; and, whatever happens (an error, Ctrl-C), putting back what it changed.
+//! `zerodrop verify`'s run: preflight, the load pod, a steady state, each action measured (in a
+//! sweep also the restore, which replaces the last value's pods), the report; and, whatever
+//! happens (an error, Ctrl-C), putting back what it changed and waiting until the workload has
+//! converged again, so no unprotected pod is left rolling unmeasured and the next verify finds
+//! no rollout in progress.
 
-use super::advice::{self, PodEvents};
 use super::load::Method;
-use super::loadpod::{self, LoadSpec, Progress, Seen, Tally, classes};
-use super::observed::{bound_s, rand_u32, template_annotation, zerodrop_image};
-use super::options::{Action, Options, VerifyError};
+use super::loadpod::{self, LoadSpec, Tally};
+use super::measure::{self, Change, Ctx, SWEEP_ANNOTATION};
+use super::observed::{self, bound_s, rand_u32, template_annotation};
+use super::options::{Options, VerifyError};
 use super::preflight::{self, Wanted};
-use super::report::{ActionRun, Report, SweepPoint, Timed};
-use super::{access, observed, podwatch, workload};
-use k8s_openapi::api::core::v1::Pod;
-use kube::{Api, Client};
-use std::collections::BTreeMap;
+use super::report::{self, Report};
+use super::{access, advice, workload};
+use kube::Client;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-const SWEEP_ANNOTATION: &str = "zerodrop.dev/prestop-sleep";
 
 /// What verify changed and must put back.
 #[derive(Default)]
@@ -24,42 +23,78 @@ struct Changes {
     replicas: Option<i32>,
     /// The sweep annotation's value before verify touched it (`Some(None)`: it had none).
     sleep: Option<Option<String>>,
+    /// The workload was changed and may still be rolling.
+    rolled: bool,
 }
 
-/// Runs verify; `status` gets one line per step (a terminal's progress line).
-pub async fn run(
+/// Runs verify; `status` gets one line per step (a terminal's progress line). `cancel` is
+/// called for the run and again while putting things back: the second Ctrl-C leaves the
+/// workload rolling (and says so) instead of waiting for it.
+pub async fn run<F: std::future::Future<Output = ()>>(
     client: &Client,
     opts: &Options,
-    cancel: impl std::future::Future<Output = ()>,
+    cancel: impl Fn() -> F,
     status: &(dyn Fn(&str) + Sync),
 ) -> Result<Report, VerifyError> {
     let mut changes = Changes::default();
     let result = tokio::select! {
         r = body(client, opts, &mut changes, status) => r,
-        () = cancel => Err(VerifyError::Interrupted),
+        () = cancel() => Err(VerifyError::Interrupted),
     };
-    status("cleaning up");
-    let restored = restore(client, opts, &changes).await;
+    let restored = tokio::select! {
+        r = restore(client, opts, &changes, status) => r,
+        () = cancel() => Err(format!(
+            "interrupted again: {} may still be rolling (check `kubectl rollout status`)",
+            opts.target
+        )),
+    };
     match (result, restored) {
         (Ok(report), Ok(())) => Ok(report),
-        (Err(e), _) => Err(e),
-        (Ok(_), Err(e)) => Err(VerifyError::Cannot(format!(
-            "putting back what verify changed: {e}"
+        (Err(e), Ok(())) => Err(e),
+        (Err(VerifyError::Interrupted), Err(why)) => Err(VerifyError::Cannot(format!(
+            "interrupted; putting back what verify changed: {why}"
+        ))),
+        (Err(e), Err(why)) => Err(VerifyError::Cannot(format!(
+            "{e}; and putting back what verify changed: {why}"
+        ))),
+        (Ok(_), Err(why)) => Err(VerifyError::Cannot(format!(
+            "putting back what verify changed: {why}"
         ))),
     }
 }
 
-async fn restore(client: &Client, opts: &Options, c: &Changes) -> kube::Result<()> {
+/// After an error or Ctrl-C: the load pod deleted, the scale and the sweep's annotation put
+/// back, then the workload's convergence awaited (bounded by `--rollout-timeout`).
+async fn restore(
+    client: &Client,
+    opts: &Options,
+    c: &Changes,
+    status: &(dyn Fn(&str) + Sync),
+) -> Result<(), String> {
     let ns = &opts.namespace;
-    if let Some(run) = &c.run {
-        loadpod::delete(client, ns, Some(run)).await?;
-    }
-    if let Some(n) = c.replicas {
-        workload::patch(client, ns, &opts.target, workload::scale_patch(n)).await?;
-    }
-    if let Some(original) = &c.sleep {
-        let patch = workload::annotation_patch(SWEEP_ANNOTATION, original.as_deref());
-        workload::patch(client, ns, &opts.target, patch).await?;
+    status("cleaning up");
+    let put_back = async {
+        if let Some(run) = &c.run {
+            loadpod::delete(client, ns, Some(run)).await?;
+        }
+        if let Some(n) = c.replicas {
+            workload::patch(client, ns, &opts.target, workload::scale_patch(n)).await?;
+        }
+        if let Some(original) = &c.sleep {
+            let patch = workload::annotation_patch(SWEEP_ANNOTATION, original.as_deref());
+            workload::patch(client, ns, &opts.target, patch).await?;
+        }
+        Ok::<_, kube::Error>(())
+    };
+    put_back.await.map_err(|e| e.to_string())?;
+    if c.rolled || c.replicas.is_some() || c.sleep.is_some() {
+        status(&format!(
+            "waiting for {} to converge (Ctrl-C again to leave it rolling)",
+            opts.target
+        ));
+        measure::converge(client, opts)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -72,7 +107,7 @@ async fn body(
 ) -> Result<Report, VerifyError> {
     let (ns, target) = (&opts.namespace, &opts.target);
     status("preflight");
-    let scale_down = opts.actions.contains(&Action::ScaleDown);
+    let scale_down = opts.actions.contains(&super::options::Action::ScaleDown);
     let denied = access::denied(client, ns, target, scale_down).await?;
     let state = if denied.is_empty() {
         workload::state(client, ns, target).await?
@@ -92,10 +127,8 @@ async fn body(
     };
     let chosen = preflight::decide(target, &facts, &wanted)?;
     let state = state.ok_or_else(|| VerifyError::Cannot(format!("{target} vanished")))?;
-    let image = match &opts.image {
-        Some(i) => i.clone(),
-        None => zerodrop_image(client, &opts.zerodrop_namespace).await?,
-    };
+    let located = observed::locate(client, &opts.zerodrop_namespace).await;
+    let image = observed::load_image(opts.image.as_deref(), &located, &opts.zerodrop_namespace)?;
     // What an earlier verify that lost its connection left behind.
     loadpod::delete(client, ns, None).await?;
     let run = format!("{:08x}", rand_u32());
@@ -123,52 +156,37 @@ async fn body(
     tokio::spawn(loadpod::follow(client.clone(), ns.clone(), name, tx));
     let mut load = Tally::default();
     status("waiting for a steady state");
-    // A window of `steady` with no failure (the first seconds may still see a Service that
-    // kube-proxy has not programmed yet); failing all along for six windows is "at rest".
-    let steady_ms = u64::try_from(opts.steady.as_millis()).unwrap_or(u64::MAX);
-    let (mut window_from, mut failed_before) = (0, 0);
-    loop {
-        load.until(&mut rx, |t| t.at_ms >= window_from + steady_ms)
-            .await?;
-        if load.failed == failed_before {
-            break;
-        }
-        if load.at_ms >= 6 * steady_ms {
-            return Err(VerifyError::Cannot(format!(
-                "{} of {} requests failed before any action: the app fails at rest ({}); fix that first",
-                load.failed,
-                load.sent,
-                classes(&load.failures)
-            )));
-        }
-        (window_from, failed_before) = (load.at_ms, load.failed);
-    }
-    let mut runs = Vec::new();
-    let mut sweep = Vec::new();
-    let sleeps: Vec<Option<u64>> = if opts.sweep.is_empty() {
+    measure::steady(&mut load, &mut rx, opts).await?;
+    let mut ctx = Ctx {
+        client,
+        opts,
+        state: &state,
+        load: &mut load,
+        rx: &mut rx,
+    };
+    // Largest first: a small sleep's failed connections leave unreplied conntrack entries
+    // (SYN_SENT, 120 s) that time out the load's later connections on the same ports
+    // (docs/proof.md), so they must not come before the values that are judged.
+    let mut values = opts.sweep.clone();
+    values.sort_unstable_by(|a, b| b.cmp(a));
+    values.dedup();
+    let sleeps: Vec<Option<u64>> = if values.is_empty() {
         vec![None]
     } else {
-        {
-            // Largest first: a small sleep's failed connections leave unreplied conntrack
-            // entries (SYN_SENT, 120 s) that time out the load's later connections on the same
-            // ports (docs/proof.md), so they must not come before the values that are judged.
-            let mut values = opts.sweep.clone();
-            values.sort_unstable_by(|a, b| b.cmp(a));
-            values.dedup();
-            values.into_iter().map(Some).collect()
-        }
+        values.into_iter().map(Some).collect()
     };
-    for sleep in sleeps {
+    let mut runs = Vec::new();
+    for &sleep in &sleeps {
         if let Some(s) = sleep {
             if changes.sleep.is_none() {
                 changes.sleep = Some(template_annotation(&state, SWEEP_ANNOTATION));
             }
             status(&format!("setting prestop-sleep {s}s (rolls the pods)"));
             let patch = workload::annotation_patch(SWEEP_ANNOTATION, Some(&format!("{s}s")));
+            changes.rolled = true;
             workload::patch(client, ns, target, patch).await?;
-            converge(client, opts).await?;
+            measure::converge(client, opts).await?;
         }
-        let mut failed = Vec::new();
         for rep in 1..=opts.repeat {
             for &action in &opts.actions {
                 status(&format!(
@@ -177,18 +195,29 @@ async fn body(
                     opts.repeat,
                     sleep.map_or(String::new(), |s| format!(" with prestop-sleep {s}s"))
                 ));
-                let r = measure(
-                    client, opts, &state, action, rep, sleep, &mut load, &mut rx, changes,
-                )
-                .await?;
-                failed.push(r.failed);
-                runs.push(r);
+                changes.rolled = true;
+                let change = Change::Action(action);
+                let r = measure::measure(&mut ctx, change, rep, sleep, &mut changes.replicas);
+                runs.push(r.await?);
             }
         }
-        if let Some(s) = sleep {
-            sweep.push(SweepPoint { sleep_s: s, failed });
-        }
     }
+    // Putting the annotation back replaces the last (smallest) value's pods, the least
+    // protected: that rollout is measured as one more run of that value.
+    let mut restored = None;
+    if let (Some(original), Some(&last)) = (changes.sleep.clone(), sleeps.last()) {
+        status("putting back prestop-sleep (measured: it replaces the last value's pods)");
+        let change = Change::Restore(original.as_deref());
+        let r = measure::measure(&mut ctx, change, 1, last, &mut changes.replicas).await?;
+        changes.sleep = None;
+        restored = Some(format!(
+            "{SWEEP_ANNOTATION} {}; the workload rolled and converged in {:.1}s (the restore run above)",
+            original.map_or("removed again".into(), |v| format!("back to {v:?}")),
+            r.rollout_s
+        ));
+        runs.push(r);
+    }
+    changes.rolled = false;
     let after = workload::state(client, ns, target).await?.unwrap_or(state);
     let pods = workload::pods(client, ns, &after.selector).await?;
     let carried = observed::carried(pods.first());
@@ -196,12 +225,19 @@ async fn body(
         preflight::Kind::Deployment => crate::engine::Workload::Deployment,
         preflight::Kind::StatefulSet => crate::engine::Workload::StatefulSet,
     };
-    // Reading the namespace's label needs a cluster-scoped get a RoleBinding cannot grant; the
-    // advice then goes by what the pods carried.
-    let mode = workload::mode(client, ns).await.ok().flatten();
-    let seen = observed::observe(&runs, &carried, mode, &pods, &after, kind);
-    let advice = advice::advise(ns, &seen);
-    let recommended_sleep_s = super::report::recommend(&sweep).map(|(_, set)| set);
+    // Reading the namespace needs a cluster-scoped get a RoleBinding cannot grant; the advice
+    // then goes by what the pods carried.
+    let namespace = workload::namespace(client, ns).await.unwrap_or_default();
+    let seen = observed::observe(
+        &runs,
+        &carried,
+        namespace,
+        located.installed(),
+        &pods,
+        &after,
+        kind,
+    );
+    let sweep = report::sweep_points(&runs);
     Ok(Report {
         target: target.to_string(),
         namespace: ns.clone(),
@@ -214,116 +250,11 @@ async fn body(
         },
         keepalive: opts.keepalive,
         rate: opts.rate,
+        advice: advice::advise(ns, &seen),
+        recommended_sleep_s: report::recommend(&sweep).map(|(_, set)| set),
         runs,
         carried,
-        advice,
         sweep,
-        recommended_sleep_s,
+        restored,
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn measure(
-    client: &Client,
-    opts: &Options,
-    state: &workload::State,
-    action: Action,
-    repetition: u32,
-    sleep_s: Option<u64>,
-    load: &mut Tally,
-    rx: &mut mpsc::Receiver<Progress>,
-    changes: &mut Changes,
-) -> Result<ActionRun, VerifyError> {
-    let (ns, target) = (&opts.namespace, &opts.target);
-    let (sent0, seen0) = (load.sent, load.failures.len());
-    let pods_api = Api::<Pod>::namespaced(client.clone(), ns);
-    let seen = podwatch::Seen::default();
-    let events = tokio::spawn(podwatch::record(
-        pods_api,
-        workload::selector_string(&state.selector),
-        load.started_unix_ms,
-        seen.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(500)).await; // the watch's initial list
-    let acted_ms = load.clock_ms();
-    let started = tokio::time::Instant::now();
-    match action {
-        Action::Restart => {
-            let now = time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            workload::patch(client, ns, target, workload::restart_patch(&now)).await?;
-            converge(client, opts).await?;
-        }
-        Action::ScaleDown => {
-            changes.replicas = Some(state.replicas);
-            let patch = workload::scale_patch(state.replicas - 1);
-            workload::patch(client, ns, target, patch).await?;
-            converge(client, opts).await?;
-            workload::patch(client, ns, target, workload::scale_patch(state.replicas)).await?;
-            converge(client, opts).await?;
-            changes.replicas = None;
-        }
-    }
-    let rollout_s = started.elapsed().as_secs_f64();
-    tokio::time::sleep(opts.settle).await;
-    let end_ms = load.clock_ms();
-    // The load's report for the end of the window (failures are recorded when they complete).
-    load.until(rx, |t| t.at_ms >= end_ms + opts.timeout.as_millis() as u64)
-        .await?;
-    events.abort();
-    let pods: Vec<PodEvents> = seen
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .values()
-        .cloned()
-        .collect();
-    let window: Vec<&Seen> = load.failures[seen0..]
-        .iter()
-        .filter(|f| f.at_ms >= acted_ms && f.at_ms <= end_ms)
-        .collect();
-    let mut run = ActionRun {
-        action: action.as_str(),
-        repetition,
-        sleep_s,
-        sent: load.sent - sent0,
-        failed: window.len() as u64,
-        by_kind: BTreeMap::new(),
-        by_moment: BTreeMap::new(),
-        rollout_s: (rollout_s * 10.0).round() / 10.0,
-        failures: Vec::new(),
-    };
-    for f in window {
-        let moment = advice::moment(f.at_ms, f.status.is_some(), &pods);
-        *run.by_kind.entry(f.class()).or_default() += 1;
-        let key = serde_json::to_value(moment)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        *run.by_moment.entry(key).or_default() += 1;
-        if run.failures.len() < super::report::SHOWN_FAILURES {
-            run.failures.push(Timed {
-                after_action_ms: i64::try_from(f.at_ms).unwrap_or(i64::MAX)
-                    - i64::try_from(acted_ms).unwrap_or(0),
-                kind: if f.reused {
-                    format!("{} (reused)", f.class())
-                } else {
-                    f.class()
-                },
-                moment,
-            });
-        }
-    }
-    Ok(run)
-}
-
-async fn converge(client: &Client, opts: &Options) -> Result<(), VerifyError> {
-    if workload::converge(client, &opts.namespace, &opts.target, opts.rollout_limit).await? {
-        Ok(())
-    } else {
-        Err(VerifyError::Cannot(format!(
-            "{} did not converge within {:?}; verify stopped (check `kubectl rollout status`)",
-            opts.target, opts.rollout_limit
-        )))
-    }
 }

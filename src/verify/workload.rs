@@ -159,11 +159,24 @@ pub async fn facts(
     Ok(facts)
 }
 
-/// The namespace's `zerodrop.dev/mode` label.
-pub async fn mode(client: &Client, ns: &str) -> kube::Result<Option<String>> {
+/// What verify read of the namespace: its `zerodrop.dev/mode` label and its annotations (the
+/// namespace's policy layer), when it may read it.
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceFacts {
+    pub mode: Option<String>,
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// The namespace's `zerodrop.dev/mode` label and its annotations.
+pub async fn namespace(client: &Client, ns: &str) -> kube::Result<NamespaceFacts> {
     let n = Api::<Namespace>::all(client.clone()).get_opt(ns).await?;
-    Ok(n.and_then(|n| n.metadata.labels)
-        .and_then(|l| l.get("zerodrop.dev/mode").cloned()))
+    let meta = n.map(|n| n.metadata).unwrap_or_default();
+    Ok(NamespaceFacts {
+        mode: meta
+            .labels
+            .and_then(|l| l.get("zerodrop.dev/mode").cloned()),
+        annotations: meta.annotations.unwrap_or_default(),
+    })
 }
 
 /// A merge patch of the workload.
