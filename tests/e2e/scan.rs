@@ -116,18 +116,24 @@ async fn the_outage_drill_shows_escaped_pods_and_a_rollout_brings_them_back_to_z
         "escaped pods in the gauge {:?} after the restart",
         back.elapsed()
     );
-    // Every metric the chart's alerts and dashboard name is on this replica's /metrics (once
-    // it has answered an admission, as any replica in a cluster has).
+    // Every metric named to a user (the docs, the chart's alerts and dashboard, the advice
+    // and warnings zerodrop prints) is on this replica's /metrics, once it has answered an
+    // admission, as any replica in a cluster has.
     wait_for_webhook(&c, &ns).await;
     let text = zd.metrics_text().await.unwrap();
-    let exported = exported_names(&text);
-    for query in crate::support::helm::monitoring_queries() {
-        for name in crate::support::helm::metric_names(&query) {
-            assert!(
-                exported.contains(&name),
-                "{name} (in `{query}`) is not exported:\n{text}"
-            );
-        }
+    let exported = crate::support::named_metrics::exported(&text);
+    let named = crate::support::named_metrics::named();
+    assert!(
+        named
+            .iter()
+            .any(|(n, _)| n == "zerodrop_admission_requests_total"),
+        "the collection finds the names: {named:?}"
+    );
+    for (name, whence) in &named {
+        assert!(
+            exported.contains(name),
+            "{name} (named in {whence}) is not exported:\n{text}"
+        );
     }
     let report = until("the PolicyReport", Duration::from_secs(10), async || {
         get(
@@ -231,27 +237,6 @@ async fn only_the_lease_holder_scans_and_losing_it_moves_the_scan_within_the_lea
 
 fn a_or_b(a: bool) -> &'static str {
     if a { "a" } else { "b" }
-}
-
-/// The sample names a /metrics text has: each family's, as its type spells them.
-fn exported_names(text: &str) -> std::collections::BTreeSet<String> {
-    let mut names = std::collections::BTreeSet::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("# TYPE ") else {
-            continue;
-        };
-        let mut parts = rest.split_whitespace();
-        let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let suffixes: &[&str] = match kind {
-            "counter" => &["_total"],
-            "histogram" => &["_bucket", "_sum", "_count"],
-            _ => &[""],
-        };
-        names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
-    }
-    names
 }
 
 /// A pod admitted before its image's verdict was known (the webhook never waits for a registry

@@ -3,6 +3,7 @@
 pub mod built;
 pub mod helm;
 pub mod load;
+pub mod named_metrics;
 pub mod pods;
 pub mod process;
 pub mod registry;
