@@ -69,17 +69,8 @@ done
 
 step "rollout experiment: its reporting (pytest), then a real node (smoke: the exit app without and with zerodrop, once; the traffic matrix's close-drain cell through kube-proxy and Traefik; zerodrop verify's cases)"
 python3 -m pytest -q -p no:cacheprovider tests/node
-# vegeta, podinfo and Traefik from the Go module proxy (cached by version).
-tests/traffic/build.sh
-# Root and Debian's containerd/runc/CNI plugins: the node runs real containers (tests/node).
-missing=""
-for pkg in containerd runc containernetworking-plugins iptables conntrack busybox-static; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
-done
-if [ -n "$missing" ]; then
-  apt-get update -qq >/dev/null || true
-  apt-get install -y --no-install-recommends $missing >/dev/null
-fi
+# Root and Debian's containerd/runc/CNI plugins (node.sh installs them when missing): the
+# node runs real containers (tests/node). The smokes build the traffic tools they use.
 tests/node/node.sh up
 trap 'tests/node/node.sh down' EXIT
 tests/node/experiment.py --smoke

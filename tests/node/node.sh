@@ -9,6 +9,20 @@ dir="${ZERODROP_NODE_DIR:-/tmp/zerodrop-node}"
 
 alive() { [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null; }
 
+# Debian's parts of the node: checked (and installed when missing) before any build, so a
+# missing one fails in seconds, not after half an hour of building.
+PACKAGES=(containerd runc containernetworking-plugins iptables conntrack busybox-static curl)
+packages() {
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing Debian packages the node needs: ${missing[*]}" >&2
+  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >&2; then
+    echo "node.sh: could not install ${missing[*]} (apt-get install ${missing[*]}); the node needs them" >&2
+    exit 1
+  fi
+}
+
 clean() {
   local found=0
   if pgrep -f -- "$dir/" >/dev/null; then echo "left running:"; pgrep -af -- "$dir/"; found=1; fi
@@ -23,6 +37,7 @@ case "${1:-}" in
 up)
   if alive; then echo "node already up: export KUBECONFIG=$dir/kubeconfig"; exit 0; fi
   [ "$(id -u)" = 0 ] || { echo "node.sh up needs root (containerd, iptables, mounts)" >&2; exit 1; }
+  packages
   bin="$("$root/tests/harness/build.sh" --node)"
   images="$("$root/tests/node/images.sh")"
   tools="$("$root/tests/registry/build.sh")"

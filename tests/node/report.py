@@ -32,7 +32,12 @@ def classes(failures):
 
 
 def tables(results):
-    lines = ["| app | zerodrop | path | client | method | restarts: failed / sent "
+    ran = {}
+    for r in results:
+        ran.setdefault(r["app"], r.get("clients"))
+    lines = [f"Clients of {app} on each path: {', '.join(c)}." for app, c in ran.items() if c]
+    lines += [""] if lines else []
+    lines += ["| app | zerodrop | path | client | method | restarts: failed / sent "
              "| scale-downs: failed / sent | failures by class |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     spans = {}

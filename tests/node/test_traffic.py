@@ -91,11 +91,47 @@ def test_write_replaces_only_between_its_own_markers():
         report.between_markers("nothing", "traffic", "new")
 
 
-def test_your_app_gets_its_one_method_from_every_client_and_ours_get_the_pruned_matrix():
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_your_app_gets_its_one_method_from_every_client_the_strict_one_included(method):
     import traffic
-    yours = traffic.clients({"methods": ("POST",)})
-    assert [(c[0], c[3]) for c in yours] == [("new", "POST"), ("keepalive", "POST"), ("strict-keepalive", "POST")]
+    yours = traffic.clients({"methods": (method,)})
+    assert [(c[0], c[1], c[3]) for c in yours] == [
+        ("new", "vegeta", method), ("keepalive", "vegeta", method), ("strict-keepalive", "zerodrop-load", method)]
+    h2c = traffic.clients({"methods": (method,), "h2c": True})
+    assert h2c[-1][0] == "h2c" and h2c[-1][3] == method and h2c[-1][4]
+
+
+def test_ours_get_the_pruned_matrix():
+    import traffic
     ours = [(c[0], c[3], c[4]) for c in traffic.clients(traffic.APPS["podinfo"])]
     assert ours == [("new", "GET", False), ("keepalive", "GET", False), ("keepalive", "POST", False),
                     ("strict-keepalive", "POST", False), ("h2c", "POST", True)]
     assert not any(c[4] for c in traffic.clients(traffic.APPS["drain"])), "h2c only where the app speaks it"
+
+
+def test_the_tables_say_which_clients_ran_for_each_app():
+    import traffic
+    results = [dict(RESULTS[0], app="shop", clients=traffic.described({"methods": ("GET",)}))]
+    text = report.tables(results)
+    assert text.startswith("Clients of shop on each path: new GET (vegeta), keepalive GET (vegeta), "
+                           "strict-keepalive GET (zerodrop-load).")
+
+
+def test_your_apps_are_told_apart_by_name():
+    import argparse
+    import traffic
+    assert traffic.app_name("shop-api") == "shop-api"
+    for bad in ["Shop", "-x", "a" * 31, "", "a_b"]:
+        with pytest.raises(argparse.ArgumentTypeError):
+            traffic.app_name(bad)
+
+
+@pytest.mark.parametrize("argv,podinfo", [
+    ([], True),
+    (["--apps", "drain,exit"], False),
+    (["--smoke"], False),
+    (["--manifest", "app.yaml", "--name", "shop"], False),
+])
+def test_a_run_builds_podinfo_only_when_it_runs_podinfo(argv, podinfo):
+    import traffic
+    assert traffic.needs_podinfo(traffic.parser().parse_args(argv)) is podinfo

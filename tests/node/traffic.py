@@ -5,8 +5,8 @@ failure classified and placed relative to the pod it hit. Needs the node up (nod
 
 usage: traffic.py [--apps podinfo,drain,exit] [--zerodrop none,enforce] [--repeat N] [--rate R]
                   [--json OUT] [--write docs/proof.md] [--smoke]
-       traffic.py --image ARCHIVE.tar|REF --manifest app.yaml [--path /] [--method GET|POST]
-                  [--h2c] [--zerodrop none,enforce] [--repeat N]      # your own app
+       traffic.py --image ARCHIVE.tar|REF --manifest app.yaml [--name NAME] [--path /]
+                  [--method GET|POST] [--h2c] [--zerodrop none,enforce] [--repeat N]   # your own app
 """
 import argparse
 import json
@@ -46,26 +46,37 @@ SCENARIOS = {"none": (None, False), "enforce": ("enforce", False), "enforce+poli
 
 
 def clients(app):
-    """See _clients; an app given on the command line is sent its one method only (the
-    new-connection client too)."""
-    methods = app.get("methods", ("GET", "POST"))
-    out = [c for c in _clients(app) if c[3] in methods]
-    if "GET" not in methods:
-        out.insert(0, ("new", "vegeta", False, methods[0], False))
-    return out
-
-
-def _clients(app):
     """(name, tool, keep-alive, method, h2c) of the clients that run at once on each path.
-    New connections carry one request each and neither tool retries one, so their GET and POST
-    cannot differ: GET only. The strict client retries nothing whatever the method: POST only."""
-    out = [("new", "vegeta", False, "GET", False),
-           ("keepalive", "vegeta", True, "GET", False),
-           ("keepalive", "vegeta", True, "POST", False),
-           ("strict-keepalive", "zerodrop-load", True, "POST", False)]
+    Our apps: new connections carry one request each and neither tool retries one, so their GET
+    and POST cannot differ: GET only; the strict client retries nothing whatever the method:
+    POST only. An app given on the command line (`methods`): every client, each sending its one
+    method, the strict client above all (it shows the true race)."""
+    if "methods" in app:
+        method = app["methods"][0]
+        out = [("new", "vegeta", False, method, False),
+               ("keepalive", "vegeta", True, method, False),
+               ("strict-keepalive", "zerodrop-load", True, method, False)]
+    else:
+        out = [("new", "vegeta", False, "GET", False),
+               ("keepalive", "vegeta", True, "GET", False),
+               ("keepalive", "vegeta", True, "POST", False),
+               ("strict-keepalive", "zerodrop-load", True, "POST", False)]
     if app.get("h2c"):
-        out.append(("h2c", "vegeta", True, "POST", True))
+        out.append(("h2c", "vegeta", True, out[-1][3], True))
     return out
+
+
+def described(app):
+    """The clients that ran, as the tables say them: `new GET (vegeta)`, ..."""
+    return [f"{name} {method}{' h2c' if h2c else ''} ({tool_name})"
+            for name, tool_name, _, method, h2c in clients(app)]
+
+
+def app_name(text):
+    """Your app's name in tables and namespaces (t-NAME-MODE): a DNS label, short."""
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?", text or ""):
+        raise argparse.ArgumentTypeError(f"{text!r}: lower-case letters, digits and '-', at most 30")
+    return text
 
 
 def builtin_manifests(ns, app, annotations):
@@ -241,7 +252,7 @@ def run_cell(label, app, manifests, mode, repeat, rate, vegeta, traefik):
         print(f"  {label} {mode} run {i + 1}: " + report.brief(restart, scale), file=sys.stderr)
     pod = json.loads(kubectl("-n", ns, "get", "pods", "-o", "json"))["items"][0]
     kubectl("delete", "namespace", ns, "--wait=false")
-    return {"app": label, "zerodrop": mode, "runs": runs, "pod": shape(pod),
+    return {"app": label, "zerodrop": mode, "runs": runs, "pod": shape(pod), "clients": described(app),
             "warnings": [w for w in warnings if "zerodrop" in w]}
 
 
@@ -261,7 +272,11 @@ def import_image(archive):
                    check=True, capture_output=True)
 
 
-def main():
+def needs_podinfo(a):
+    return not a.manifest and not a.smoke and "podinfo" in a.apps.split(",")
+
+
+def parser():
     p = argparse.ArgumentParser()
     p.add_argument("--apps", default="podinfo,drain,close-drain,exit")
     p.add_argument("--zerodrop", default="none,enforce,enforce+policy",
@@ -270,6 +285,8 @@ def main():
     p.add_argument("--rate", type=int, default=40, help="requests/s of each client on each path")
     p.add_argument("--image", help="your app: an OCI image archive to import, or a reference")
     p.add_argument("--manifest", help="your app: a Deployment and a Service (YAML)")
+    p.add_argument("--name", type=app_name, default="yours",
+                   help="your app's name in the tables and namespaces (t-NAME-MODE)")
     p.add_argument("--path", default="/")
     p.add_argument("--method", default="GET", choices=["GET", "POST"])
     p.add_argument("--h2c", action="store_true", help="your app speaks h2c")
@@ -279,8 +296,15 @@ def main():
                    "its policy, once, every client on both paths; fails unless nothing is lost")
     p.add_argument("--json")
     p.add_argument("--write")
+    return p
+
+
+def main():
+    p = parser()
     a = p.parse_args()
-    tools = subprocess.run([os.path.join(ROOT, "tests/traffic/build.sh")], capture_output=True,
+    # Only what this run sends with and routes through; podinfo only when it is one of the apps.
+    needed = ["vegeta", "traefik"] + (["podinfo"] if needs_podinfo(a) else [])
+    tools = subprocess.run([os.path.join(ROOT, "tests/traffic/build.sh"), *needed], capture_output=True,
                            text=True, check=True).stdout.strip()
     vegeta = os.path.join(tools, "vegeta")
     install_zerodrop()
@@ -291,9 +315,9 @@ def main():
         app = {"get": a.path, "post": a.path, "h2c": a.h2c, "methods": (a.method,)}
         if a.policy:
             app["policy"] = dict(kv.split("=", 1) for kv in a.policy)
-        cells.append(("yours", app, lambda ns, ann: user_manifests(ns, a.manifest, ann)))
+        cells.append((a.name, app, lambda ns, ann: user_manifests(ns, a.manifest, ann)))
     else:
-        if "podinfo" in a.apps.split(","):
+        if needs_podinfo(a):
             import_image(podinfo_image(os.path.join(tools, "podinfo")))
         for name in a.apps.split(","):
             cells.append((name, APPS[name], lambda ns, ann, app=APPS[name]: builtin_manifests(ns, app, ann)))

@@ -7,12 +7,13 @@ usage: verify.py [--only CASE,...] [--transcript FILE]
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
-from cluster import KUBECONFIG, apply, install_zerodrop, kubectl, settle, tool
+from cluster import KUBECONFIG, ROOT, apply, install_zerodrop, kubectl, settle, tool
 import experiment
 
 FAILED = []
@@ -94,22 +95,91 @@ def case_slow():
     check("slow start", "readiness-path" in advice_keys(r), f"advice readiness-path ({advice_keys(r)})")
 
 
+def converged_now(ns, want):
+    """What `kubectl get pods` shows the moment verify exits: `want` pods, all Running and
+    ready, none terminating (verify waits for its own rollouts to end)."""
+    items = json.loads(kubectl("-n", ns, "get", "pods", "-l", "app=app", "-o", "json"))["items"]
+    bad = [(p["metadata"]["name"], p["status"].get("phase"), "deletionTimestamp" in p["metadata"])
+           for p in items
+           if "deletionTimestamp" in p["metadata"] or p["status"].get("phase") != "Running"
+           or not all(c.get("ready") for c in p["status"].get("containerStatuses", [{}]))]
+    return len(items) == want and not bad, f"{len(items)} pods, not settled: {bad}"
+
+
 def case_sweep():
+    """A sweep that ends at 0 s (largest first): the restore replaces the 0 s pods and is
+    measured as that value's run; verify exits once the workload has converged."""
     ns = "v-drain-sweep"
     deploy(ns, "drain", "enforce")
-    code, r = verify(ns, "--keepalive=false", "--sweep-sleep", "0,2,5", "--repeat", "2")
+    code, r = verify(ns, "--keepalive=false", "--sweep-sleep", "0,2,5")
+    settled, why = converged_now(ns, experiment.REPLICAS)
+    check("sweep", settled, f"converged when verify exits ({why})")
     rec = r.get("recommended_sleep_s")
-    points = {p["sleep_s"]: p["failed"] for p in r.get("sweep", [])}
-    check("sweep", code in (0, 1) and rec is not None, f"a recommendation (got {code}, {points})")
+    points = {p["sleep_s"]: p["routing"] for p in r.get("sweep", [])}
+    check("sweep", code in (0, 1) and rec is not None, f"a recommendation (got {code}, {r.get('error')}, {points})")
     # docs/proof.md's sweep on this node: 0 s loses requests, 1-2 s usually nothing, the
     # default 5 s nothing: the smallest safe value is at most 5 s (recommended: it + margin).
-    check("sweep", sum(points.get(0, [])) > 0, f"no sleep loses requests ({points})")
+    check("sweep", sum(points.get(0, [])) > 0, f"no sleep loses requests to routing ({points})")
     check("sweep", rec is not None and rec <= 7, f"recommended at most 5 s + margin (got {rec}, {points})")
+    # The default repetitions (2 with a sweep), and the restore counted as the 0 s value's run.
+    check("sweep", [len(points.get(v, [])) for v in (5, 2, 0)] == [2, 2, 3],
+          f"2 runs per value, the restore a third of 0 s ({points})")
+    restore = [x for x in r.get("runs", []) if x["action"] == "restore"]
+    check("sweep", len(restore) == 1 and restore[0]["sleep_s"] == 0, f"the restore measured ({restore})")
     for run in r.get("runs", []):
-        print(f"    sleep {run['sleep_s']}s: {run['failed']} failed {run['by_kind']} {run['by_moment']}",
-              file=sys.stderr)
+        print(f"    {run['action']} sleep {run['sleep_s']}s: {run['failed']} failed {run['by_kind']} "
+              f"{run['by_cause']}", file=sys.stderr)
     check("sweep", "zerodrop.dev/prestop-sleep" not in template_annotations(ns), "annotation restored")
+    # The pods after the sweep are the restored ones (the default 5 s sleep and zerodrop's
+    # ledger), not the last swept step's; the 0 s step's pods (no hook, no ledger: admitted
+    # unchanged) are not "escaped".
+    carried = r.get("carried", {})
+    check("sweep", carried.get("prestop") == '{"sleep":{"seconds":5}}' and carried.get("ledger"),
+          f"pods carried: the restored workload ({carried})")
+    check("sweep", "escaped" not in advice_keys(r), f"no escaped advice ({r.get('advice')})")
+    restored = r.get("restored") or ""
+    check("sweep", "removed again" in restored and "converged" in restored,
+          f"says what it put back ({restored})")
     return r
+
+
+def case_at_rest():
+    """An app that answers every request with 503 (ready by a TCP probe, never initialised):
+    refused in seconds, with counts that add up."""
+    ns = "v-broken-enforce"
+    kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s")
+    items = experiment.manifests(ns, "slow", "enforce", {})
+    dep = next(i for i in items if i["kind"] == "Deployment")
+    dep["spec"]["template"]["spec"]["containers"][0]["args"] = ["--on-sigterm", "drain", "--ready-after", "100000"]
+    apply(items)
+    settle(ns, experiment.REPLICAS)
+    code, r = verify(ns)
+    error = r.get("error", "")
+    check("at rest", code == 2 and "fails at rest" in error, f"refused (got {code}, {r})")
+    m = re.match(r"(\d+) of (\d+) requests failed before any action \(([^)]*)\)", error)
+    counts = [int(n) for n in re.findall(r" (\d+)(?:,|$)", m.group(3))] if m else []
+    check("at rest", m is not None and sum(counts) == int(m.group(1)),
+          f"the classes add up to the failed count ({error})")
+    # Judged after 2 s of answers at 50 req/s, not after six 5 s windows (1,500 requests).
+    check("at rest", m is not None and int(m.group(2)) <= 300, f"refused within seconds ({error})")
+    check("at rest", not left_behind(ns), "no load pod left")
+
+
+def case_not_installed():
+    """No zerodrop in the cluster (verify runs with --image): install it first, then label.
+    Uninstalls zerodrop: the last case."""
+    helm = subprocess.run([os.path.join(ROOT, "tests/helm/build.sh")], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    subprocess.run([helm, "uninstall", "zerodrop", "-n", "zerodrop-system", "--wait", "--timeout", "120s"],
+                   env={**os.environ, "KUBECONFIG": KUBECONFIG}, check=True, capture_output=True)
+    ns = "v-exit-uninstalled"
+    deploy(ns, "exit", None)
+    code, r = verify(ns, "--keepalive=false", "--image", "zerodrop.local/zerodrop:1")
+    keys = advice_keys(r)
+    check("not installed", code == 1 and "install-zerodrop" in keys and "label-namespace" not in keys,
+          f"install first, not only the label (got {code}, {keys}, {r.get('error', '')})")
+    text = " ".join(a["text"] for a in r.get("advice", []))
+    check("not installed", "helm install zerodrop" in text, f"the install command ({text})")
 
 
 def case_interrupt():
@@ -124,8 +194,9 @@ def case_interrupt():
         time.sleep(12)  # into the sweep: the annotation is set, a rollout under way
 
     code, r = verify(ns, "--keepalive=false", "--sweep-sleep", "3", interrupt_after=once_load_runs)
-    check("Ctrl-C", code == 2, f"exit 2 (got {code}, {r})")
-    time.sleep(2)
+    check("Ctrl-C", code == 2 and "converged" in r.get("error", ""), f"exit 2, converged (got {code}, {r})")
+    settled, why = converged_now(ns, experiment.REPLICAS)
+    check("Ctrl-C", settled, f"converged when verify exits ({why})")
     check("Ctrl-C", not left_behind(ns), "no load pod left")
     after = template_annotations(ns)
     check("Ctrl-C", after.get("zerodrop.dev/prestop-sleep") == before.get("zerodrop.dev/prestop-sleep"),
@@ -173,8 +244,9 @@ def transcript(path):
 
 
 CASES = {"no-zerodrop": case_no_zerodrop, "enforce": case_enforce, "slow": case_slow,
-         "sweep": case_sweep, "interrupt": case_interrupt, "statefulset": case_statefulset,
-         "own-namespace": case_own_namespace}
+         "sweep": case_sweep, "at-rest": case_at_rest, "interrupt": case_interrupt,
+         "statefulset": case_statefulset, "own-namespace": case_own_namespace,
+         "not-installed": case_not_installed}  # uninstalls zerodrop: last
 
 
 def main():

@@ -7,6 +7,7 @@
 #            zip lacks pkg/config/dynamic/ext, which its go.mod replaces to a local path)
 # podinfo and traefik have `replace` lines in their go.mod, which `go install mod@version`
 # refuses, so each is built in a writable copy of its module. Prints the folder holding them.
+# usage: build.sh [vegeta] [podinfo] [traefik]   (none named: all three)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${ZERODROP_CACHE:-$HOME/.cache/zerodrop}"
@@ -30,7 +31,11 @@ from_module() {
   echo "$dir/$name"
 }
 
-ln -sf "$(CGO_ENABLED=0 "$here/../gotool.sh" vegeta "$here" github.com/tsenart/vegeta/v12)" "$out/vegeta"
-ln -sf "$(from_module podinfo github.com/stefanprodan/podinfo v1.8.1-0.20250910200901-e86405a8674e ./cmd/podinfo)" "$out/podinfo"
-ln -sf "$(from_module traefik github.com/traefik/traefik/v3 v3.6.12 ./cmd/traefik)" "$out/traefik"
+wanted=" ${*:-vegeta podinfo traefik} "
+for tool in $wanted; do
+  case "$tool" in vegeta | podinfo | traefik) ;; *) echo "build.sh: unknown tool $tool" >&2; exit 2 ;; esac
+done
+[[ "$wanted" == *" vegeta "* ]] && ln -sf "$(CGO_ENABLED=0 "$here/../gotool.sh" vegeta "$here" github.com/tsenart/vegeta/v12)" "$out/vegeta"
+[[ "$wanted" == *" podinfo "* ]] && ln -sf "$(from_module podinfo github.com/stefanprodan/podinfo v1.8.1-0.20250910200901-e86405a8674e ./cmd/podinfo)" "$out/podinfo"
+[[ "$wanted" == *" traefik "* ]] && ln -sf "$(from_module traefik github.com/traefik/traefik/v3 v3.6.12 ./cmd/traefik)" "$out/traefik"
 echo "$out"
