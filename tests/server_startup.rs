@@ -56,3 +56,32 @@ fn credentials_that_cannot_be_used_stop_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing to run standalone"), "{err}");
 }
+
+/// Text logs written to a file (or a pipe) carry no colour codes: those are for a terminal.
+#[tokio::test]
+async fn text_logs_to_a_file_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("zerodrop.log");
+    let mut child = crate::support::serve::command(&["--standalone"], dir.path())
+        .args(["--log-format", "text", "--ca-bundle-out"])
+        .arg(dir.path().join("ca.pem"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("serving") || started.elapsed() > std::time::Duration::from_secs(20) {
+            break text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("serving") && text.contains("INFO"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a file:\n{text:?}"
+    );
+}
