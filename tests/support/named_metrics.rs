@@ -69,7 +69,8 @@ pub fn exported(text: &str) -> BTreeSet<String> {
         };
         let suffixes: &[&str] = match kind {
             "counter" => &["_total"],
-            "histogram" => &["_bucket", "_sum", "_count"],
+            // A histogram is named by its base name too (what a person writes).
+            "histogram" => &["", "_bucket", "_sum", "_count"],
             _ => &[""],
         };
         names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
