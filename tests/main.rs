@@ -18,6 +18,7 @@ mod fuzz_corpus;
 mod hostile_inputs;
 mod images_faults;
 mod images_registry;
+mod json_outputs;
 mod load;
 mod rollout_tools;
 mod server_namespaces;

@@ -9,3 +9,4 @@ pub mod process;
 pub mod registry;
 pub mod router;
 pub mod serve;
+pub mod strict_json;

@@ -61,6 +61,9 @@ pub enum Change {
     },
     Readiness {
         container: String,
+        /// What happened to the probe. Serialised as `detail`: the report's entry adds its own
+        /// `description`, and a JSON object must not name a key twice.
+        #[serde(rename = "detail")]
         description: String,
     },
     Grace {
