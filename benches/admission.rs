@@ -16,12 +16,12 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use zerodrop::admission::cache::DecisionCache;
-use zerodrop::admission::review::{self, Response};
-use zerodrop::admission::{Context, Endpoint, ImageLookup, handle};
-use zerodrop::engine::image::{ImageConfig, ImageFacts, Platform, Shell};
-use zerodrop::engine::{Capabilities, Engine, Workload};
-use zerodrop::policy::{ClusterPolicy, Layer, Mode};
+use zerodrop_core::admission::cache::DecisionCache;
+use zerodrop_core::admission::review::{self, Response};
+use zerodrop_core::admission::{Context, Endpoint, ImageLookup, handle};
+use zerodrop_core::engine::image::{ImageConfig, ImageFacts, Platform, Shell};
+use zerodrop_core::engine::{Capabilities, Engine, Workload};
+use zerodrop_core::policy::{ClusterPolicy, Layer, Mode};
 
 fn admission(c: &mut Criterion) {
     let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
@@ -96,7 +96,9 @@ fn admission(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("encode-patch", &label),
             &decision.patch,
-            |b, patch| b.iter(|| zerodrop::admission::response::encode_patch(black_box(patch))),
+            |b, patch| {
+                b.iter(|| zerodrop_core::admission::response::encode_patch(black_box(patch)))
+            },
         );
         // The webhook's default: a rollout's pods are byte-identical, so after the first one
         // the answer comes from the decision cache (only the uid differs).
@@ -187,7 +189,7 @@ impl ImageLookup for ImagesFixed {
         &self,
         _image: String,
         _platform: Platform,
-        _puller: std::sync::Arc<zerodrop::admission::Puller>,
+        _puller: std::sync::Arc<zerodrop_core::admission::Puller>,
     ) -> futures::future::BoxFuture<'static, ImageFacts> {
         let facts = self.0.clone();
         Box::pin(async move { facts })

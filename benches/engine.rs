@@ -7,8 +7,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;
 use std::hint::black_box;
-use zerodrop::engine::{Capabilities, Engine, Workload};
-use zerodrop::policy::{ClusterPolicy, Layer};
+use zerodrop_core::engine::{Capabilities, Engine, Workload};
+use zerodrop_core::policy::{ClusterPolicy, Layer};
 
 fn typical_pod() -> Vec<u8> {
     let text = include_str!("../tests/fixtures/pod-typical.json");

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
 use std::sync::Arc;
-use zerodrop::admission::review::{self, Response};
+use zerodrop_core::admission::review::{self, Response};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -4,10 +4,10 @@
 use base64::Engine as _;
 use serde_json::Value;
 use std::collections::HashMap;
-use zerodrop::admission::{Context, Endpoint, handle, review};
-use zerodrop::engine::{Capabilities, Engine};
-use zerodrop::findings::MAX_MESSAGE;
-use zerodrop::policy::{ClusterPolicy, Layer, Mode, Setting, Source, duration};
+use zerodrop_core::admission::{Context, Endpoint, handle, review};
+use zerodrop_core::engine::{Capabilities, Engine};
+use zerodrop_core::findings::MAX_MESSAGE;
+use zerodrop_core::policy::{ClusterPolicy, Layer, Mode, Setting, Source, duration};
 
 /// Any body: a DecodeError with a reason, or a valid response whose patch applies.
 pub fn admission_body(data: &[u8]) {
@@ -66,7 +66,7 @@ pub fn policy_values(data: &[u8]) {
     let _ = duration::parse_seconds(&text);
     let _ = duration::parse_up_to(&text, u64::MAX);
     for setting in Setting::ALL {
-        let mut p = zerodrop::policy::Partial::default();
+        let mut p = zerodrop_core::policy::Partial::default();
         let _ = setting.parse_into(&text, &mut p);
     }
     let (key, value) = text.split_once('=').unwrap_or((&text, ""));
@@ -93,9 +93,9 @@ pub fn image_inputs(data: &[u8]) {
     }
     let _ = manifest::parse_manifest(data);
     let _ = manifest::parse_config(data);
-    match zerodrop::engine::image::classify_script(&text) {
-        zerodrop::engine::image::Script::HandsOver => {}
-        zerodrop::engine::image::Script::Keeps { line, .. } => {
+    match zerodrop_core::engine::image::classify_script(&text) {
+        zerodrop_core::engine::image::Script::HandsOver => {}
+        zerodrop_core::engine::image::Script::Keeps { line, .. } => {
             assert!(line <= text.lines().count())
         }
     }

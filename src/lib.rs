@@ -1,10 +1,8 @@
 //! zerodrop: admission-time fixes that make Kubernetes rolling updates lossless.
 
-// The pure core lives in its own crate (no I/O dependencies); re-exported so every shell and
-// test names it as before.
-pub use zerodrop_core::{engine, findings, policy};
+// The pure core (policy, engine, findings, admission) is the crate zerodrop_core: every import
+// names it, so the edge between the two is visible where it is crossed.
 
-pub mod admission;
 pub mod audit;
 pub mod certs;
 pub mod cli;

@@ -1,6 +1,5 @@
 //! Prometheus metrics, served as text on the admin port.
 
-use crate::admission::Outcome;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -8,6 +7,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicI64;
+use zerodrop_core::admission::Outcome;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -249,7 +249,7 @@ impl Metrics {
         for kind in ["prestop", "readiness", "grace", "shell-exec"] {
             let _ = self.mutations.get_or_create(&KindLabels { kind });
         }
-        for code in crate::findings::Code::ALL {
+        for code in zerodrop_core::findings::Code::ALL {
             let _ = self.findings.get_or_create(&CodeLabels {
                 code: code.as_str(),
             });
@@ -275,7 +275,7 @@ impl Metrics {
     }
 
     pub fn record(&self, endpoint: &'static str, outcome: &Outcome, seconds: f64) {
-        use crate::admission::Verdict;
+        use zerodrop_core::admission::Verdict;
         self.requests
             .get_or_create(&RequestLabels {
                 endpoint,

@@ -4,13 +4,13 @@
 use crate::audit::cluster::{self, Cause, Facts};
 use crate::audit::policy_report;
 use crate::cluster::lease::LeaseConfig;
-use crate::engine::Engine;
 use crate::metrics::{Metrics, ResultLabels, UnprotectedLabels};
-use crate::policy::{MODE_LABEL, Mode};
 use kube::Client;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
+use zerodrop_core::engine::Engine;
+use zerodrop_core::policy::{MODE_LABEL, Mode};
 
 #[derive(Clone)]
 pub struct ScanConfig {
@@ -19,7 +19,7 @@ pub struct ScanConfig {
     /// Only namespaces this label selector matches too (e.g. one installation's share).
     pub namespace_selector: Option<String>,
     /// The webhook's image facts (cached verdicts only), when image inspection is on.
-    pub images: Option<Arc<dyn crate::admission::ImageLookup>>,
+    pub images: Option<Arc<dyn zerodrop_core::admission::ImageLookup>>,
 }
 
 /// What one scan found: unprotected pods by namespace and cause, over the namespaces scanned.

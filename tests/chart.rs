@@ -145,9 +145,11 @@ fn deployment_is_hardened_highly_available_and_eats_its_own_food() {
         1
     );
     // zerodrop's own audit of its own Deployment finds nothing to change and nothing to warn about.
-    let engine =
-        zerodrop::engine::Engine::new(Default::default(), zerodrop::engine::Capabilities::LATEST);
-    let ns = zerodrop::policy::Layer::for_namespace(Some("enforce"), []);
+    let engine = zerodrop_core::engine::Engine::new(
+        Default::default(),
+        zerodrop_core::engine::Capabilities::LATEST,
+    );
+    let ns = zerodrop_core::policy::Layer::for_namespace(Some("enforce"), []);
     let entry = zerodrop::audit::evaluate(&engine, d, &ns).unwrap();
     assert!(
         !entry.would_change() && entry.findings.is_empty(),
@@ -234,7 +236,7 @@ fn policy_values_become_a_config_zerodrop_accepts() {
         .as_str()
         .unwrap()
         .to_owned();
-    let policy = zerodrop::policy::ClusterPolicy::from_yaml(&text).unwrap();
+    let policy = zerodrop_core::policy::ClusterPolicy::from_yaml(&text).unwrap();
     assert_eq!(policy.defaults.prestop_sleep, Some(10));
     assert_eq!(policy.max_grace_period, Some(120));
     let empty = render(&[]).unwrap();
@@ -243,7 +245,7 @@ fn policy_values_become_a_config_zerodrop_accepts() {
         .unwrap()
         .to_owned();
     assert_eq!(
-        zerodrop::policy::ClusterPolicy::from_yaml(&text).unwrap(),
+        zerodrop_core::policy::ClusterPolicy::from_yaml(&text).unwrap(),
         Default::default()
     );
 }

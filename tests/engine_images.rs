@@ -2,10 +2,10 @@
 //! inits, stop signals, unknown images, and the certain-only rewrite, table-driven.
 
 use serde_json::{Value, json};
-use zerodrop::engine::image::{ImageConfig, ImageFacts, Images, Script, Shell};
-use zerodrop::engine::{Capabilities, Engine, Workload};
-use zerodrop::findings::Code;
-use zerodrop::policy::{ClusterPolicy, Layer};
+use zerodrop_core::engine::image::{ImageConfig, ImageFacts, Images, Script, Shell};
+use zerodrop_core::engine::{Capabilities, Engine, Workload};
+use zerodrop_core::findings::Code;
+use zerodrop_core::policy::{ClusterPolicy, Layer};
 
 const IMAGE: &str = "registry.test/shop/web:1";
 

@@ -6,8 +6,8 @@ use k8s_openapi::api::core::v1::Pod;
 use pods::pod;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use zerodrop::engine::{Capabilities, Engine, Workload};
-use zerodrop::policy::{ClusterPolicy, Layer};
+use zerodrop_core::engine::{Capabilities, Engine, Workload};
+use zerodrop_core::policy::{ClusterPolicy, Layer};
 
 /// The pod with every field zerodrop may touch removed, to compare the rest.
 fn untouchable(mut p: Value) -> Value {
@@ -54,7 +54,7 @@ proptest! {
         // The webhook decodes only a projection of the object; it must decide exactly the same.
         let text = obj.to_string();
         let mut de = serde_json::Deserializer::from_str(&text);
-        let decoded = zerodrop::admission::projection::object(&mut de).unwrap().unwrap();
+        let decoded = zerodrop_core::admission::projection::object(&mut de).unwrap().unwrap();
         let webhook = engine.evaluate(&decoded, Workload::Pod, &ns);
         // Same operations; their order may differ.
         let ops = |p: &json_patch::Patch| {
@@ -98,7 +98,7 @@ proptest! {
     /// The decision cache answers exactly what evaluating would answer.
     #[test]
     fn cached_answers_equal_fresh_ones(obj in pod()) {
-        use zerodrop::admission::{Context, Endpoint, cache::DecisionCache, handle};
+        use zerodrop_core::admission::{Context, Endpoint, cache::DecisionCache, handle};
         let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
         let namespaces: std::collections::HashMap<String, std::sync::Arc<Layer>> = std::collections::HashMap::new();
         let cache = DecisionCache::new(16);
@@ -107,13 +107,13 @@ proptest! {
             "request": { "uid": uid, "kind": { "group": "", "version": "v1", "kind": "Pod" },
                 "operation": "CREATE", "namespace": "ns", "object": obj }
         })).unwrap();
-        let fresh = Context { engine: &engine, cache: None, namespaces: &namespaces, unknown_namespace_mode: zerodrop::policy::Mode::Enforce, images: None };
+        let fresh = Context { engine: &engine, cache: None, namespaces: &namespaces, unknown_namespace_mode: zerodrop_core::policy::Mode::Enforce, images: None };
         let memo = Context { cache: Some(&cache), ..fresh };
-        let want = zerodrop::admission::review::encode(&handle(Endpoint::Mutate, &review("u2"), &fresh).unwrap().response);
+        let want = zerodrop_core::admission::review::encode(&handle(Endpoint::Mutate, &review("u2"), &fresh).unwrap().response);
         let _ = handle(Endpoint::Mutate, &review("u1"), &memo).unwrap();
         let hit = handle(Endpoint::Mutate, &review("u2"), &memo).unwrap();
         prop_assert!(hit.cached);
-        prop_assert_eq!(zerodrop::admission::review::encode(&hit.response), want);
+        prop_assert_eq!(zerodrop_core::admission::review::encode(&hit.response), want);
     }
 }
 
@@ -123,7 +123,7 @@ proptest! {
     /// The engine's pruning diff and json-patch's own diff lead to the same object.
     #[test]
     fn pruned_diff_agrees_with_json_patch(before in pod(), after in pod()) {
-        let ours = zerodrop::engine::patch::diff(&before, after.clone());
+        let ours = zerodrop_core::engine::patch::diff(&before, after.clone());
         let mut a = before.clone();
         json_patch::patch(&mut a, &ours).map_err(|e| TestCaseError::fail(format!("{e}")))?;
         let mut b = before.clone();

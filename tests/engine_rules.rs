@@ -1,9 +1,9 @@
 //! Table-driven tests of every engine rule and every bad policy value.
 
 use serde_json::{Value, json};
-use zerodrop::engine::{Capabilities, Change, Decision, Engine, Skip, Workload};
-use zerodrop::findings::Code;
-use zerodrop::policy::{ClusterPolicy, Layer, Mode};
+use zerodrop_core::engine::{Capabilities, Change, Decision, Engine, Skip, Workload};
+use zerodrop_core::findings::Code;
+use zerodrop_core::policy::{ClusterPolicy, Layer, Mode};
 
 fn enforce_ns() -> Layer {
     Layer::for_namespace(Some("enforce"), [])

@@ -101,12 +101,12 @@ async fn a_thousand_containers() {
         .map(|(k, v)| k.len() + v.as_str().unwrap().len())
         .sum();
     assert!(
-        total <= zerodrop::engine::ledger::ANNOTATIONS_LIMIT,
+        total <= zerodrop_core::engine::ledger::ANNOTATIONS_LIMIT,
         "{total} bytes of annotations"
     );
     let ledger = annotations["zerodrop.dev/injected"].as_str().unwrap();
     assert!(
-        ledger.len() <= zerodrop::engine::ledger::MAX_LEDGER,
+        ledger.len() <= zerodrop_core::engine::ledger::MAX_LEDGER,
         "ledger of {} bytes",
         ledger.len()
     );
@@ -115,7 +115,7 @@ async fn a_thousand_containers() {
     for (key, value) in audit["response"]["auditAnnotations"].as_object().unwrap() {
         let len = value.as_str().unwrap().len();
         assert!(
-            len <= zerodrop::admission::response::MAX_AUDIT_ANNOTATION,
+            len <= zerodrop_core::admission::response::MAX_AUDIT_ANNOTATION,
             "{key}: {len} bytes"
         );
     }

@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use zerodrop::engine::image::ImageFacts;
 use zerodrop::images::inspect::LayerBudget;
 use zerodrop::images::registry::{RegistryClient, RegistryConfig};
 use zerodrop::images::{Inspector, Platform};
+use zerodrop_core::engine::image::ImageFacts;
 
 fn sha256(bytes: &[u8]) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, bytes);

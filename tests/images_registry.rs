@@ -6,11 +6,11 @@
 use crate::support::registry::{Layout, PASSWORD, Platform as Arch, Registry, USER};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use zerodrop::engine::image::{ImageFacts, Script, Shell};
 use zerodrop::images::credentials::{Keyring, Login};
 use zerodrop::images::inspect::LayerBudget;
 use zerodrop::images::registry::{RegistryClient, RegistryConfig};
 use zerodrop::images::{Inspector, Platform};
+use zerodrop_core::engine::image::{ImageFacts, Script, Shell};
 
 const DASH: (&str, &str, bool) = ("bin/sh", "dash", true);
 
@@ -44,7 +44,7 @@ fn login(user: &str, password: &str) -> Login {
     }
 }
 
-fn known(facts: ImageFacts) -> zerodrop::engine::image::ImageConfig {
+fn known(facts: ImageFacts) -> zerodrop_core::engine::image::ImageConfig {
     match facts {
         ImageFacts::Known(c) => c,
         ImageFacts::Unknown(why) => panic!("not inspected: {why}"),
@@ -309,9 +309,11 @@ async fn the_engine_on_the_real_images() {
     let registry = Registry::start(true);
     let refs = push_all(&registry);
     let inspect = inspector(&registry, true);
-    let engine =
-        zerodrop::engine::Engine::new(Default::default(), zerodrop::engine::Capabilities::LATEST);
-    let ns = zerodrop::policy::Layer::for_namespace(Some("enforce"), []);
+    let engine = zerodrop_core::engine::Engine::new(
+        Default::default(),
+        zerodrop_core::engine::Capabilities::LATEST,
+    );
+    let ns = zerodrop_core::policy::Layer::for_namespace(Some("enforce"), []);
     let mut codes = HashMap::new();
     for (name, image) in &refs {
         let pod = json!({ "metadata": { "name": "p" }, "spec": { "containers": [{ "name": "app", "image": image, "readinessProbe": { "exec": { "command": ["true"] } } }] } });
@@ -320,7 +322,7 @@ async fn the_engine_on_the_real_images() {
             inspect.facts(image, &Platform::default()).await,
         )]
         .into();
-        let d = engine.evaluate_with(&pod, zerodrop::engine::Workload::Pod, &ns, &images);
+        let d = engine.evaluate_with(&pod, zerodrop_core::engine::Workload::Pod, &ns, &images);
         let found: Vec<&str> = d
             .findings
             .iter()

@@ -7,8 +7,8 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use support::{call, fixture, review, state_with};
-use zerodrop::admission::{Fetch, NamespaceLookup};
-use zerodrop::policy::Layer;
+use zerodrop_core::admission::{Fetch, NamespaceLookup};
+use zerodrop_core::policy::Layer;
 
 /// A namespace source that learns its namespaces only when asked, like the watched cache
 /// between a namespace's creation and its watch event.

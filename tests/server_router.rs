@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use support::{call, fixture, review, state, state_with};
-use zerodrop::admission::NamespaceLookup;
-use zerodrop::policy::Layer;
+use zerodrop_core::admission::NamespaceLookup;
+use zerodrop_core::policy::Layer;
 
 fn decode_patch(response: &Value) -> json_patch::Patch {
     let raw = base64::engine::general_purpose::STANDARD

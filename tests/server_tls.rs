@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zerodrop::engine::{Capabilities, Engine};
 use zerodrop::metrics::Metrics;
-use zerodrop::policy::{ClusterPolicy, Layer, Mode};
 use zerodrop::server::{Backend, CertSource, Config, Limits, Server, State};
+use zerodrop_core::engine::{Capabilities, Engine};
+use zerodrop_core::policy::{ClusterPolicy, Layer, Mode};
 
 const BODY: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"n","object":{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i"}]}}}}"#;
 

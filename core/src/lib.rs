@@ -1,5 +1,7 @@
-//! zerodrop's pure core: policy -> decision -> JSON patch, with no I/O of any kind.
+//! zerodrop's pure core: policy -> decision -> JSON patch, and the AdmissionReview in and out
+//! around it, with no I/O of any kind.
 
+pub mod admission;
 pub mod engine;
 pub mod findings;
 pub mod policy;

@@ -5,31 +5,24 @@ pub use super::drift::{Cause, Escaped, NamespaceMode};
 use super::evaluate::evaluate_with;
 pub use super::listing::{Pages, Scope, scopes};
 use super::report::{Report, SCHEMA_VERSION};
-use crate::engine::image::Images;
-use crate::engine::ledger::{self, Ledger};
-use crate::engine::{Engine, Workload};
-use crate::policy::{Layer, Mode};
+use crate::cluster::lease::Window;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
-use serde::Serialize;
 use serde_json::Value;
 use std::collections::HashMap;
-
-/// A time span, Unix seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Window {
-    pub from: i64,
-    pub to: i64,
-}
+use zerodrop_core::engine::image::Images;
+use zerodrop_core::engine::ledger::{self, Ledger};
+use zerodrop_core::engine::{Engine, Workload};
+use zerodrop_core::policy::{Layer, Mode};
 
 /// What the cluster audit knows beyond the objects: when zerodrop was down, and where to learn
 /// what the workloads' images do (`None`: from the pod specs only).
 #[derive(Clone, Default)]
 pub struct Facts {
     pub outages: Vec<Window>,
-    pub images: Option<std::sync::Arc<dyn crate::admission::ImageLookup>>,
+    pub images: Option<std::sync::Arc<dyn zerodrop_core::admission::ImageLookup>>,
     /// Inspect images the lookup does not know yet (`false`: what it knows only, no registry
     /// call: the background scan).
     pub inspect_misses: bool,
@@ -245,9 +238,9 @@ fn escaped(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Capabilities;
-    use crate::policy::ClusterPolicy;
     use serde_json::json;
+    use zerodrop_core::engine::Capabilities;
+    use zerodrop_core::policy::ClusterPolicy;
 
     fn pod(created: &str, annotations: Value) -> Value {
         json!({
@@ -308,18 +301,18 @@ mod tests {
         let decision = engine.evaluate(&early, Workload::Pod, &layer);
         json_patch::patch(&mut early, &decision.patch).unwrap();
         assert_eq!(cause(&early), None, "complete as far as its spec tells");
-        let shell_form = crate::engine::image::ImageConfig {
+        let shell_form = zerodrop_core::engine::image::ImageConfig {
             digest: format!("sha256:{}", "a".repeat(64)),
             entrypoint: None,
             cmd: Some(vec!["/bin/sh".into(), "-c".into(), "./web".into()]),
             stop_signal: None,
-            shell: crate::engine::image::Shell::Dash,
+            shell: zerodrop_core::engine::image::Shell::Dash,
             script: None,
             certain: true,
         };
         let known: Images = [(
             "web".to_owned(),
-            crate::engine::image::ImageFacts::Known(shell_form),
+            zerodrop_core::engine::image::ImageFacts::Known(shell_form),
         )]
         .into_iter()
         .collect();

@@ -2,10 +2,10 @@
 
 use super::manifests::{self, Document};
 use super::report::{ChangeOut, Entry, Report, SCHEMA_VERSION};
-use crate::engine::image::Images;
-use crate::engine::{Engine, Workload};
-use crate::policy::Layer;
 use serde_json::Value;
+use zerodrop_core::engine::image::Images;
+use zerodrop_core::engine::{Engine, Workload};
+use zerodrop_core::policy::Layer;
 
 /// Evaluates one object; `None` when it is not a workload zerodrop knows.
 pub fn evaluate(engine: &Engine, obj: &Value, namespace: &Layer) -> Option<Entry> {
@@ -27,7 +27,8 @@ pub fn evaluate_with(
             .unwrap_or_default()
             .to_owned()
     };
-    let template = crate::engine::pod::at(obj, workload.template_path()).unwrap_or(&Value::Null);
+    let template =
+        zerodrop_core::engine::pod::at(obj, workload.template_path()).unwrap_or(&Value::Null);
     let decision = engine.evaluate_with(template, workload, namespace, images);
     Some(Entry {
         file: None,
@@ -51,7 +52,7 @@ pub fn evaluate_with(
             })
             .collect(),
         findings: decision.findings,
-        patch: crate::engine::patch::under(&decision.patch, workload.template_path()),
+        patch: zerodrop_core::engine::patch::under(&decision.patch, workload.template_path()),
         origin: None,
     })
 }
@@ -103,10 +104,11 @@ pub fn images_of(docs: &[Document]) -> Vec<(String, crate::images::Platform)> {
             else {
                 continue;
             };
-            let Some(template) = crate::engine::pod::at(obj, workload.template_path()) else {
+            let Some(template) = zerodrop_core::engine::pod::at(obj, workload.template_path())
+            else {
                 continue;
             };
-            let (images, platform) = crate::engine::image::images_of(template);
+            let (images, platform) = zerodrop_core::engine::image::images_of(template);
             for image in images {
                 if !out.iter().any(|(i, _)| i == image) {
                     out.push((image.to_owned(), platform.clone()));

@@ -28,7 +28,9 @@ fn fixed_document(index: usize, doc: &Document, report: &Report) -> Option<Strin
             continue;
         }
         let patch = match item {
-            Some(n) => crate::engine::patch::under(&entry.patch, &["items", &n.to_string()]),
+            Some(n) => {
+                zerodrop_core::engine::patch::under(&entry.patch, &["items", &n.to_string()])
+            }
             None => entry.patch.clone(),
         };
         json_patch::patch(&mut value, &patch).ok()?;

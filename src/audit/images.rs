@@ -1,11 +1,11 @@
 //! The images of the workloads the cluster audit reads, inspected as their pods' kubelets would
 //! pull them (each workload's own pull secrets), 8 at a time, one page at a time.
 
-use crate::admission::{ImageLookup, Puller};
-use crate::engine::Workload;
-use crate::engine::image::{Images, images_of};
 use serde_json::Value;
 use std::sync::Arc;
+use zerodrop_core::admission::{ImageLookup, Puller};
+use zerodrop_core::engine::Workload;
+use zerodrop_core::engine::image::{Images, images_of};
 
 /// Inspections under way at once (the inspector's cache and singleflight share the rest).
 const AT_ONCE: usize = 8;
@@ -43,7 +43,7 @@ async fn of_object(
     else {
         return known;
     };
-    let Some(template) = crate::engine::pod::at(obj, workload.template_path()) else {
+    let Some(template) = zerodrop_core::engine::pod::at(obj, workload.template_path()) else {
         return known;
     };
     let (images, platform) = images_of(template);

@@ -1,11 +1,11 @@
 //! Reading the cluster for the audits: namespaces as policy scopes (metadata only), and
 //! collections page by page, so memory stays bounded whatever the cluster's size.
 
-use crate::policy::{Layer, MODE_LABEL};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, PartialObjectMeta, TypeMeta};
 use serde_json::Value;
+use zerodrop_core::policy::{Layer, MODE_LABEL};
 
 /// A namespace as the audit needs it: its policy layer and when it opted in.
 pub struct Scope {

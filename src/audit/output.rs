@@ -1,9 +1,9 @@
 //! Human and machine renderings of a Report: table (colour only on a terminal) and JSON.
 
 use super::report::{Entry, Report};
-use crate::engine::Change;
-use crate::findings::Severity;
 use std::fmt::Write;
+use zerodrop_core::engine::Change;
+use zerodrop_core::findings::Severity;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -139,8 +139,8 @@ fn table(report: &Report, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Capabilities, Engine};
-    use crate::policy::{ClusterPolicy, Layer};
+    use zerodrop_core::engine::{Capabilities, Engine};
+    use zerodrop_core::policy::{ClusterPolicy, Layer};
 
     #[test]
     fn colour_only_when_asked_for() {

@@ -2,12 +2,12 @@
 //! written with server-side apply.
 
 use super::report::Report;
-use crate::findings::Severity;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use zerodrop_core::findings::Severity;
 
 pub const GROUP: &str = "wgpolicyk8s.io";
 pub const VERSION: &str = "v1alpha2";
@@ -204,9 +204,9 @@ pub async fn write(client: &Client, report: &Report) -> Result<usize, PolicyRepo
 mod tests {
     use super::*;
     use crate::audit;
-    use crate::engine::{Capabilities, Engine};
-    use crate::policy::{ClusterPolicy, Layer};
     use serde_json::json;
+    use zerodrop_core::engine::{Capabilities, Engine};
+    use zerodrop_core::policy::{ClusterPolicy, Layer};
 
     #[test]
     fn every_result_names_its_resource_with_a_real_api_version() {

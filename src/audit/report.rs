@@ -2,10 +2,10 @@
 
 use super::drift::{Escaped, NamespaceMode};
 use super::manifests::InputError;
-use crate::engine::Change;
-use crate::findings::{Finding, Severity};
-use crate::policy::Mode;
 use serde::Serialize;
+use zerodrop_core::engine::Change;
+use zerodrop_core::findings::{Finding, Severity};
+use zerodrop_core::policy::Mode;
 
 /// Version of the JSON report schema (docs/audit.md); bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;

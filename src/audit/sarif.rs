@@ -1,8 +1,8 @@
 //! SARIF 2.1.0 output for code-scanning tools: findings and would-be changes with file and line.
 
 use super::report::Report;
-use crate::findings::{Code, Severity};
 use serde_json::{Value, json};
+use zerodrop_core::findings::{Code, Severity};
 
 pub fn render(report: &Report) -> Value {
     let mut rules: Vec<Value> = Code::ALL

@@ -1,10 +1,10 @@
 //! Command line: clap derive, every flag also from a `ZERODROP_*` environment variable.
 
-use crate::engine::Capabilities;
-use crate::policy::Mode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
+use zerodrop_core::engine::Capabilities;
+use zerodrop_core::policy::Mode;
 
 pub mod measure;
 mod registry;

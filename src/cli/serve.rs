@@ -2,12 +2,12 @@
 
 use super::registry::RegistryArgs;
 use super::values::{duration, kube_version, long_duration, mode};
-use crate::engine::Capabilities;
-use crate::policy::Mode;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use zerodrop_core::engine::Capabilities;
+use zerodrop_core::policy::Mode;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

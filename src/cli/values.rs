@@ -1,9 +1,9 @@
 //! Typed flag values: Go durations, policy modes, Kubernetes versions, KEY=VALUE pairs.
 
-use crate::engine::Capabilities;
-use crate::policy::Mode;
 use clap::builder::TypedValueParser as _;
 use std::time::Duration;
+use zerodrop_core::engine::Capabilities;
+use zerodrop_core::policy::Mode;
 
 /// Modes as the policy spells them (the possible values listed in --help come from `Mode`).
 pub(crate) fn mode() -> impl clap::builder::TypedValueParser<Value = Mode> {

@@ -1,7 +1,6 @@
 //! The scan's Lease: one replica at a time holds it (kube-lease-manager), and it remembers when
 //! no replica was running, so pods created meanwhile can be told apart.
 
-use crate::audit::cluster::Window;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
@@ -9,6 +8,13 @@ use kube::api::{Api, Patch, PatchParams};
 use kube_lease_manager::{LeaseManagerBuilder, LeaseManagerError};
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// A span zerodrop was down, Unix seconds: recorded on the Lease by the first replica back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Window {
+    pub from: i64,
+    pub to: i64,
+}
 
 /// Where the outage windows live on the Lease, as JSON.
 pub const OUTAGES_ANNOTATION: &str = "zerodrop.dev/outages";

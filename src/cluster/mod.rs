@@ -5,11 +5,11 @@ pub mod lease;
 pub mod namespaces;
 pub mod pull_secrets;
 
-use crate::engine::Capabilities;
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::Path;
 use std::time::Duration;
+use zerodrop_core::engine::Capabilities;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

@@ -1,9 +1,7 @@
 //! Namespace cache: a metadata-only reflector whose labels and annotations form the
 //! namespace policy layer.
 
-use crate::admission::{Fetch, NamespaceLookup};
 use crate::metrics::Metrics;
-use crate::policy::{Layer, MODE_LABEL};
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
@@ -15,6 +13,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use zerodrop_core::admission::{Fetch, NamespaceLookup};
+use zerodrop_core::policy::{Layer, MODE_LABEL};
 
 /// A namespace's parsed layer, with the resourceVersion it was parsed from.
 struct Parsed {
@@ -257,9 +257,9 @@ impl NamespaceLookup for NamespaceCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Mode;
     use kube::api::ObjectMeta;
     use kube::runtime::reflector::store::Writer;
+    use zerodrop_core::policy::Mode;
 
     fn namespace(version: &str, mode: &str) -> PartialObjectMeta<Namespace> {
         PartialObjectMeta {

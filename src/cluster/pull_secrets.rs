@@ -1,8 +1,6 @@
 //! A pod's pull secrets, read when one of its images is inspected (Secret and ServiceAccount
 //! GETs by name, cached briefly), so private images are read with the logins their kubelet uses.
 
-use crate::admission::Puller;
-use crate::admission::types::MAX_PULL_SECRETS;
 use crate::images::credentials::{Keyring, Login, PullCredentials, from_pull_secret};
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -11,6 +9,8 @@ use kube::api::Api;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use zerodrop_core::admission::Puller;
+use zerodrop_core::admission::types::MAX_PULL_SECRETS;
 
 /// A Secret changed or deleted is seen this late at most; pods of one template arrive
 /// together, so they share one read.

@@ -2,8 +2,8 @@
 
 use super::setup::{inspector, load_policy};
 use crate::cluster;
-use crate::engine::{Capabilities, Engine};
-use crate::policy::Layer;
+use zerodrop_core::engine::{Capabilities, Engine};
+use zerodrop_core::policy::Layer;
 
 /// `zerodrop audit`: returns the process exit code (0, 1 or 2).
 pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
@@ -44,7 +44,7 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
         (report, Vec::new())
     } else {
         let engine = Engine::new(policy, args.kube_version.unwrap_or(Capabilities::LATEST));
-        let mode = args.namespace_mode.map(crate::policy::Mode::as_str);
+        let mode = args.namespace_mode.map(zerodrop_core::policy::Mode::as_str);
         let pairs = args
             .namespace_annotation
             .iter()
@@ -108,7 +108,7 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
 fn image_lookup(
     args: &crate::cli::AuditArgs,
     client: &kube::Client,
-) -> anyhow::Result<std::sync::Arc<dyn crate::admission::ImageLookup>> {
+) -> anyhow::Result<std::sync::Arc<dyn zerodrop_core::admission::ImageLookup>> {
     use std::sync::Arc;
     let pull: Option<Arc<dyn crate::images::credentials::PullCredentials>> =
         args.image_pull_secrets.then(|| {
@@ -128,10 +128,10 @@ fn image_lookup(
 async fn inspect_images(
     args: &crate::cli::RegistryArgs,
     images: &[(String, crate::images::Platform)],
-) -> anyhow::Result<crate::engine::image::Images> {
+) -> anyhow::Result<zerodrop_core::engine::image::Images> {
     use futures::StreamExt;
     let inspector = &inspector(args)?;
-    let found: Vec<(String, crate::engine::image::ImageFacts)> =
+    let found: Vec<(String, zerodrop_core::engine::image::ImageFacts)> =
         futures::stream::iter(images.iter().cloned())
             .map(|(image, platform)| async move {
                 let facts = inspector.facts(&image, &platform).await;

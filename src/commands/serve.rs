@@ -7,9 +7,7 @@ use crate::cli::ServeArgs;
 use crate::cluster::certificates::{self, SelfManaged};
 use crate::cluster::lease::LeaseConfig;
 use crate::cluster::{self, ClusterError, namespaces::NamespaceCache};
-use crate::engine::{Capabilities, Engine};
 use crate::metrics::Metrics;
-use crate::policy::{ClusterPolicy, Layer};
 use crate::scan::ScanConfig;
 use crate::server::{self, Backend, CertSource, Server, State};
 use anyhow::Context as _;
@@ -17,6 +15,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use zerodrop_core::engine::{Capabilities, Engine};
+use zerodrop_core::policy::{ClusterPolicy, Layer};
 
 pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let policy = load_policy(args.config.as_deref())?;
@@ -128,7 +128,7 @@ async fn cluster_client(args: &ServeArgs) -> anyhow::Result<Option<kube::Client>
 fn scan_config(
     args: &ServeArgs,
     client: &kube::Client,
-    images: Option<Arc<dyn crate::admission::ImageLookup>>,
+    images: Option<Arc<dyn zerodrop_core::admission::ImageLookup>>,
 ) -> Option<ScanConfig> {
     if args.scan_interval.is_zero() {
         return None;
@@ -253,7 +253,7 @@ impl Join {
         let backend = Backend {
             engine: Engine::new(policy, caps),
             namespaces: Arc::new(cache),
-            cache: crate::admission::cache::DecisionCache::new(cache_size),
+            cache: zerodrop_core::admission::cache::DecisionCache::new(cache_size),
             synced: Box::new(move || probe.synced()),
         };
         if state.connected.set(backend).is_ok() {

@@ -1,8 +1,8 @@
 //! What several commands set up the same way: the policy file, the image inspector the
 //! registry flags describe, the stop signal.
 
-use crate::policy::ClusterPolicy;
 use anyhow::Context as _;
+use zerodrop_core::policy::ClusterPolicy;
 
 /// The cluster layer from `--config`, validated; built-in defaults without one.
 pub fn load_policy(path: Option<&std::path::Path>) -> anyhow::Result<ClusterPolicy> {

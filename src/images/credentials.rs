@@ -2,10 +2,10 @@
 //! and the pull Secrets of a pod (`kubernetes.io/dockerconfigjson`, `kubernetes.io/dockercfg`).
 
 use super::reference::DOCKER_HUB;
-use crate::admission::Puller;
 use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Arc;
+use zerodrop_core::admission::Puller;
 
 /// A user name and password for one registry; the password never reaches a log.
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -6,7 +6,7 @@ use super::blobs::{Pull, verified};
 use super::layers::{Entry, LayerBudget, resolve, scan};
 use super::manifest::Descriptor;
 use super::registry::RegistryClient;
-use crate::engine::image::{Script, Shell, classify_script};
+use zerodrop_core::engine::image::{Script, Shell, classify_script};
 
 /// A script is read up to this much: entrypoint scripts are small.
 const MAX_SCRIPT: usize = 256 * 1024;

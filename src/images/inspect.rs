@@ -8,10 +8,10 @@ pub use super::layers::LayerBudget;
 use super::manifest::{ConfigFile, Descriptor, Manifest};
 use super::reference::Reference;
 use super::registry::{RegistryClient, RegistryError, manifest_accept};
-use crate::engine::image::{ImageConfig, ImageFacts, Platform, Script, Shell};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use zerodrop_core::engine::image::{ImageConfig, ImageFacts, Platform, Script, Shell};
 
 const MAX_MANIFEST: usize = 4 << 20;
 const MAX_CONFIG: usize = 1 << 20;
@@ -307,7 +307,7 @@ impl Inspector {
             layers,
         };
         let shell = files.shell().await;
-        let script = match crate::engine::image::program(&argv) {
+        let script = match zerodrop_core::engine::image::program(&argv) {
             Some(first) => {
                 files
                     .script(

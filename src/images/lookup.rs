@@ -3,12 +3,12 @@
 
 use super::credentials::PullCredentials;
 use super::inspect::Inspector;
-use crate::admission::{ImageLookup, Puller};
-use crate::engine::image::{ImageFacts, Platform};
 use crate::metrics::{Metrics, ResultLabels};
 use futures::future::BoxFuture;
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
+use zerodrop_core::admission::{ImageLookup, Puller};
+use zerodrop_core::engine::image::{ImageFacts, Platform};
 
 /// Shared by every request; inspections run on it in the background.
 pub struct Shared {

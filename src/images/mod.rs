@@ -12,5 +12,5 @@ pub mod reference;
 pub mod registry;
 mod resolve;
 
-pub use crate::engine::image::Platform;
 pub use inspect::Inspector;
+pub use zerodrop_core::engine::image::Platform;

@@ -10,13 +10,13 @@ pub use state::{
     Backend, DEFAULT_MIB_IN_FLIGHT, ImageInspection, Limits, SMALL_MIB_IN_FLIGHT, State,
 };
 
-use crate::policy::Mode;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use zerodrop_core::policy::Mode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

@@ -2,7 +2,6 @@
 
 use super::limit::{self, BLOCKING_THRESHOLD, MAX_BODY, Ticket};
 use super::state::State;
-use crate::admission::{self, Context, Endpoint, Fetch, Outcome};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, State as Shared};
@@ -16,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::RequestBodyTimeoutLayer;
+use zerodrop_core::admission::{self, Context, Endpoint, Fetch, Outcome};
 
 /// At most this long asking the apiserver for a namespace the watch has not delivered yet.
 const MAX_FETCH: Duration = Duration::from_secs(2);

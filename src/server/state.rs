@@ -1,14 +1,14 @@
 //! What every request shares: the deciding backend, the limits, image inspection, readiness.
 
-use crate::admission::cache::DecisionCache;
-use crate::admission::{ImageLookup, NamespaceLookup};
-use crate::engine::Engine;
 use crate::metrics::Metrics;
-use crate::policy::Mode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use zerodrop_core::admission::cache::DecisionCache;
+use zerodrop_core::admission::{ImageLookup, NamespaceLookup};
+use zerodrop_core::engine::Engine;
+use zerodrop_core::policy::Mode;
 
 /// Protection against overload and slow clients: what a request may cost is bounded in
 /// requests, in bytes and in threads, and held until its work has really ended.

@@ -6,12 +6,12 @@ use super::advice::{Cause, Observed, Readiness};
 use super::options::{Options, VerifyError};
 use super::report::{ActionRun, Carried};
 use super::workload::{NamespaceFacts, State};
-use crate::engine::{Capabilities, Engine, Workload};
-use crate::policy::{ClusterPolicy, LEDGER_ANNOTATION, Layer};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
 use kube::{Api, Client};
+use zerodrop_core::engine::{Capabilities, Engine, Workload};
+use zerodrop_core::policy::{ClusterPolicy, LEDGER_ANNOTATION, Layer};
 
 /// What the first pod of the workload carries.
 pub fn carried(pod: Option<&Pod>) -> Carried {

@@ -222,8 +222,8 @@ async fn body(
     let pods = workload::pods(client, ns, &after.selector).await?;
     let carried = observed::carried(pods.first());
     let kind = match target.kind {
-        preflight::Kind::Deployment => crate::engine::Workload::Deployment,
-        preflight::Kind::StatefulSet => crate::engine::Workload::StatefulSet,
+        preflight::Kind::Deployment => zerodrop_core::engine::Workload::Deployment,
+        preflight::Kind::StatefulSet => zerodrop_core::engine::Workload::StatefulSet,
     };
     // Reading the namespace needs a cluster-scoped get a RoleBinding cannot grant; the advice
     // then goes by what the pods carried.

@@ -12,9 +12,9 @@ use crate::e2e::{SHARED, shared};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use zerodrop::admission::{Context, Endpoint, handle};
-use zerodrop::engine::{Capabilities, Engine};
-use zerodrop::policy::{ClusterPolicy, Layer};
+use zerodrop_core::admission::{Context, Endpoint, handle};
+use zerodrop_core::engine::{Capabilities, Engine};
+use zerodrop_core::policy::{ClusterPolicy, Layer};
 
 type Captured = Arc<Mutex<Vec<Value>>>;
 
@@ -143,7 +143,7 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
         engine: &engine,
         cache: None,
         namespaces: &namespaces,
-        unknown_namespace_mode: zerodrop::policy::Mode::Audit,
+        unknown_namespace_mode: zerodrop_core::policy::Mode::Audit,
         images: None,
     };
     let outcome = handle(

@@ -8,9 +8,9 @@ use crate::support::router::{call, fixture, state_with};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use zerodrop::admission::{Fetch, NamespaceLookup};
 use zerodrop::cluster::namespaces::NamespaceCache;
-use zerodrop::policy::Mode;
+use zerodrop_core::admission::{Fetch, NamespaceLookup};
+use zerodrop_core::policy::Mode;
 
 #[tokio::test]
 async fn an_unwatched_namespace_is_fetched_with_its_policy() {

@@ -6,11 +6,11 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tower::ServiceExt;
-use zerodrop::admission::NamespaceLookup;
-use zerodrop::engine::{Capabilities, Engine};
 use zerodrop::metrics::Metrics;
-use zerodrop::policy::{ClusterPolicy, Layer, Mode};
 use zerodrop::server::{Backend, State, router};
+use zerodrop_core::admission::NamespaceLookup;
+use zerodrop_core::engine::{Capabilities, Engine};
+use zerodrop_core::policy::{ClusterPolicy, Layer, Mode};
 
 pub fn fixture(name: &str) -> Value {
     let path = format!(

@@ -5,9 +5,11 @@ use super::review::{Request, Response};
 use crate::engine::image::{ImageFacts, Platform};
 use crate::findings::Code;
 use crate::policy::{Layer, Mode};
-use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// A boxed future, as the lookups return it (the core names no async runtime).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
