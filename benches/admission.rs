@@ -1,12 +1,11 @@
 //! The admission path per request, as ratios against a floor measured in the same run:
 //! floor = parse the AdmissionReview + serialise an `allowed` response (what any webhook must do);
-//! full = parse + engine + patch + response. bench/run.sh prints full/floor from these.
+//! full = parse + engine + patch + response. experiments/benchmarks/run.sh prints full/floor from these.
 
 // A measuring tool, not the request path: a failed step aborts the run with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "support/reviews.rs"]
-mod reviews;
+use zerodrop_testkit::reviews;
 
 // The binary's allocator, so the numbers are the server's.
 #[global_allocator]

@@ -32,22 +32,22 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "control plane (etcd + kube-apiserver + kube-controller-manager from the Go modules)"
 command -v go >/dev/null || { echo "go is required to build the end-to-end control plane"; exit 1; }
-ZERODROP_HARNESS_BIN="$(tests/harness/build.sh)"
+ZERODROP_HARNESS_BIN="$(tools/harness/build.sh)"
 export ZERODROP_HARNESS_BIN
 echo "$ZERODROP_HARNESS_BIN"
 
 step "helm (helm.sh/helm/v4 from the Go modules)"
-ZERODROP_HELM="$(tests/helm/build.sh)"
+ZERODROP_HELM="$(tools/helm/build.sh)"
 export ZERODROP_HELM
 echo "$ZERODROP_HELM"
 
 step "promtool (github.com/prometheus/prometheus from the Go modules: the chart's alerting rules)"
-ZERODROP_PROMTOOL="$(tests/promtool/build.sh)"
+ZERODROP_PROMTOOL="$(tools/promtool/build.sh)"
 export ZERODROP_PROMTOOL
 echo "$ZERODROP_PROMTOOL"
 
 step "registry tools (distribution's registry, crane, htpasswd from the Go modules: the image inspector's tests)"
-ZERODROP_REGISTRY_TOOLS="$(tests/registry/build.sh)"
+ZERODROP_REGISTRY_TOOLS="$(tools/registry/build.sh)"
 export ZERODROP_REGISTRY_TOOLS
 echo "$ZERODROP_REGISTRY_TOOLS"
 
@@ -61,23 +61,23 @@ step "Kubernetes releases: the acceptance core on 1.32, 1.33, 1.34, 1.36 and the
 # (cached by content), then the same test binary against it.
 core=(e2e::chart::rendered e2e::generated e2e::workloads e2e::pods e2e::namespaces e2e::versions e2e::peers)
 for release in 1.30 1.32 1.33 1.34 1.36; do
-  bin="$(tests/harness/build.sh --version "$release")"
+  bin="$(tools/harness/build.sh --version "$release")"
   echo "Kubernetes $release: $bin"
   if [ "$release" = 1.30 ]; then filter=(e2e::); else filter=("${core[@]}"); fi
   ZERODROP_HARNESS_BIN="$bin" cargo test --locked -p zerodrop --test suite -- "${filter[@]}"
 done
 
 step "rollout experiment: its reporting (pytest), then a real node (smoke: the exit app without and with zerodrop, once; the traffic matrix's close-drain cell through kube-proxy and Traefik; zerodrop verify's cases)"
-python3 -m pytest -q -p no:cacheprovider tests/node
+python3 -m pytest -q -p no:cacheprovider experiments/proof
 # Root and Debian's containerd/runc/CNI plugins (node.sh installs them when missing): the
-# node runs real containers (tests/node). The smokes build the traffic tools they use.
-tests/node/node.sh up
-trap 'tests/node/node.sh down' EXIT
-tests/node/experiment.py --smoke
-tests/node/traffic.py --smoke
-tests/node/verify.py
-tests/node/node.sh down
+# node runs real containers (experiments/proof). The smokes build the traffic tools they use.
+experiments/proof/node.sh up
+trap 'experiments/proof/node.sh down' EXIT
+experiments/proof/experiment.py --smoke
+experiments/proof/traffic.py --smoke
+experiments/proof/verify.py
+experiments/proof/node.sh down
 trap - EXIT
 
-step "benchmark scripts (smoke run: keeps bench/run.sh working; numbers are not judged here)"
-bench/run.sh --smoke
+step "benchmark scripts (smoke run: keeps experiments/benchmarks/run.sh working; numbers are not judged here)"
+experiments/benchmarks/run.sh --smoke

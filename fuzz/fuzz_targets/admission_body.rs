@@ -1,8 +1,6 @@
 //! Fuzz target: HTTP body -> AdmissionReview handler (both endpoints).
 #![no_main]
 
-#[allow(dead_code)] // each target uses one of the shared checks
-#[path = "../checks.rs"]
-mod checks;
+use zerodrop_testkit::fuzz_checks as checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::admission_body(data));

@@ -1,8 +1,6 @@
 //! Fuzz target: what the image inspector parses (references, manifests, configs, layers, scripts).
 #![no_main]
 
-#[allow(dead_code)] // each target uses one of the shared checks
-#[path = "../checks.rs"]
-mod checks;
+use zerodrop_testkit::fuzz_checks as checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::image_inputs(data));

@@ -1,11 +1,11 @@
 //! `zerodrop audit` against the real apiserver: --fix output is valid, the cluster audit shows
 //! modes, workloads and escaped pods, and PolicyReports are written when the CRD exists.
 
-use crate::e2e::cluster::{create_pod, namespace, pod, post, web};
-use crate::e2e::harness::{client, control_plane};
-use crate::e2e::{SHARED, shared};
+use crate::harness::{client, control_plane};
+use crate::{SHARED, shared};
 use serde_json::{Value, json};
 use std::process::Command;
+use zerodrop_testkit::cluster::{create_pod, namespace, pod, post, web};
 
 /// Runs the real binary: (exit code, stdout, stderr).
 pub fn zerodrop_audit(args: &[&str]) -> (i32, String, String) {
@@ -96,14 +96,14 @@ async fn fixed_manifests_are_accepted_by_the_apiserver() {
 async fn cluster_audit_shows_each_namespace_mode_and_what_would_change() {
     shared().await;
     let c = client().await;
-    let deployment = crate::e2e::cluster::deployment(0, web());
+    let deployment = zerodrop_testkit::cluster::deployment(0, web());
     for (mode, shown) in [
         (Some("enforce"), "enforce"),
         (Some("audit"), "audit"),
         (None, "off"),
     ] {
         let ns = namespace(&c, SHARED, mode, json!({})).await;
-        crate::e2e::cluster::create_deployment(&c, &ns, &deployment)
+        zerodrop_testkit::cluster::create_deployment(&c, &ns, &deployment)
             .await
             .ok_status();
         let report = cluster_report(&ns);
@@ -128,8 +128,8 @@ async fn policy_reports_need_the_crd_and_are_written_when_it_exists() {
     create_pod(&c, &ns, &pod("p", json!({}), json!([web()])), false)
         .await
         .ok_status();
-    let deployment = crate::e2e::cluster::deployment(0, web());
-    crate::e2e::cluster::create_deployment(&c, &ns, &deployment)
+    let deployment = zerodrop_testkit::cluster::deployment(0, web());
+    zerodrop_testkit::cluster::create_deployment(&c, &ns, &deployment)
         .await
         .ok_status();
     let report = || audit_with_policy_report(&ns);

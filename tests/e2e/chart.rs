@@ -1,11 +1,13 @@
 //! The chart installed into the real apiserver, and self-managed certificates against it.
 
-use crate::e2e::cluster::{create_pod, namespace, pod, post, register_url, wait_for_webhook, web};
-use crate::e2e::harness::{Zerodrop, client};
+use crate::harness::{Zerodrop, client};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use zerodrop_testkit::cluster::{
+    create_pod, namespace, pod, post, register_url, wait_for_webhook, web,
+};
 
 /// API collection of a rendered object; webhook configurations are only dry-run created so the
 /// release's selector does not reach into the namespaces of tests running in parallel.
@@ -69,7 +71,7 @@ async fn rendered_chart_is_accepted_by_the_real_apiserver() {
         ("zd-cm", vec!["certificates.mode=certManager"]),
         ("zd-pr", provided.to_vec()),
         // The NetworkPolicy and the dashboard ConfigMap (the PrometheusRule needs the
-        // Prometheus Operator's CRD; promtool checks it in tests/chart.rs).
+        // Prometheus Operator's CRD; promtool checks it in tests/tools/chart.rs).
         (
             "zd-np",
             vec![
@@ -80,7 +82,7 @@ async fn rendered_chart_is_accepted_by_the_real_apiserver() {
         ),
     ] {
         let ns = namespace(&c, "none", None, json!({})).await;
-        let objs = crate::support::helm::render_release(release, &ns, &sets).unwrap();
+        let objs = zerodrop_testkit::helm::render_release(release, &ns, &sets).unwrap();
         assert!(objs.len() >= 9, "{release}: {} objects", objs.len());
         for obj in &objs {
             let (path, _) = collection(obj, &ns);
@@ -167,7 +169,7 @@ pub async fn self_managed_pair(
     ]
     .into();
     // The configurations exist before zerodrop starts (as with Helm), without a caBundle.
-    let port = crate::e2e::harness::free_port();
+    let port = crate::harness::free_port();
     register_url(c, &name, &format!("https://localhost:{port}"), None).await;
     // Two replicas race for the Secret.
     let (a, b) = std::thread::scope(|s| {
@@ -257,7 +259,7 @@ async fn self_managed_certificates_bootstrap_agree_and_rotate_without_failed_adm
         pem_to_der(&latest),
         "replica b serves a stale certificate"
     );
-    crate::e2e::cluster::delete_webhooks(&c, &name).await;
+    zerodrop_testkit::cluster::delete_webhooks(&c, &name).await;
 }
 
 /// The test reads whatever certificate is served; trust is checked by the apiserver above.

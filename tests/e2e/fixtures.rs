@@ -5,16 +5,16 @@
 //! webhook configurations in name order), so it sees the objects as clients sent them.
 //! Set ZERODROP_UPDATE_FIXTURES=1 to rewrite the saved fixtures.
 
-use crate::e2e::cluster::{WEBHOOK_LABEL, create_pod, namespace, pod, post, web};
-use crate::e2e::harness::client;
-use crate::e2e::webhook_server::serve;
-use crate::e2e::{SHARED, shared};
+use crate::harness::client;
+use crate::webhook_server::serve;
+use crate::{SHARED, shared};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use zerodrop_core::admission::{Context, Endpoint, handle};
 use zerodrop_core::engine::{Capabilities, Engine};
 use zerodrop_core::policy::{ClusterPolicy, Layer};
+use zerodrop_testkit::cluster::{WEBHOOK_LABEL, create_pod, namespace, pod, post, web};
 
 type Captured = Arc<Mutex<Vec<Value>>>;
 
@@ -109,8 +109,8 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
     }
     let stored = create_pod(&c, &ns, &pod_sent, false).await;
     stored.ok_status();
-    let deployment = crate::e2e::cluster::deployment(1, web());
-    crate::e2e::cluster::create_deployment(&c, &ns, &deployment)
+    let deployment = zerodrop_testkit::cluster::deployment(1, web());
+    zerodrop_testkit::cluster::create_deployment(&c, &ns, &deployment)
         .await
         .ok_status();
     delete_recorder(&c).await;
@@ -196,5 +196,5 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
 }
 
 async fn delete_recorder(c: &kube::Client) {
-    crate::e2e::cluster::delete_webhooks(c, "aaa-recorder").await;
+    zerodrop_testkit::cluster::delete_webhooks(c, "aaa-recorder").await;
 }

@@ -2,14 +2,14 @@
 //! as sent, it also accepts it with zerodrop's patch (validation runs after mutation, and a
 //! rejected patch fails the create even with failurePolicy Ignore).
 
-use crate::support::pods;
+use zerodrop_testkit::pods;
 
-use crate::e2e::cluster::{create_pod, namespace};
-use crate::e2e::harness::{client, log_line};
-use crate::e2e::{SHARED, shared};
+use crate::harness::{client, log_line};
+use crate::{SHARED, shared};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
+use zerodrop_testkit::cluster::{create_pod, namespace};
 
 #[tokio::test]
 async fn generated_pods_valid_as_sent_stay_valid_with_zerodrops_patch() {
@@ -58,22 +58,16 @@ async fn logs_carry_no_secret_key_or_object() {
     let c = client().await;
     let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
     let marker = "zd-marker-7f3a9c";
-    let mut container = crate::e2e::cluster::web();
+    let mut container = zerodrop_testkit::cluster::web();
     container["env"] = json!([{ "name": "TOKEN", "value": marker }]);
-    let pod = crate::e2e::cluster::pod(
+    let pod = zerodrop_testkit::cluster::pod(
         "logged",
         json!({ "example.com/note": marker }),
         json!([container]),
     );
     create_pod(&c, &ns, &pod, false).await.ok_status();
     // The pod's admission is logged (by namespace and name), its content is not.
-    let file = crate::e2e::shared()
-        .await
-        .zerodrop
-        .lock()
-        .unwrap()
-        .log
-        .clone();
+    let file = crate::shared().await.zerodrop.lock().unwrap().log.clone();
     let line = log_line(&file, std::time::Duration::from_secs(5), |l| {
         l.contains(&ns) && l.contains("\"name\":\"logged\"")
     })

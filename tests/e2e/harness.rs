@@ -1,12 +1,12 @@
-//! The real control plane (tests/harness) and zerodrop processes, tied to this test process.
+//! The real control plane (tools/harness) and zerodrop processes, tied to this test process.
 
-use crate::support::process::spawn_tied;
 use serde::Deserialize;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use zerodrop_testkit::process::spawn_tied;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -15,7 +15,7 @@ pub struct ControlPlane {
 }
 
 pub fn harness_bin() -> PathBuf {
-    crate::support::built::built("ZERODROP_HARNESS_BIN", "tests/harness/build.sh")
+    zerodrop_testkit::tools::path(&zerodrop_testkit::tools::HARNESS)
 }
 
 /// One control plane per test process.
@@ -240,7 +240,7 @@ impl Zerodrop {
     }
 
     pub fn stop(&mut self) {
-        crate::support::process::sigterm(&self.child);
+        zerodrop_testkit::process::sigterm(&self.child);
         let _ = self.child.wait();
     }
 }

@@ -2,13 +2,13 @@
 //! shell-form image gets the workload warning (its images inspected within /validate's
 //! budget), its pods get the cached verdict, and with shell-exec they get the rewrite.
 
-use crate::e2e::cluster::{
+use crate::harness::{Zerodrop, client, free_port};
+use serde_json::json;
+use zerodrop_testkit::cluster::{
     create_deployment, delete_webhooks, deployment, first_pod, namespace, register,
     wait_for_webhook,
 };
-use crate::e2e::harness::{Zerodrop, client, free_port};
-use crate::support::registry::{PASSWORD, Registry, USER};
-use serde_json::json;
+use zerodrop_testkit::registry::{PASSWORD, Registry, USER};
 
 #[tokio::test]
 async fn a_shell_form_image_is_found_through_the_webhook_and_rewritten_with_shell_exec() {

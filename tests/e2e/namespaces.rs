@@ -1,16 +1,16 @@
 //! Namespaces the watch has not delivered yet (applied together with their workloads): the
 //! webhook asks the real apiserver instead of falling back to --unknown-namespace-mode.
 
-use crate::e2e::SHARED;
-use crate::e2e::cluster::namespace;
-use crate::e2e::harness::client;
-use crate::support::router::{call, fixture, state_with};
+use crate::SHARED;
+use crate::harness::client;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use zerodrop::cluster::namespaces::NamespaceCache;
 use zerodrop_core::admission::{Fetch, NamespaceLookup};
 use zerodrop_core::policy::Mode;
+use zerodrop_testkit::cluster::namespace;
+use zerodrop_testkit::router::{call, fixture, state_with};
 
 #[tokio::test]
 async fn an_unwatched_namespace_is_fetched_with_its_policy() {

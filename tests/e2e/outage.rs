@@ -1,10 +1,10 @@
 //! Webhook outage with failurePolicy Ignore: pods are still created; mutation resumes after.
 
-use crate::e2e::cluster::{
+use crate::harness::{Zerodrop, client, free_port};
+use serde_json::json;
+use zerodrop_testkit::cluster::{
     create_pod, delete_webhooks, namespace, pod, register, wait_for_webhook, web,
 };
-use crate::e2e::harness::{Zerodrop, client, free_port};
-use serde_json::json;
 
 #[tokio::test]
 async fn stopped_webhook_lets_pods_through_and_mutation_resumes() {

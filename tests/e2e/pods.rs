@@ -1,9 +1,9 @@
 //! Pods through the real apiserver: what is stored, what is warned, what is left alone.
 
-use crate::e2e::cluster::{create_pod, get_pod, namespace, pod, web};
-use crate::e2e::harness::client;
-use crate::e2e::{SHARED, shared};
+use crate::harness::client;
+use crate::{SHARED, shared};
 use serde_json::{Value, json};
+use zerodrop_testkit::cluster::{create_pod, get_pod, namespace, pod, web};
 
 /// A fresh namespace of the shared webhook, opted in with `mode`.
 async fn setup(mode: Option<&str>) -> (kube::Client, String) {

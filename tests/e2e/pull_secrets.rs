@@ -2,19 +2,19 @@
 //! rights for `images.pullSecrets=true` (a ServiceAccount token, RBAC enforced): a workload's
 //! pull secret, a ServiceAccount's, and a namespace with neither.
 
-use crate::e2e::cluster::{
+use crate::harness::{Zerodrop, client, control_plane, free_port, log_line};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use zerodrop_testkit::cluster::{
     create_deployment, delete_webhooks, deployment, first_pod, namespace, post, register,
     wait_for_webhook,
 };
-use crate::e2e::harness::{Zerodrop, client, control_plane, free_port, log_line};
-use crate::support::registry::{PASSWORD, Registry, USER};
-use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use zerodrop_testkit::registry::{PASSWORD, Registry, USER};
 
 /// The chart's ServiceAccount and cluster rights for `sets`, created in `ns`; a kubeconfig
 /// that authenticates as that ServiceAccount (a TokenRequest token).
 async fn as_the_chart(c: &kube::Client, ns: &str, sets: &[&str], dir: &Path) -> PathBuf {
-    let objs = crate::support::helm::render_release("zd-ps", ns, sets).unwrap();
+    let objs = zerodrop_testkit::helm::render_release("zd-ps", ns, sets).unwrap();
     let mut account = None;
     for obj in &objs {
         let path = match obj["kind"].as_str().unwrap() {
@@ -215,7 +215,7 @@ async fn the_cluster_audit_inspects_images_with_each_workloads_pull_secrets() {
         let mut args = vec!["--cluster", "-n", &ns, "-o", "json", "--fail-on", "none"];
         args.extend(["--images", "--registry-ca", &ca]);
         args.extend(extra);
-        let (code, out, err) = crate::e2e::audit::zerodrop_audit(&args);
+        let (code, out, err) = crate::audit::zerodrop_audit(&args);
         assert_eq!(code, 0, "{err}");
         let report: Value = serde_json::from_str(&out).unwrap();
         let entry = report["workloads"]

@@ -1,13 +1,13 @@
 //! Self-managed certificates across a CA rotation: two replicas share the Secret, the
 //! apiserver keeps trusting whichever certificate each one serves, no admission fails.
 
-use crate::e2e::chart::{SelfManagedPair, self_managed_pair};
-use crate::e2e::cluster::{create_pod, namespace, pod, wait_for_webhook, web};
-use crate::e2e::harness::client;
+use crate::chart::{SelfManagedPair, self_managed_pair};
+use crate::harness::client;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::json;
 use std::time::{Duration, Instant};
+use zerodrop_testkit::cluster::{create_pod, namespace, pod, wait_for_webhook, web};
 
 fn bundle(s: &Secret) -> String {
     String::from_utf8(s.data.as_ref().unwrap()["ca.crt"].0.clone()).unwrap()
@@ -71,5 +71,5 @@ async fn a_ca_rotation_fails_no_admission() {
         "{failed} admissions failed across the CA rotation ({ok} ok); logs:\n{}",
         a.logs()
     );
-    crate::e2e::cluster::delete_webhooks(&c, &name).await;
+    zerodrop_testkit::cluster::delete_webhooks(&c, &name).await;
 }

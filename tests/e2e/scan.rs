@@ -3,13 +3,13 @@
 //! zerodrop brings the gauge back to 0, only the Lease holder scans, and losing the holder
 //! moves the scan within the lease duration.
 
-use crate::e2e::audit::policy_reports;
-use crate::e2e::cluster::{
-    create_deployment, delete_webhooks, deployment, namespace, register, wait_for_webhook, web,
-};
-use crate::e2e::harness::{Zerodrop, client, free_port};
+use crate::audit::policy_reports;
+use crate::harness::{Zerodrop, client, free_port};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use zerodrop_testkit::cluster::{
+    create_deployment, delete_webhooks, deployment, namespace, register, wait_for_webhook, web,
+};
 
 /// A scan every second on a Lease of the test's own, held 3 s, over the namespaces of the
 /// test's own webhook (`selector`), so tests scanning in parallel never write each other's
@@ -121,8 +121,8 @@ async fn the_outage_drill_shows_escaped_pods_and_a_rollout_brings_them_back_to_z
     // admission, as any replica in a cluster has.
     wait_for_webhook(&c, &ns).await;
     let text = zd.metrics_text().await.unwrap();
-    let exported = crate::support::named_metrics::exported(&text);
-    let named = crate::support::named_metrics::named();
+    let exported = crate::named_metrics::exported(&text);
+    let named = crate::named_metrics::named();
     assert!(
         named
             .iter()
@@ -244,7 +244,7 @@ fn a_or_b(a: bool) -> &'static str {
 /// counts that pod as unprotected with its own reason, without calling a registry itself.
 #[tokio::test]
 async fn a_pod_admitted_before_its_image_was_known_is_counted_unprotected() {
-    use crate::support::registry::Registry;
+    use zerodrop_testkit::registry::Registry;
     let registry = Registry::start(false);
     let image = registry.push_shell_form("shop/late", "./late");
     let c = client().await;
@@ -271,7 +271,7 @@ async fn a_pod_admitted_before_its_image_was_known_is_counted_unprotected() {
     let sent = json!({ "apiVersion": "v1", "kind": "Pod",
         "metadata": { "name": "late", "annotations": { "zerodrop.dev/shell-exec": "true" } },
         "spec": { "containers": [container] } });
-    crate::e2e::cluster::create_pod(&c, &ns, &sent, false)
+    zerodrop_testkit::cluster::create_pod(&c, &ns, &sent, false)
         .await
         .ok_status();
     let stored = get(&c, &format!("/api/v1/namespaces/{ns}/pods/late"))

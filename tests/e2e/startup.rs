@@ -2,13 +2,13 @@
 //! first install on a busy cluster): it retries, is not ready and says why until the apiserver
 //! answers, then becomes ready and enforces without a restart.
 
-use crate::e2e::cluster::{
-    create_pod, delete_webhooks, namespace, pod, register, wait_for_webhook, web,
-};
-use crate::e2e::harness::{Zerodrop, client, control_plane, free_port};
+use crate::harness::{Zerodrop, client, control_plane, free_port};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
+use zerodrop_testkit::cluster::{
+    create_pod, delete_webhooks, namespace, pod, register, wait_for_webhook, web,
+};
 
 /// The control plane's kubeconfig with its server moved to `port` on loopback.
 fn kubeconfig_at(port: u16, dir: &std::path::Path) -> (std::path::PathBuf, String) {

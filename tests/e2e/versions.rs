@@ -3,12 +3,12 @@
 //! the exec fallback it uses below 1.30, and `sleep: 0`, which zerodrop never emits because
 //! servers before 1.33 refuse it.
 
-use crate::e2e::cluster::{
+use crate::harness::{Zerodrop, client, free_port, log_line};
+use crate::{SHARED, shared};
+use serde_json::{Value, json};
+use zerodrop_testkit::cluster::{
     create_pod, delete_webhooks, get_pod, namespace, pod, register, wait_for_webhook, web,
 };
-use crate::e2e::harness::{Zerodrop, client, free_port, log_line};
-use crate::e2e::{SHARED, shared};
-use serde_json::{Value, json};
 
 /// The minor version the control plane says it is, from its `/version`.
 async fn server_minor(c: &kube::Client) -> u32 {

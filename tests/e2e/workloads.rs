@@ -1,12 +1,12 @@
 //! Workloads: `kubectl apply`-style creates get zerodrop's advice; their pods get the mutation.
 
-use crate::e2e::cluster::{namespace, post, web};
-use crate::e2e::harness::client;
-use crate::e2e::{SHARED, shared};
+use crate::harness::client;
+use crate::{SHARED, shared};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 use std::time::{Duration, Instant};
+use zerodrop_testkit::cluster::{namespace, post, web};
 
 #[tokio::test]
 async fn deployment_create_returns_warnings_and_its_pods_are_mutated() {
@@ -15,7 +15,7 @@ async fn deployment_create_returns_warnings_and_its_pods_are_mutated() {
     let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
     let mut container = web();
     container["command"] = json!(["sh", "-c", "web --port 8080"]);
-    let deployment = crate::e2e::cluster::deployment(2, container);
+    let deployment = zerodrop_testkit::cluster::deployment(2, container);
     let r = post(
         &c,
         &format!(

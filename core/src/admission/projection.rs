@@ -17,7 +17,7 @@ pub enum Keep {
     Each(&'static Keep),
 }
 
-/// Every container field a rule reads (tests/engine_props.rs checks that evaluating this
+/// Every container field a rule reads (core/tests/engine_props.rs checks that evaluating this
 /// projection decides exactly what evaluating the whole object does).
 const CONTAINER: Keep = Keep::Fields(&[
     ("name", Keep::All),

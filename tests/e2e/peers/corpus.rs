@@ -1,12 +1,12 @@
 //! The pods every peer gets (generated with a fixed seed, plus what the generator does not
 //! make) and how one peer's answers are counted against the pods as sent.
 
-use crate::e2e::cluster::Reply;
-use crate::support::pods;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use zerodrop_testkit::cluster::Reply;
+use zerodrop_testkit::pods;
 
 /// The hand-made part of the corpus.
 fn fixtures() -> Vec<(&'static str, Value)> {

@@ -1,27 +1,27 @@
 //! zerodrop and the peers a platform engineer would otherwise install, on one corpus through
 //! the same apiserver (server-side dry-run): the in-tree MutatingAdmissionPolicy
-//! (bench/peers/mutating-admission-policy.yaml, served from 1.36) and, when the benchmark hands
-//! over a built Kyverno (`ZERODROP_KYVERNO`, bench/run.sh), Kyverno's two policies
-//! (bench/peers/kyverno). Each peer's answers are counted (rejected, overwritten, Jobs and
+//! (experiments/peers/mutating-admission-policy.yaml, served from 1.36) and, when the benchmark hands
+//! over a built Kyverno (`ZERODROP_KYVERNO`, experiments/benchmarks/run.sh), Kyverno's two policies
+//! (experiments/peers). Each peer's answers are counted (rejected, overwritten, Jobs and
 //! sidecars touched, differences to zerodrop, reinvocation after a later injector); zerodrop's
 //! own guarantees are asserted on every version. `ZERODROP_PEERS_TABLE=F` writes the table to F.
 
 mod corpus;
 mod setup;
 
-use crate::e2e::cluster::{PEER_LABEL, create_pod, has_prestop, namespace, post, wait_for};
-use crate::e2e::harness::client;
-use crate::e2e::kyverno;
-use crate::e2e::{SHARED, shared};
+use crate::harness::client;
+use crate::{SHARED, shared};
 use corpus::Tally;
 use serde_json::{Value, json};
 use setup::Peer;
 use std::time::Duration;
+use zerodrop_testkit::cluster::{PEER_LABEL, create_pod, has_prestop, namespace, post, wait_for};
+use zerodrop_testkit::kyverno;
 
 fn mutating_admission_policy() -> Vec<Value> {
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("bench/peers/mutating-admission-policy.yaml"),
+            .join("experiments/peers/mutating-admission-policy.yaml"),
     )
     .unwrap();
     serde_yaml_ng::Deserializer::from_str(&text)

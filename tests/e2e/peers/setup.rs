@@ -1,13 +1,13 @@
 //! Where each peer mutates: a namespace per peer, a second one where a later webhook injects a
 //! container (so the apiserver reinvokes the peer), the injector itself, and Kyverno's process.
 
-use crate::e2e::cluster::{has_prestop, label, namespace, post, wait_for};
-use crate::e2e::harness::control_plane;
-use crate::e2e::kyverno;
-use crate::e2e::webhook_server::{Server, serve};
+use crate::harness::control_plane;
+use crate::webhook_server::{Server, serve};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::time::Duration;
+use zerodrop_testkit::cluster::{has_prestop, label, namespace, post, wait_for};
+use zerodrop_testkit::kyverno;
 
 const INJECT_LABEL: &str = "e2e.zerodrop.dev/inject";
 /// Named after every peer's webhook configuration, so the apiserver calls it last.
@@ -88,20 +88,20 @@ pub fn injected(pod: &Value) -> bool {
 }
 
 pub async fn delete_injector(c: &kube::Client) {
-    crate::e2e::cluster::delete_webhooks(c, INJECTOR).await;
+    zerodrop_testkit::cluster::delete_webhooks(c, INJECTOR).await;
 }
 
 /// Kyverno started against the shared apiserver, its two peers ready; the process dies with
 /// the test process.
 pub async fn kyverno(c: &kube::Client) -> (std::process::Child, Vec<Peer>) {
     kyverno::install(c).await;
-    let port = crate::e2e::harness::free_port();
-    let metrics = crate::e2e::harness::free_port();
+    let port = crate::harness::free_port();
+    let metrics = crate::harness::free_port();
     let mut cmd = kyverno::command(&control_plane().kubeconfig, port, metrics);
     let log = std::env::temp_dir().join(format!("zerodrop-kyverno-{port}.log"));
     let file = std::fs::File::create(&log).unwrap();
     cmd.stdout(file.try_clone().unwrap()).stderr(file);
-    let child = crate::support::process::spawn_tied(cmd);
+    let child = zerodrop_testkit::process::spawn_tied(cmd);
     let mut peers = Vec::new();
     for (name, value) in [
         ("Kyverno ClusterPolicy", kyverno::CLUSTER_POLICY),

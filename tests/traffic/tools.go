@@ -1,6 +1,0 @@
-//go:build tools
-
-// Package tools pins the load generator of the traffic matrix (tests/node).
-package tools
-
-import _ "github.com/tsenart/vegeta/v12"
