@@ -1,6 +1,9 @@
 //! The engine with image facts (PID 1 from the image): shell-form CMD, entrypoint scripts,
 //! inits, stop signals, unknown images, and the certain-only rewrite, table-driven.
 
+// A failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::{Value, json};
 use zerodrop_core::engine::image::{ImageConfig, ImageFacts, Images, Script, Shell};
 use zerodrop_core::engine::{Capabilities, Engine, Workload};

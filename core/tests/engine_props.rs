@@ -1,5 +1,8 @@
 //! Property tests over generated Pods: the engine's invariants hold for any shape we can build.
 
+// A failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use zerodrop_testkit::pods;
 
 use k8s_openapi::api::core::v1::Pod;

@@ -1,5 +1,8 @@
 //! Table-driven tests of every engine rule and every bad policy value.
 
+// A failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use serde_json::{Value, json};
 use zerodrop_core::engine::{Capabilities, Change, Decision, Engine, Skip, Workload};
 use zerodrop_core::findings::Code;

@@ -20,14 +20,14 @@ trap cleanup EXIT
 if [ $smoke = 1 ]; then dur=1; crit="--warm-up-time 0.2 --measurement-time 0.5 --sample-size 10"; iters=30; conns="1 8"
 else dur=10; crit="--warm-up-time 2 --measurement-time 5"; iters=2000; conns="1 8 64"; fi
 
-cargo build --release --locked --bin zerodrop --examples >&2
-bin="$CARGO_TARGET_DIR/release"
-ex="$bin/examples"
+# The test command's one release build (zerodrop and the test programs), shared with the node.
+bin="$(tools/release.sh)"
+ex="$bin"
 "$ex/bench_bodies" "$work/bodies" >/dev/null
 
 if [ $only_peers = 0 ]; then
   echo "== criterion: admission path per request" >&2
-  cargo bench --locked --bench admission -- $crit >&2
+  tools/release.sh bench --bench admission -- $crit >&2
 fi
 
 echo "== server load: zerodrop vs baseline (same TLS stack)" >&2
@@ -102,7 +102,7 @@ echo "{\"kind\":\"peers\",\"result\":$out}" >> "$work/results.jsonl"
 if [ $smoke = 0 ]; then
   # Behaviour on one corpus, Kyverno included (tests/e2e/peers), on the test's own control plane.
   kill "$cp_pid"; wait "$cp_pid" 2>/dev/null || true
-  ZERODROP_PEERS_TABLE="$work/peers-behaviour.md" cargo test --locked --test suite e2e::peers::the_peers_on_one_corpus -- --exact >&2
+  ZERODROP_PEERS_TABLE="$work/peers-behaviour.md" cargo test --locked -p zerodrop --test e2e peers::the_peers_on_one_corpus -- --exact >&2
 fi
 
 python3 experiments/benchmarks/summary.py "$work/results.jsonl" "$CARGO_TARGET_DIR/criterion" > "$work/table.md"

@@ -10,16 +10,15 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ZERODROP_CACHE/target}"
 work=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-cargo build --release --locked --bin zerodrop --examples >&2
-bin="$CARGO_TARGET_DIR/release"
-"$bin/testkit/src/bin/bench_bodies.rs" "$work/bodies" >/dev/null
+bin="$(tools/release.sh)"
+"$bin/bench_bodies" "$work/bodies" >/dev/null
 "$bin/zerodrop" serve --standalone --image-inspection=false --unknown-namespace-mode enforce --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
   --ca-bundle-out "$work/ca.pem" --log-level warn,zerodrop::commands=info --log-format json 2> "$work/zd.log" &
 pids+=($!); zd=$!
 for _ in $(seq 100); do grep -q '"serving"' "$work/zd.log" && break; sleep 0.1; done
 port=$(grep '"serving"' "$work/zd.log" | sed -nE 's/.*"tls":"127.0.0.1:([0-9]+)".*/\1/p' | head -1)
 seconds=$((minutes * 60))
-"$bin/testkit/src/bin/loadgen.rs" "https://localhost:$port/mutate" "$work/ca.pem" "$work/bodies/typical.json" 8 "$seconds" > "$work/load.json" &
+"$bin/loadgen" "https://localhost:$port/mutate" "$work/ca.pem" "$work/bodies/typical.json" 8 "$seconds" > "$work/load.json" &
 load=$!
 echo "t_s rss_kib"
 samples=()

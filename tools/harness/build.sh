@@ -5,8 +5,11 @@
 # With --node it also builds the worker (kubelet, kube-proxy, kube-scheduler) and kubectl.
 # With --version 1.N it builds that release's control plane from tools/harness/versions/1.N
 # (the launcher is this module's) into $ZERODROP_CACHE/harness/k8s-1.N-<hash>.
-# Prints the directory holding the binaries.
+# Prints the directory holding the binaries. --cached (first): build nothing, print the directory
+# only if that build exists (what the tests ask).
 set -euo pipefail
+cached=0
+if [ "${1:-}" = --cached ]; then cached=1; shift; fi
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${ZERODROP_CACHE:-$HOME/.cache/zerodrop}"
 module="$here"
@@ -37,6 +40,7 @@ if [ $missing = 0 ]; then
   echo "$out"
   exit 0
 fi
+[ $cached = 0 ] || { echo "not built: tools/harness/build.sh $*" >&2; exit 3; }
 command -v go >/dev/null || { echo "go is required to build the control plane" >&2; exit 1; }
 k8s=$(cd "$module" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
 major=$(echo "$k8s" | sed -E 's/^v([0-9]+)\..*/\1/')
