@@ -23,5 +23,6 @@ mod server_router;
 mod server_shutdown;
 mod server_startup;
 mod server_tls;
+mod structure;
 mod verify_advice;
 mod verify_rules;

@@ -6,4 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod chart;
+mod chart_access;
+mod chart_monitoring;
 mod images_registry;

@@ -1,6 +1,6 @@
 //! The cluster layer: a YAML config file of defaults, validated strictly at start.
 
-use super::{Partial, Setting};
+use super::settings::{Partial, Setting};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

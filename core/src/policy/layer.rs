@@ -1,6 +1,6 @@
 //! A policy layer read from annotations (namespace or pod), keeping the bad values as findings.
 
-use super::{LEDGER_ANNOTATION, MODE_LABEL, Mode, PREFIX, Partial, Setting};
+use super::settings::{LEDGER_ANNOTATION, MODE_LABEL, Mode, PREFIX, Partial, Setting};
 use crate::findings::{Code, Finding};
 use std::collections::BTreeMap;
 
