@@ -7,11 +7,14 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY core ./core
+# The workspace's other members must be there for cargo to read the workspace; only zerodrop is built.
+COPY testkit ./testkit
 COPY benches ./benches
 COPY tests/fixtures/pod-typical.json ./tests/fixtures/pod-typical.json
-# The dist profile: release without debug info, stripped (the image carries no line tables).
-RUN cargo build --profile dist --locked --target x86_64-unknown-linux-musl --bin zerodrop \
- && cp target/x86_64-unknown-linux-musl/dist/zerodrop /zerodrop
+# The release profile without its line tables, stripped: the image carries no debug info.
+RUN CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=true \
+    cargo build --release --locked --target x86_64-unknown-linux-musl -p zerodrop --bin zerodrop \
+ && cp target/x86_64-unknown-linux-musl/release/zerodrop /zerodrop
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /zerodrop /zerodrop

@@ -17,6 +17,7 @@ mod hostile_inputs;
 mod images_faults;
 mod json_outputs;
 mod load;
+mod reference;
 mod server_namespaces;
 mod server_overload;
 mod server_router;
