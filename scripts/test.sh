@@ -111,6 +111,9 @@ stage_node() {
   step "the experiments' own tests (pytest: reporting, classification, client selection)"
   python3 -m pytest -q -p no:cacheprovider experiments/proof
   step "one real node (kubelet, kube-proxy, kube-scheduler 1.37, Debian's containerd; root)"
+  # The smokes run the test build (dev profile, built by stage fast), not a second compile of
+  # the dependency tree for release: the experiments themselves measure the release build.
+  export ZERODROP_PROFILE=dev
   experiments/proof/node.sh up
   CLEANUP="experiments/proof/node.sh down"
   step "rollout experiment smoke: the exit app without and with zerodrop"
@@ -125,8 +128,8 @@ stage_node() {
 
 stage_bench() {
   need_go bench
-  step "benchmark scripts, smoke run (keeps experiments/benchmarks/run.sh working)"
-  experiments/benchmarks/run.sh --smoke
+  step "benchmark scripts, smoke run on the test build (keeps experiments/benchmarks/run.sh working)"
+  ZERODROP_PROFILE=dev experiments/benchmarks/run.sh --smoke
 }
 
 stages=()

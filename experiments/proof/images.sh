@@ -16,17 +16,24 @@ mkdir -p "$out"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$cache/target}"
 
 (cd "$root/tools/harness" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out/pause" ./cmd/pause) >&2
-# The test command's one release build (static glibc); the images get stripped copies: they hold
-# nothing but the program, as the Dockerfile's image does.
+# The programs (tools/release.sh): the release build by default, stripped copies in the images;
+# with ZERODROP_PROFILE=dev (CI's smokes) the test build, dynamically linked, its C libraries in
+# the images beside it.
 rel="$("$root/tools/release.sh")"
 strip -o "$out/zerodrop" "$rel/zerodrop"
 strip -o "$out/rollout-app" "$rel/rollout_app"
+libs=()
+if [ "${ZERODROP_PROFILE:-release}" = dev ]; then
+  for lib in $(ldd "$out/zerodrop" "$out/rollout-app" | awk '/=> \//{print $3} $1 ~ /^\/lib64\//{print $1}' | sort -u); do
+    libs+=("$lib=$lib")
+  done
+fi
 # `zerodrop load` is the experiment's load generator, run on the host (the stripped copy).
 
 oci() { python3 "$root/experiments/proof/oci.py" "$@"; }
 oci "$out/pause.tar" zerodrop.local/pause:1 --entrypoint '["/pause"]' --user 65535 "$out/pause=/pause"
 oci "$out/rollout-app.tar" zerodrop.local/rollout-app:1 --entrypoint '["/rollout-app"]' \
-  "$out/rollout-app=/rollout-app" \
+  "$out/rollout-app=/rollout-app" ${libs[@]+"${libs[@]}"} \
   /bin/dash=/bin/sh /lib/x86_64-linux-gnu/libc.so.6=/lib/x86_64-linux-gnu/libc.so.6 \
   /lib64/ld-linux-x86-64.so.2=/lib64/ld-linux-x86-64.so.2 \
   /bin/busybox=/bin/busybox "/bin/sleep->busybox" @/tmp
@@ -35,10 +42,10 @@ oci "$out/rollout-app.tar" zerodrop.local/rollout-app:1 --entrypoint '["/rollout
 # registry (node.sh), pulled by containerd, inspected by zerodrop.
 oci "$out/rollout-app-shell.tar" 198.18.0.1:5000/rollout-app-shell:1 \
   --cmd '["/bin/sh", "-c", "/rollout-app --on-sigterm drain"]' \
-  "$out/rollout-app=/rollout-app" \
+  "$out/rollout-app=/rollout-app" ${libs[@]+"${libs[@]}"} \
   /bin/dash=/bin/dash "/bin/sh->dash" /lib/x86_64-linux-gnu/libc.so.6=/lib/x86_64-linux-gnu/libc.so.6 \
   /lib64/ld-linux-x86-64.so.2=/lib64/ld-linux-x86-64.so.2 \
   /bin/busybox=/bin/busybox "/bin/sleep->busybox" @/tmp
 oci "$out/zerodrop.tar" zerodrop.local/zerodrop:1 --entrypoint '["/zerodrop"]' --user 65532 \
-  "$out/zerodrop=/zerodrop" @/tmp
+  "$out/zerodrop=/zerodrop" ${libs[@]+"${libs[@]}"} @/tmp
 echo "$out"

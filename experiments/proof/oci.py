@@ -46,6 +46,9 @@ def layer(specs):
                 folders(dest)
             else:
                 src, dest = spec.split("=", 1)
+                if dest.strip("/") in made:
+                    continue  # the same file named twice (a library the program needs, too)
+                made.add(dest.strip("/"))
                 folders(dest)
                 with open(src, "rb") as f:
                     data = f.read()

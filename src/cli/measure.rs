@@ -129,3 +129,12 @@ pub struct VerifyArgs {
     #[arg(long, env = "ZERODROP_VERIFY_SWEEP_SLEEP", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(0..=300))]
     pub sweep_sleep: Vec<u64>,
 }
+
+impl VerifyArgs {
+    /// `--repeat`, or its default: 2 with a sweep (one stray failure cannot pick the value
+    /// alone), else 1.
+    pub fn repetitions(&self) -> u32 {
+        self.repeat
+            .unwrap_or(if self.sweep_sleep.is_empty() { 1 } else { 2 })
+    }
+}

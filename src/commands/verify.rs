@@ -11,6 +11,7 @@ use std::io::IsTerminal as _;
 /// Returns the exit code: 0 nothing failed, 1 something did, 2 verify could not run.
 pub async fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
     let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
+    let repeat = args.repetitions();
     let opts = Options {
         target: args.target,
         namespace: args.namespace,
@@ -33,9 +34,7 @@ pub async fn verify(args: VerifyArgs) -> anyhow::Result<i32> {
                 VerifyAction::ScaleDown => Action::ScaleDown,
             })
             .collect(),
-        repeat: args
-            .repeat
-            .unwrap_or(if args.sweep_sleep.is_empty() { 1 } else { 2 }),
+        repeat,
         image: args.image,
         zerodrop_namespace: args.zerodrop_namespace,
         settle: args.settle,

@@ -171,3 +171,20 @@ fn preflight_refuses_with_the_reason_and_what_to_do() {
         Err(Refusal::Autoscaled(..))
     ));
 }
+
+#[test]
+fn a_sweep_repeats_each_value_twice_unless_told() {
+    use clap::Parser as _;
+    let verify = |args: &[&str]| match zerodrop::cli::Cli::parse_from(
+        ["zerodrop", "verify", "deployment/web"].iter().chain(args),
+    )
+    .command
+    {
+        zerodrop::cli::Command::Verify(v) => v.repetitions(),
+        _ => unreachable!(),
+    };
+    assert_eq!(verify(&[]), 1);
+    assert_eq!(verify(&["--sweep-sleep", "0,2"]), 2);
+    assert_eq!(verify(&["--sweep-sleep", "0,2", "--repeat", "1"]), 1);
+    assert_eq!(verify(&["--repeat", "3"]), 3);
+}
