@@ -140,28 +140,79 @@ while [ $# -gt 0 ]; do
   *) echo "usage: $0 [--stage NAME]... | --list" >&2; exit 2 ;;
   esac
 done
-[ ${#stages[@]} -gt 0 ] || stages=("${ALL[@]}")
 for s in "${stages[@]}"; do
   case " ${ALL[*]} ${EXTRA[*]} " in *" $s "*) ;; *) echo "unknown stage $s (--list)" >&2; exit 2 ;; esac
 done
 
-times=()
-current=""
-CLEANUP=""
+# A lane runs its stages in order, each timed into $times (one "stage seconds status" line).
+times="$(mktemp)"
+run_lane() {
+  local s start status
+  for s in "$@"; do
+    start=$SECONDS
+    printf '\n======== stage %s ========\n' "$s"
+    # Each stage in its own shell, its cleanup trap its own; not under `||`, which would turn
+    # `set -e` off inside it.
+    set +e
+    (
+      set -e
+      CLEANUP=""
+      trap '[ -z "$CLEANUP" ] || $CLEANUP || true' EXIT
+      trap 'exit 143' TERM
+      "stage_${s//-/_}"
+    )
+    status=$?
+    set -e
+    echo "$s $((SECONDS - start)) $status" >>"$times"
+    printf '======== stage %s: %d s%s ========\n' "$s" "$((SECONDS - start))" "$([ $status = 0 ] || echo ", failed ($status)")"
+    [ $status = 0 ] || return $status
+  done
+}
 report() {
-  local status=$?
-  [ -z "$CLEANUP" ] || $CLEANUP || true
+  local status=$? name took st
+  trap - EXIT INT TERM
+  if [ -n "${prefetch_pid:-}" ]; then kill -TERM -- "-$prefetch_pid" 2>/dev/null || true; rm -f "$prefetch"; fi
+  # Stop what a lane still runs (its stage's trap takes its node down).
+  for p in ${lanes:-}; do kill -TERM -- "-$p" 2>/dev/null || true; done
+  for p in ${lanes:-}; do
+    for _ in $(seq 600); do kill -0 -- "-$p" 2>/dev/null || break; sleep 0.2; done
+  done
   printf '\n%-14s %8s\n' stage time
-  for t in "${times[@]}"; do printf '%-14s %7ss\n' ${t}; done
-  [ -z "$current" ] || printf '%-14s %7ss  (failed)\n' "$current" "$((SECONDS - start))"
+  while read -r name took st; do
+    printf '%-14s %7ss%s\n' "$name" "$took" "$([ "$st" = 0 ] || echo "  (failed: $st)")"
+  done <"$times"
   printf '%-14s %7ss  (%s)\n' total "$SECONDS" "$([ $status = 0 ] && echo passed || echo "failed: $status")"
+  rm -f "$times"
+  exit $status
 }
 trap report EXIT
-for s in "${stages[@]}"; do
-  start=$SECONDS current="$s"
-  printf '\n======== stage %s ========\n' "$s"
-  "stage_${s//-/_}"
-  took=$((SECONDS - start)) current=""
-  times+=("$s $took")
-  printf '======== stage %s: %d s ========\n' "$s" "$took"
-done
+trap 'exit 130' INT TERM
+
+if [ ${#stages[@]} -gt 0 ]; then
+  run_lane "${stages[@]}"
+  exit 0
+fi
+# The whole command: fast first (it fails in minutes and builds what the others share), then
+# two lanes side by side, each line tagged with its lane: the node's (mostly waiting on
+# rollouts) and the control plane's. The Go builds run at a lower priority than the tests.
+# While fast compiles Rust, the control plane and node of 1.37 (what both lanes start from)
+# build at a lower priority; a lane that needs it first waits for it (the build scripts lock).
+prefetch="$(mktemp)"
+set -m
+(command -v go >/dev/null && tools/harness/build.sh --node) >"$prefetch" 2>&1 &
+prefetch_pid=$!
+set +m
+run_lane fast
+# The tagger outlives a stop so that the stage's cleanup can still say what it did.
+tag() { (trap '' TERM INT; exec sed -u "s/^/[$1] /"); }
+lanes=""
+set -m
+(run_lane node 2>&1 | tag node) &
+lanes="$lanes $!"
+(run_lane tools e2e versions bench 2>&1 | tag apiserver) &
+lanes="$lanes $!"
+set +m
+failed=0
+for p in $lanes; do wait "$p" || failed=1; done
+lanes=""
+exit $failed

@@ -9,6 +9,8 @@ crane="$("$here/../gotool.sh" "$@" crane "$here" github.com/google/go-containerr
 htpasswd="$("$here/../gotool.sh" "$@" htpasswd "$here" ./cmd/htpasswd)"
 out="${ZERODROP_CACHE:-$HOME/.cache/zerodrop}/registry-tools"
 mkdir -p "$out"
+exec 9>"$out.lock"
+flock 9
 ln -sf "$registry" "$out/registry"
 ln -sf "$crane" "$out/crane"
 ln -sf "$htpasswd" "$out/htpasswd"

@@ -25,7 +25,7 @@ from_module() {
     src="$(cd "$here" && go mod download -json "$module@$version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
     rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/src"
     cp -r "$src/." "$dir.tmp/src" && chmod -R u+w "$dir.tmp/src"
-    (cd "$dir.tmp/src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$dir.tmp/$name" "$package") >&2
+    (cd "$dir.tmp/src" && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w" -o "$dir.tmp/$name" "$package") >&2
     rm -rf "$dir.tmp/src" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
   fi
   echo "$dir/$name"
