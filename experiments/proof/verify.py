@@ -91,7 +91,7 @@ def case_slow():
     ns = "v-slow-enforce"
     deploy(ns, "slow", "enforce")
     code, r = verify(ns, "--keepalive=false")
-    check("slow start", code == 1, f"exit 1 (got {code})")
+    check("slow start", code == 1, f"exit 1 (got {code}, {r.get('error', '')})")
     check("slow start", "readiness-path" in advice_keys(r), f"advice readiness-path ({advice_keys(r)})")
 
 
@@ -137,6 +137,9 @@ def case_sweep():
     check("sweep", carried.get("prestop") == '{"sleep":{"seconds":5}}' and carried.get("ledger"),
           f"pods carried: the restored workload ({carried})")
     check("sweep", "escaped" not in advice_keys(r), f"no escaped advice ({r.get('advice')})")
+    # The 0 s runs' routing failures are the sweep's to judge, not a verdict on the 5 s sleep
+    # the restored pods carry.
+    check("sweep", "prestop-sleep" not in advice_keys(r), f"no prestop-sleep advice ({r.get('advice')})")
     restored = r.get("restored") or ""
     check("sweep", "removed again" in restored and "converged" in restored,
           f"says what it put back ({restored})")
@@ -160,8 +163,9 @@ def case_at_rest():
     counts = [int(n) for n in re.findall(r" (\d+)(?:,|$)", m.group(3))] if m else []
     check("at rest", m is not None and sum(counts) == int(m.group(1)),
           f"the classes add up to the failed count ({error})")
-    # Judged after 2 s of answers at 50 req/s, not after six 5 s windows (1,500 requests).
-    check("at rest", m is not None and int(m.group(2)) <= 300, f"refused within seconds ({error})")
+    # Judged 2 s into the second window at 50 req/s (the first is excused: an app warming up),
+    # not after six 5 s windows (1,500 requests).
+    check("at rest", m is not None and int(m.group(2)) <= 450, f"refused within seconds ({error})")
     check("at rest", not left_behind(ns), "no load pod left")
 
 

@@ -55,11 +55,15 @@ pub fn observe(
     state: &State,
     kind: Workload,
 ) -> Observed {
-    let cause = |c: Cause| -> u64 {
-        runs.iter()
-            .map(|r| r.by_cause.get(c.as_str()).copied().unwrap_or(0))
-            .sum()
-    };
+    let count = |c: Cause, r: &&ActionRun| r.by_cause.get(c.as_str()).copied().unwrap_or(0);
+    let cause = |c: Cause| -> u64 { runs.iter().map(|r| count(c, &r)).sum() };
+    // Routing failures speak of the sleep the pods carry only in runs made with it: a sweep's
+    // runs at other values are judged by its recommendation.
+    let routing = runs
+        .iter()
+        .filter(|r| r.sleep_s.is_none())
+        .map(|r| count(Cause::Routing, &r))
+        .sum();
     let enforced = namespace.mode.as_deref() == Some("enforce");
     let escaped = if enforced {
         let layer = Layer::for_namespace(
@@ -82,7 +86,7 @@ pub fn observe(
         readiness: carried.readiness,
         shell: shell_findings(state, kind),
         at_start: cause(Cause::Readiness),
-        routing: cause(Cause::Routing),
+        routing,
         app_close: cause(Cause::AppClose),
         other: cause(Cause::Other),
     }

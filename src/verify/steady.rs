@@ -26,13 +26,19 @@ pub enum Verdict {
 
 /// Windows with failures before verify gives up, however few they were.
 pub const MAX_WINDOWS: u32 = 6;
-/// An app answering errors is judged after this long: routing lag refuses or resets
-/// connections, it does not answer them.
+/// An app still answering errors after the first window is judged after this long in the next:
+/// routing lag refuses or resets connections, it does not answer them.
 pub const ANSWERED_AFTER_MS: u64 = 2000;
 
 /// The verdict on `w`, the window after `windows_before` failed ones.
 pub fn judge(w: &Window, steady_ms: u64, windows_before: u32) -> Verdict {
-    if w.elapsed_ms >= ANSWERED_AFTER_MS && w.sent > 0 && w.answered * 2 >= w.sent {
+    // The first window is excused: an app deployed a moment ago may still be warming up (ready
+    // by a TCP probe, answering 503), as kube-proxy may still be programming a new Service.
+    if windows_before >= 1
+        && w.elapsed_ms >= ANSWERED_AFTER_MS
+        && w.sent > 0
+        && w.answered * 2 >= w.sent
+    {
         return Verdict::AtRest;
     }
     if w.elapsed_ms < steady_ms {

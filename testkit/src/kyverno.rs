@@ -52,9 +52,9 @@ pub fn policies() -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// Runs a script under experiments/peers that prints a directory on its last line.
+/// Runs a script under tools/kyverno that prints a directory on its last line.
 fn script(name: &str) -> PathBuf {
-    let out = Command::new(peers_dir().join(name))
+    let out = Command::new(crate::root().join("tools/kyverno").join(name))
         .stderr(Stdio::inherit())
         .output()
         .unwrap_or_else(|e| panic!("run {name}: {e}"));

@@ -273,23 +273,36 @@ fn the_load_is_steady_settling_or_failing_at_rest() {
             5,
             Verdict::AtRest,
         ),
-        // An app answering errors (405, 404, 500) fails at rest: said after 2 s, not 30.
+        // An app answering errors (405, 404, 500) fails at rest: said 2 s into the second
+        // window (7 s), not after six (30 s); the first is excused (an app warming up).
         (
-            "answered errors at 2 s",
+            "answered errors in the first window",
             w(2_000, 100, 100, 100),
             0,
+            Verdict::Wait,
+        ),
+        (
+            "a first window of answered errors ends",
+            w(5_000, 250, 250, 250),
+            0,
+            Verdict::Next,
+        ),
+        (
+            "answered errors 2 s into the second window",
+            w(2_000, 100, 100, 100),
+            1,
             Verdict::AtRest,
         ),
         (
             "answered errors at 1 s",
             w(1_000, 50, 50, 50),
-            0,
+            1,
             Verdict::Wait,
         ),
         (
             "a few answered errors",
             w(2_000, 100, 10, 10),
-            0,
+            1,
             Verdict::Wait,
         ),
     ] {

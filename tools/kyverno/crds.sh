@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches Kyverno's published Go module (a 10 MB zip from the module proxy, nothing built) and
 # keeps its CRDs under $ZERODROP_CACHE/kyverno/crds-<version>: the policies in this directory
-# are checked against them on every test run, and Kyverno needs them installed to start.
+# (experiments/peers) are checked against them on every test run, and Kyverno needs them installed to start.
 # Prints that directory.
 set -euo pipefail
 version=v1.19.1
