@@ -239,12 +239,16 @@ def case_own_namespace():
 
 
 def transcript(path):
-    """A real table-output run for the README (the exit app without zerodrop)."""
-    ns = "v-exit-none"
-    out = subprocess.run([tool("zerodrop"), "verify", "deployment/app", "-n", ns, "--kubeconfig",
-                          KUBECONFIG, "--rate", "50"], capture_output=True, text=True)
+    """Real table-output runs for docs/verify.md: the exit app without and with zerodrop, and a
+    sweep of the drain app (the namespaces the cases above deployed)."""
+    runs = [("v-exit-none", []), ("v-exit-enforce", ["--actions", "restart,scale-down"]),
+            ("v-drain-sweep", ["--keepalive=false", "--sweep-sleep", "2,0"])]
     with open(path, "w") as f:
-        f.write(f"$ zerodrop verify deployment/app -n {ns}\n{out.stdout}{out.stderr}(exit {out.returncode})\n")
+        for ns, flags in runs:
+            out = subprocess.run([tool("zerodrop"), "verify", "deployment/app", "-n", ns, "--kubeconfig",
+                                  KUBECONFIG, "--rate", "50", *flags], capture_output=True, text=True)
+            f.write(f"$ zerodrop verify deployment/app -n {ns} {' '.join(flags)}".rstrip()
+                    + f"\n{out.stdout}{out.stderr}(exit {out.returncode})\n")
 
 
 CASES = {"no-zerodrop": case_no_zerodrop, "enforce": case_enforce, "slow": case_slow,
