@@ -25,6 +25,12 @@ VEGETA_CLASSES = [
 POST_BODY = b'{"zerodrop":"traffic"}'
 
 
+def inside(netns):
+    """The prefix that runs a client inside a client node's network namespace (None: the host),
+    so its connections take the path that node's kube-proxy programmed."""
+    return ["ip", "netns", "exec", netns] if netns else []
+
+
 def vegeta_class(code, error):
     if code and not 200 <= code < 300:
         return f"status-{code}"
@@ -37,7 +43,7 @@ def vegeta_class(code, error):
 class Vegeta:
     """`vegeta attack` at a fixed rate until stopped (SIGINT), its results encoded as JSON."""
 
-    def __init__(self, vegeta, url, method, rate, keepalive, h2c, timeout="2s", host=None):
+    def __init__(self, vegeta, url, method, rate, keepalive, h2c, timeout="2s", host=None, netns=None):
         self.vegeta, self.dir = vegeta, tempfile.mkdtemp(prefix="zd-vegeta-")
         targets = os.path.join(self.dir, "targets")
         with open(os.path.join(self.dir, "body"), "wb") as f:
@@ -54,7 +60,7 @@ class Vegeta:
                 f"-targets={targets}", f"-output={self.out}", "-max-body=0"]
         if h2c:
             args.append("-h2c")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(inside(netns) + args, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
     def stop(self):
         self.proc.send_signal(signal.SIGINT)
@@ -94,13 +100,13 @@ def parse_time(stamp):
 class StrictLoad:
     """`zerodrop load`: keep-alive or new connections, no retries; stopped by closing stdin."""
 
-    def __init__(self, zerodrop, target, path, method, rate, keepalive, timeout="2s", host=None):
+    def __init__(self, zerodrop, target, path, method, rate, keepalive, timeout="2s", host=None, netns=None):
         args = [zerodrop, "load", "--target", target, "--path", path, "--method", method.lower(),
                 "--rate", str(rate), f"--keepalive={str(keepalive).lower()}", "--connections", "4",
                 "--timeout", timeout, "--until-stdin-closes"]
         if host:
             args += ["--host", host]
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(inside(netns) + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def stop(self):
         out, _ = self.proc.communicate(timeout=30)

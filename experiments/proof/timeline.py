@@ -19,7 +19,7 @@ LISTEN_LINE = re.compile(r"listening on|Starting HTTP Server", re.I)
 
 class Timeline:
     def __init__(self, ns):
-        self.ns, self.pods, self.lock = ns, {}, threading.Lock()
+        self.ns, self.pods, self.lock, self.slices = ns, {}, threading.Lock(), False
         env = {**os.environ, "KUBECONFIG": KUBECONFIG}
         self.procs = []
         for path, handle in ((f"/api/v1/namespaces/{ns}/pods?watch=1", self._pod),
@@ -35,7 +35,14 @@ class Timeline:
             self.logs[name] = subprocess.Popen(
                 [tool("kubectl"), "-n", ns, "logs", "-f", "--timestamps", name], env=env, text=True,
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)  # the watches' initial lists
+        # The watches' initial lists, before any action: a watch that starts late (a busy
+        # machine) would see a deletion only in its list, seconds after it happened.
+        deadline, names = time.time() + 15, set(self.logs)
+        while time.time() < deadline:
+            with self.lock:
+                if names <= {n for n, p in self.pods.items() if "ip" in p} and self.slices:
+                    break
+            time.sleep(0.05)
 
     def _names(self):
         out = subprocess.run([tool("kubectl"), "-n", self.ns, "get", "pods", "-o", "name"],
@@ -65,12 +72,15 @@ class Timeline:
             p["ip"] = ip
         if "deletionTimestamp" in meta and "deleted" not in p:
             p["deleted"] = now
+            # The deletion request's second: deletionTimestamp is the request plus the grace.
+            p["deletion_second"] = rfc3339(meta["deletionTimestamp"]) - meta.get("deletionGracePeriodSeconds", 0)
             hook = (obj["spec"]["containers"][0].get("lifecycle") or {}).get("preStop") or {}
             p["prestop_sleep"] = (hook.get("sleep") or {}).get("seconds", 0)
         if event.get("type") == "DELETED":
             p["removed"] = now
 
     def _slice(self, event, now):
+        self.slices = True
         for ep in event.get("object", {}).get("endpoints") or []:
             name = (ep.get("targetRef") or {}).get("name")
             if not name:
@@ -119,8 +129,9 @@ class Timeline:
 
 
 def rfc3339(stamp):
-    date, _, rest = stamp.partition(".")
-    frac = rest.rstrip("Z")
+    """UTC RFC 3339, with or without a fraction (kubectl's log stamps, the apiserver's)."""
+    date, _, rest = stamp.rstrip("Z").partition(".")
+    frac = rest
     return datetime.fromisoformat(date + "+00:00").timestamp() + float("0." + (frac or "0"))
 
 

@@ -50,6 +50,8 @@ func main() {
 	withNode := flag.Bool("node", false, "also run a worker: containerd, kube-scheduler, kubelet, kube-proxy (root)")
 	images := flag.String("images", "", "with --node: comma-separated OCI image tarballs to import into containerd")
 	registry := flag.String("registry", "", "with --node: a distribution registry binary, served plain HTTP on the bridge for containerd to pull from")
+	clients := flag.Int("clients", 0, "with --node: client nodes beside it (network namespaces, each with its own kube-proxy)")
+	proxyMode := flag.String("proxy-mode", "iptables", "with --node: kube-proxy's mode on every node: iptables or nftables")
 	watchStdin := flag.Bool("watch-stdin", true, "stop when stdin closes (false for a detached node)")
 	var apiArgs repeated
 	flag.Var(&apiArgs, "apiserver-arg", "an extra kube-apiserver flag, e.g. --audit-log-path=F (repeatable)")
@@ -60,6 +62,12 @@ func main() {
 		self, err := os.Executable()
 		must(err)
 		*bin = filepath.Dir(self)
+	}
+	if *proxyMode != "iptables" && *proxyMode != "nftables" {
+		log.Fatalf("--proxy-mode %q: iptables or nftables (this kernel has no IP_VS)", *proxyMode)
+	}
+	if *clients < 0 || *clients > maxClients {
+		log.Fatalf("--clients %d: 0 to %d", *clients, maxClients)
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "zerodrop-cp-")
@@ -109,7 +117,7 @@ func main() {
 	apiHost, reconciler := "127.0.0.1", "none"
 	var n *node
 	if *withNode {
-		n = newNode(*dir, *bin)
+		n = newNode(*dir, *bin, *proxyMode)
 		defer n.stop()
 		if err := n.createBridge(); err != nil {
 			log.Print(err)
@@ -171,6 +179,10 @@ func main() {
 		}
 		if !waitNodeReady(ctx, server, creds, 120*time.Second) {
 			log.Print("node did not become Ready (see kubelet.log)")
+			return
+		}
+		if err := n.addClients(ctx, *dir, server, kubeconfig, creds, *clients); err != nil {
+			log.Print(err)
 			return
 		}
 	}

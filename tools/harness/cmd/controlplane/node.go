@@ -1,5 +1,5 @@
 // node.go: with --node, one real worker on this machine: containerd + runc + CNI bridge,
-// kube-scheduler, kubelet and kube-proxy (iptables), all torn down again on exit.
+// kube-scheduler, kubelet and kube-proxy (iptables or nftables), all torn down again on exit.
 package main
 
 import (
@@ -29,10 +29,12 @@ const (
 	// A /16, not a node's usual /24: host-local hands out addresses in turn and an experiment
 	// creates hundreds of pods; in a /24 addresses of pods that died seconds ago come back,
 	// which would add a variable (stale neighbour and conntrack entries) to every measurement.
-	podSubnet   = "198.18.0.0/16"
-	bridgeIP    = "198.18.0.1"
-	clusterCIDR = "198.18.0.0/16"
-	bridgeName  = "zd0"
+	podSubnet = "198.18.0.0/16"
+	// Pods take addresses from here on; below it are the bridge and the client nodes.
+	podRangeStart = "198.18.1.1"
+	bridgeIP      = "198.18.0.1"
+	clusterCIDR   = "198.18.0.0/16"
+	bridgeName    = "zd0"
 	// The node's registry: plain HTTP on the bridge, where containerd (on the host) and pods
 	// (zerodrop inspecting images) both reach it.
 	registryAddr = bridgeIP + ":5000"
@@ -43,13 +45,17 @@ const (
 type node struct {
 	dir, bin, sock string
 	// The distribution registry binary ("" for none).
-	registry   string
+	registry string
+	// kube-proxy's mode on every node: iptables or nftables.
+	proxyMode  string
 	containerd *exec.Cmd
 	procs      []*exec.Cmd
+	// The client nodes' network namespaces.
+	netns []string
 }
 
-func newNode(dir, bin string) *node {
-	return &node{dir: filepath.Join(dir, "node"), bin: bin}
+func newNode(dir, bin, proxyMode string) *node {
+	return &node{dir: filepath.Join(dir, "node"), bin: bin, proxyMode: proxyMode}
 }
 
 // start brings up containerd (importing the given OCI tarballs), then the scheduler, kubelet
@@ -107,7 +113,7 @@ func (n *node) start(ctx context.Context, stateDir, kubeconfig, caCert string, i
 		"--hostname-override", nodeName, "--node-ip", bridgeIP, "--v=1"))
 
 	proxyConfig := filepath.Join(n.dir, "kube-proxy.yaml")
-	must(os.WriteFile(proxyConfig, []byte(n.proxyConfig(kubeconfig)), 0o600))
+	must(os.WriteFile(proxyConfig, []byte(n.proxyConfig(kubeconfig, "")), 0o600))
 	n.procs = append(n.procs, start(ctx, stateDir, "kube-proxy", filepath.Join(n.bin, "kube-proxy"),
 		"--config", proxyConfig, "--hostname-override", nodeName, "--v=1"))
 	return nil
@@ -125,6 +131,7 @@ func (n *node) stop() {
 		n.removeSandboxes()
 		stop(n.containerd)
 	}
+	n.removeClients()
 	if n.sock != "" {
 		// Shims outlive containerd by design; ours are the ones that name our socket.
 		_ = exec.Command("pkill", "-KILL", "-f", "containerd-shim.*"+regexp.QuoteMeta(n.sock)).Run()
@@ -140,6 +147,10 @@ func (n *node) stop() {
 	// `kube-proxy --cleanup` would miss kubelet's and load the legacy iptables tables.
 	for _, tool := range []string{"iptables", "ip6tables"} {
 		removeKubeChains(tool)
+	}
+	// kube-proxy's nftables mode keeps everything in its own tables.
+	for _, family := range []string{"ip", "ip6"} {
+		_ = exec.Command("nft", "delete", "table", family, "kube-proxy").Run()
 	}
 }
 
@@ -300,13 +311,13 @@ func (n *node) cniConfig() string {
   "plugins": [
     {
       "type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": false, "hairpinMode": true,
-      "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": %q}]],
+      "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": %q, "rangeStart": %q, "gateway": %q}]],
                "routes": [{"dst": "0.0.0.0/0"}]}
     },
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
-`, bridgeName, filepath.Join(n.dir, "cni/ipam"), podSubnet)
+`, bridgeName, filepath.Join(n.dir, "cni/ipam"), podSubnet, podRangeStart, bridgeIP)
 }
 
 func (n *node) containerdConfig() string {
@@ -368,17 +379,23 @@ podLogsDir: %q
 `, n.sock, bridgeIP, freePort(), freePort(), caCert, filepath.Join(n.dir, "logs"))
 }
 
-func (n *node) proxyConfig(kubeconfig string) string {
+// proxyConfig is kube-proxy's configuration; addr is a client node's address (it serves its
+// health and metrics there, where the host reaches them), "" for the real node.
+func (n *node) proxyConfig(kubeconfig, addr string) string {
+	healthz, metrics := fmt.Sprintf("127.0.0.1:%d", freePort()), fmt.Sprintf("127.0.0.1:%d", freePort())
+	if addr != "" {
+		healthz, metrics = addr+":10256", addr+":10249"
+	}
 	return fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
-mode: iptables
+mode: %s
 clusterCIDR: %s
 clientConnection:
   kubeconfig: %q
 bindAddress: 127.0.0.1
-healthzBindAddress: 127.0.0.1:%d
-metricsBindAddress: 127.0.0.1:%d
+healthzBindAddress: %s
+metricsBindAddress: %s
 conntrack:
   maxPerCore: 0
-`, clusterCIDR, kubeconfig, freePort(), freePort())
+`, n.proxyMode, clusterCIDR, kubeconfig, healthz, metrics)
 }
