@@ -57,23 +57,23 @@ def settle(ns, want, limit=180, replaced=()):
     raise RuntimeError(f"{ns}: pods did not settle at {want}: {pods(ns)}")
 
 
-def install_zerodrop(inspect=False):
+def install_zerodrop(inspect=False, replicas=1, extra=()):
     helm = subprocess.run([os.path.join(ROOT, "tools/helm/build.sh")], capture_output=True,
                           text=True, check=True).stdout.strip()
     subprocess.run([helm, "upgrade", "--install", "zerodrop", os.path.join(ROOT, "charts/zerodrop"),
                     "-n", "zerodrop-system", "--create-namespace",
                     "--set", "image.repository=zerodrop.local/zerodrop", "--set-string", "image.tag=1",
-                    "--set", "image.pullPolicy=Never", "--set", "replicaCount=1",
+                    "--set", "image.pullPolicy=Never", "--set", f"replicaCount={replicas}",
                     # Most of the node's images are local (zerodrop.local): nothing to inspect
                     # unless a cell's image comes from the node's registry.
                     "--set", f"images.inspection={str(inspect).lower()}",
                     "--set", "images.insecureRegistries={198.18.0.1:5000}",
-                    "--wait", "--timeout", "120s"],
+                    *extra, "--wait", "--timeout", "120s"],
                    env={**os.environ, "KUBECONFIG": KUBECONFIG}, check=True, capture_output=True)
     # An upgrade replaces the replica; the old one keeps serving the apiserver's open
     # connections for its shutdown delay. Cells start once it is gone, so every admission they
     # cause is answered by the configuration they are run with.
-    settle("zerodrop-system", 1)
+    settle("zerodrop-system", replicas)
 
 
 def shape(pod):

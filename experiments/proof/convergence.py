@@ -114,10 +114,7 @@ def main():
         text = table(runs)
         print(text)
         if a.write:
-            with open(a.write) as f:
-                doc = f.read()
-            with open(a.write, "w") as f:
-                f.write(report.between_markers(doc, "convergence", text))
+            report.write_between(a.write, "convergence", text)
         return
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=5)

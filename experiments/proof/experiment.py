@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import report
 from cluster import apply, install_zerodrop, kubectl, pods, settle, shape, tool
 
 REPLICAS, SCALED = 4, 2
@@ -194,15 +195,6 @@ def changes(pod, warnings=()):
     return ", ".join(parts) or "nothing"
 
 
-def between_markers(doc, text):
-    """The document with the text between its proof markers replaced."""
-    new, n = re.subn(r"(<!-- proof:start -->\n).*?(\n<!-- proof:end -->)",
-                     lambda m: m.group(1) + text + m.group(2), doc, flags=re.S)
-    if n != 1:
-        sys.exit("the document has no <!-- proof:start --> ... <!-- proof:end --> markers")
-    return new
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--repeat", type=int, default=3)
@@ -240,10 +232,7 @@ def main():
         with open(a.json, "w") as f:
             json.dump({"results": results, "sweep": sweep}, f, indent=1)
     if a.write:
-        with open(a.write) as f:
-            doc = f.read()
-        with open(a.write, "w") as f:
-            f.write(between_markers(doc, text))
+        report.write_between(a.write, "proof", text)
     if a.smoke:
         lost = {r["scenario"]: sum(x[k]["failed"] for x in r["runs"] for k in ("restart", "scale_down"))
                 for r in results}

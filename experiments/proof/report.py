@@ -85,10 +85,18 @@ def lost(results):
     return out
 
 
+def write_between(path, name, text):
+    """Replaces the text between the file's NAME markers; a file without them is left as it was."""
+    with open(path) as f:
+        new = between_markers(f.read(), name, text)
+    with open(path, "w") as f:
+        f.write(new)
+
+
 def between_markers(doc, name, text):
     """The document with the text between its <!-- NAME:start/end --> markers replaced."""
-    new, n = re.subn(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)",
-                     lambda m: m.group(1) + text + m.group(2), doc, flags=re.S)
+    new, n = re.subn(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)",
+                     lambda m: m.group(1) + text + "\n" + m.group(2), doc, flags=re.S)
     if n != 1:
         raise SystemExit(f"the document has no <!-- {name}:start --> ... <!-- {name}:end --> markers")
     return new

@@ -6,6 +6,7 @@ import os
 import pytest
 
 import experiment
+import report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -34,9 +35,15 @@ def test_sweep_rows_add_restarts_and_scale_downs(run):
     assert "| 1s | 0 / 7592 |" in text
 
 
-def test_write_replaces_only_between_the_markers():
+def test_write_replaces_only_between_the_markers(tmp_path):
     doc = "head\n<!-- proof:start -->\nold\n<!-- proof:end -->\ntail\n"
-    assert experiment.between_markers(doc, "new") == (
+    assert report.between_markers(doc, "proof", "new") == (
         "head\n<!-- proof:start -->\nnew\n<!-- proof:end -->\ntail\n")
+    empty = "<!-- proof:start -->\n<!-- proof:end -->\n"
+    assert report.between_markers(empty, "proof", "new") == "<!-- proof:start -->\nnew\n<!-- proof:end -->\n"
+    # A file without the markers is refused and left as it was (it used to be emptied).
+    path = tmp_path / "doc.md"
+    path.write_text("no markers here")
     with pytest.raises(SystemExit):
-        experiment.between_markers("no markers here", "new")
+        report.write_between(str(path), "proof", "new")
+    assert path.read_text() == "no markers here"

@@ -338,10 +338,7 @@ def main():
         with open(a.json, "w") as f:
             json.dump({"results": results}, f, indent=1)
     if a.write:
-        with open(a.write) as f:
-            doc = f.read()
-        with open(a.write, "w") as f:
-            f.write(report.between_markers(doc, "traffic", text))
+        report.write_between(a.write, "traffic", text)
     if a.smoke:
         lost = report.lost(results)
         if lost:
