@@ -122,6 +122,8 @@ stage_node() {
   experiments/proof/traffic.py --smoke
   step "zerodrop verify on the node: its cases"
   experiments/proof/verify.py
+  step "zerodrop's own upgrade: helm upgrade and rollout restart while pods are created; none unprotected"
+  experiments/proof/self_upgrade.py
   CLEANUP=""
   experiments/proof/node.sh down
 }
