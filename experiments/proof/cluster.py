@@ -3,6 +3,7 @@ zerodrop installed by its chart."""
 import json
 import os
 import subprocess
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -30,6 +31,25 @@ def kubectl(*args, input=None, check=True, warnings=None):
     if warnings is not None:
         warnings.extend(l for l in out.stderr.splitlines() if l.startswith("Warning:"))
     return out.stdout
+
+
+def watch(path, handle, lock):
+    """Streams an apiserver watch (`kubectl get --raw PATH?watch=1`): calls handle(event, when it
+    was read) under `lock` for each event, in a thread. Returns the process; kill it to stop."""
+    proc = subprocess.Popen([tool("kubectl"), "get", "--raw", path], env={**os.environ, "KUBECONFIG": KUBECONFIG},
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def read():
+        for line in proc.stdout:
+            now = time.time()
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with lock:
+                handle(event, now)
+    threading.Thread(target=read, daemon=True).start()
+    return proc
 
 
 def apply(items, warnings=None):

@@ -9,13 +9,17 @@ stops being ready is removed only `lag` seconds later, standing in for the dereg
 Why not Traefik's own `providersThrottleDuration`: its Kubernetes provider applies the first
 change after a quiet spell at once and only then sleeps for the throttle, so its lag is anywhere
 from 0 to the throttle, and 0 for a lone scale-down: it understates a deregistration delay."""
+import argparse
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 
-from cluster import KUBECONFIG, NODE_DIR, tool
+from cluster import NODE_DIR, ROOT, apply, install_zerodrop, kubectl, settle, watch
+from streams import Vegeta
+from traffic import APPS, builtin_manifests
 
 LB = "198.18.0.1:8001"
 
@@ -86,13 +90,9 @@ class LaggingLB:
              "--providers.file.watch=true", "--global.checkNewVersion=false",
              "--global.sendAnonymousUsage=false", "--log.level=INFO"],
             stdout=self.log, stderr=self.log)
-        self.watch = subprocess.Popen(
-            [tool("kubectl"), "get", "--raw",
-             "/apis/discovery.k8s.io/v1/endpointslices?watch=1&labelSelector=kubernetes.io%2Fservice-name%3Dapp"],
-            env={**os.environ, "KUBECONFIG": KUBECONFIG}, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True)
+        self.watch = watch("/apis/discovery.k8s.io/v1/endpointslices?watch=1"
+                           "&labelSelector=kubernetes.io%2Fservice-name%3Dapp", self._event, self.lock)
         self.stopped = False
-        threading.Thread(target=self._follow, daemon=True).start()
         threading.Thread(target=self._expire, daemon=True).start()
 
     def _write(self, servers):
@@ -105,23 +105,17 @@ class LaggingLB:
     def _publish(self, now):
         self._write(self.view.servers(now))
 
-    def _follow(self):
-        for line in self.watch.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            obj, now = event.get("object", {}), time.time()
-            meta = obj.get("metadata", {})
-            key = (meta.get("namespace"), meta.get("name"))
-            with self.lock:
-                if event.get("type") == "DELETED":
-                    self.slices.pop(key, None)
-                else:
-                    self.slices[key] = ready_endpoints(obj)
-                ready = set().union(*[v for (ns, _), v in self.slices.items() if ns == key[0]])
-                self.view.update(key[0], ready, now)
-                self._publish(now)
+    def _event(self, event, now):
+        obj = event.get("object", {})
+        meta = obj.get("metadata", {})
+        key = (meta.get("namespace"), meta.get("name"))
+        if event.get("type") == "DELETED":
+            self.slices.pop(key, None)
+        else:
+            self.slices[key] = ready_endpoints(obj)
+        ready = set().union(*[v for (ns, _), v in self.slices.items() if ns == key[0]])
+        self.view.update(key[0], ready, now)
+        self._publish(now)
 
     def _expire(self):
         while not self.stopped:
@@ -142,19 +136,12 @@ class LaggingLB:
 def main():
     """A scale-down from 4 to 2 of the drain app under new connections through the lagging load
     balancer: how many fail, and when after the scale-down (docs/cluster-proof.md's table)."""
-    import argparse
-    import sys
-
-    from cluster import apply, install_zerodrop, kubectl, settle
-    from streams import Vegeta
-    from traffic import APPS, builtin_manifests
     p = argparse.ArgumentParser()
     p.add_argument("--lag", type=float, default=15)
     p.add_argument("--zerodrop", choices=["none", "enforce"], default="enforce")
     p.add_argument("--rate", type=int, default=50)
     a = p.parse_args()
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    tools = subprocess.run([os.path.join(root, "tools/traffic/build.sh"), "vegeta", "traefik"],
+    tools = subprocess.run([os.path.join(ROOT, "tools/traffic/build.sh"), "vegeta", "traefik"],
                            capture_output=True, text=True, check=True).stdout.strip()
     install_zerodrop()
     ns = f"lb-{a.zerodrop}"

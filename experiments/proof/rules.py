@@ -36,7 +36,7 @@ class NodeRules:
         self.prefix = ["ip", "netns", "exec", netns] if netns else []
         self.changes, self.lock, self.pending = [], threading.Lock(), None
         self.wake = threading.Condition(self.lock)
-        self.current = self._read()
+        self.current = self._read() or set()  # a listing raced by a commit: the first compare fills it
         self.proc = subprocess.Popen(self.prefix + ["nft", "monitor"], stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, text=True)
         threading.Thread(target=self._follow, daemon=True).start()

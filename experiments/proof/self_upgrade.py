@@ -9,13 +9,11 @@ usage: self_upgrade.py [--json OUT]
 """
 import argparse
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
 
-from cluster import KUBECONFIG, apply, install_zerodrop, kubectl, settle, tool
+from cluster import apply, install_zerodrop, kubectl, settle, watch
 from traffic import APPS, builtin_manifests
 
 NS = "self-upgrade"
@@ -28,23 +26,12 @@ class Created:
 
     def __init__(self):
         self.pods, self.lock = {}, threading.Lock()
-        self.proc = subprocess.Popen(
-            [tool("kubectl"), "get", "--raw", f"/api/v1/namespaces/{NS}/pods?watch=1"],
-            env={**os.environ, "KUBECONFIG": KUBECONFIG}, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        self.proc = watch(f"/api/v1/namespaces/{NS}/pods?watch=1", self._event, self.lock)
 
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("type") != "ADDED":
-                continue
+    def _event(self, event, _now):
+        if event.get("type") == "ADDED":
             pod = event["object"]
-            with self.lock:
-                self.pods.setdefault(pod["metadata"]["name"], protection(pod))
+            self.pods.setdefault(pod["metadata"]["name"], protection(pod))
 
     def stop(self):
         self.proc.kill()

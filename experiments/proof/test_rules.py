@@ -1,5 +1,7 @@
 """The convergence instrument's pure parts: which pod addresses a ruleset routes to (samples cut
 from real listings of kube-proxy 1.37.2 on the node), when a node stopped, and the summary."""
+import threading
+
 import convergence
 import rules
 
@@ -36,14 +38,11 @@ def test_targets_are_the_pods_a_dnat_names_in_either_mode():
     assert rules.targets(IPTABLES.replace("-j DNAT", "-j KUBE-MARK-DROP")) == set()
 
 
-class Node:
-    """A node's recorded changes, as NodeRules keeps them."""
-
-    def __init__(self, name, changes):
-        self.name, self.changes = name, changes
-
-    def removed(self, ip, after):
-        return next((t for t, a, kind in self.changes if a == ip and kind == "del" and t >= after), None)
+def node(name, changes):
+    """A NodeRules holding recorded changes, without its monitor (no node needed)."""
+    n = rules.NodeRules.__new__(rules.NodeRules)
+    n.name, n.changes, n.lock = name, changes, threading.Lock()
+    return n
 
 
 def cluster(*nodes):
@@ -54,9 +53,9 @@ def cluster(*nodes):
 
 def test_convergence_counts_from_the_earliest_evidence_of_the_deletion():
     pod = {"name": "a", "ip": "198.18.1.5", "deleted": 102.4, "not_ready": 101.9, "deletion_second": 101.0}
-    c = cluster(Node("n1", [(100.5, "198.18.1.5", "del"), (102.6, "198.18.1.5", "del")]),
-                Node("n2", [(104.0, "198.18.1.5", "del")]),
-                Node("n3", []))
+    c = cluster(node("n1", [(100.5, "198.18.1.5", "del"), (102.6, "198.18.1.5", "del")]),
+                node("n2", [(104.0, "198.18.1.5", "del")]),
+                node("n3", []))
     (got,) = c.convergence([pod, {"name": "b", "ip": "198.18.1.6"}])
     # The not-ready watch event came before the pods' watch saw the deletion: 101.9 is the
     # reference; a removal before the deletion's second belongs to an earlier change.

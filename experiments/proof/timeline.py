@@ -2,7 +2,6 @@
 when it got SIGTERM (its own log where it says so, else deletion + its preStop sleep), when its
 endpoint stopped being ready, when it left the EndpointSlice. Failures are then placed relative
 to the pod whose termination they fall in."""
-import json
 import os
 import re
 import subprocess
@@ -10,7 +9,7 @@ import threading
 import time
 from datetime import datetime
 
-from cluster import KUBECONFIG, tool
+from cluster import KUBECONFIG, tool, watch
 
 # Lines an app writes when it receives SIGTERM, and when it starts to listen: ours and podinfo's.
 SIGTERM_LINE = re.compile(r"SIGTERM|Shutting down", re.I)
@@ -21,14 +20,9 @@ class Timeline:
     def __init__(self, ns):
         self.ns, self.pods, self.lock, self.slices = ns, {}, threading.Lock(), False
         env = {**os.environ, "KUBECONFIG": KUBECONFIG}
-        self.procs = []
-        for path, handle in ((f"/api/v1/namespaces/{ns}/pods?watch=1", self._pod),
-                             (f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?watch=1",
-                              self._slice)):
-            proc = subprocess.Popen([tool("kubectl"), "get", "--raw", path], env=env, text=True,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            self.procs.append(proc)
-            threading.Thread(target=self._read, args=(proc, handle), daemon=True).start()
+        self.procs = [watch(f"/api/v1/namespaces/{ns}/pods?watch=1", self._pod, self.lock),
+                      watch(f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?watch=1",
+                            self._slice, self.lock)]
         # Each running pod's log, followed: the app's own "SIGTERM" line is the best evidence.
         self.logs = {}
         for name in self._names():
@@ -49,16 +43,6 @@ class Timeline:
                              env={**os.environ, "KUBECONFIG": KUBECONFIG}, capture_output=True,
                              text=True).stdout
         return [l.split("/", 1)[1] for l in out.split()]
-
-    def _read(self, proc, handle):
-        for line in proc.stdout:
-            now = time.time()
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            with self.lock:
-                handle(event, now)
 
     def _entry(self, name):
         return self.pods.setdefault(name, {"name": name})
