@@ -5,7 +5,7 @@ made. Optionally under load from every node (new connections to the Service), to
 contention does. Prints one JSON line per round and a summary.
 
 usage: convergence.py [--rounds 5] [--replicas 6] [--load RATE] [--json OUT] [--changes]
-       convergence.py --table RUN.json... [--write docs/cluster-proof.md]   # the runs as a table
+       convergence.py --table RUN.json... [--write docs/proof.md]   # the runs as a table
 """
 import argparse
 import json
@@ -105,19 +105,13 @@ def table(runs):
 
 
 def main():
-    if len(sys.argv) > 1 and sys.argv[1] == "--table":
-        t = argparse.ArgumentParser()
-        t.add_argument("--table", nargs="+", required=True)
-        t.add_argument("--write")
-        a = t.parse_args()
-        runs = []
-        for path in a.table:
-            with open(path) as f:
-                runs.append(json.load(f))
+    tabled = report.table_runs()
+    if tabled:
+        runs, write = tabled
         text = table(runs)
         print(text)
-        if a.write:
-            report.write_between(a.write, "convergence", text)
+        if write:
+            report.write_between(write, "convergence", text)
         return
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=5)

@@ -135,7 +135,7 @@ class LaggingLB:
 
 def main():
     """A scale-down from 4 to 2 of the drain app under new connections through the lagging load
-    balancer: how many fail, and when after the scale-down (docs/cluster-proof.md's table)."""
+    balancer: how many fail, and when after the scale-down (docs/proof.md's table)."""
     p = argparse.ArgumentParser()
     p.add_argument("--lag", type=float, default=15)
     p.add_argument("--zerodrop", choices=["none", "enforce"], default="enforce")

@@ -1,7 +1,10 @@
 """The traffic matrix's tables: failed / sent per app, zerodrop mode, path and client, and each
 failure class with where it falls in the termination of the pod it hit."""
+import argparse
+import json
 import re
 import statistics
+import sys
 
 
 ACTIONS = (("restart", "restarts"), ("scale_down", "scale-downs"))
@@ -100,3 +103,19 @@ def between_markers(doc, name, text):
     if n != 1:
         raise SystemExit(f"the document has no <!-- {name}:start --> ... <!-- {name}:end --> markers")
     return new
+
+
+def table_runs():
+    """`SCRIPT --table RUN.json... [--write DOC]`: (the runs read, DOC or None); None when the
+    command line is not that form (the script then measures)."""
+    if len(sys.argv) < 2 or sys.argv[1] != "--table":
+        return None
+    t = argparse.ArgumentParser()
+    t.add_argument("--table", nargs="+", required=True)
+    t.add_argument("--write")
+    a = t.parse_args()
+    runs = []
+    for path in a.table:
+        with open(path) as f:
+            runs.append(json.load(f))
+    return runs, a.write

@@ -175,13 +175,14 @@ class Traefik:
         self.proc.wait(timeout=30)
 
 
-def wait_routed(host, limit=60):
-    """Until Traefik answers for the host with something other than its own 404."""
+def wait_routed(host, limit=60, at=INGRESS, answered=("", "000", "404")):
+    """Until the Traefik at `at` answers for the host with something other than `answered`
+    (its own 404, by default)."""
     deadline = time.time() + limit
     while time.time() < deadline:
         out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"Host: {host}",
-                              f"http://{INGRESS}/"], capture_output=True, text=True).stdout
-        if out not in ("", "000", "404"):
+                              f"http://{at}/"], capture_output=True, text=True).stdout
+        if out not in answered:
             return
         time.sleep(0.5)
     raise RuntimeError(f"Traefik does not route {host}")
@@ -201,17 +202,19 @@ def start_streams(vegeta, ns, vip, app, rate):
     return streams
 
 
-def phase(ns, vip, app, rate, vegeta, traefik, action, want, replaces=False):
+def phase(ns, start, traefik, action, want, replaces=False, tail=2.0):
+    """One action under the streams `start()` returns; they keep sending `tail` seconds after the
+    pods settled (a lagging load balancer still routes to the gone pods for its lag)."""
     time.sleep(6)  # the previous action's pods finish starting
     timeline = Timeline(ns)
-    streams = start_streams(vegeta, ns, vip, app, rate)
+    streams = start()
     time.sleep(3)
     before = {name for name, _, _ in pods(ns)} if replaces else set()
     acted = time.time()
     action()
     settle(ns, want, replaced=before)
     took = time.time() - acted
-    time.sleep(2)
+    time.sleep(tail)
     results = {key: s.stop() for key, s in streams.items()}
     events = timeline.stop()
     for r in results.values():
@@ -242,9 +245,11 @@ def run_cell(label, app, manifests, mode, repeat, rate, vegeta, traefik):
     time.sleep(3)  # kube-proxy programs the new Service
     runs = []
     for i in range(repeat):
-        restart = phase(ns, vip, app, rate, vegeta, traefik, lambda: kubectl(
+        def start():
+            return start_streams(vegeta, ns, vip, app, rate)
+        restart = phase(ns, start, traefik, lambda: kubectl(
             "-n", ns, "rollout", "restart", "deploy/app"), REPLICAS, replaces=True)
-        scale = phase(ns, vip, app, rate, vegeta, traefik, lambda: kubectl(
+        scale = phase(ns, start, traefik, lambda: kubectl(
             "-n", ns, "scale", "deploy/app", f"--replicas={SCALED}"), SCALED)
         kubectl("-n", ns, "scale", "deploy/app", f"--replicas={REPLICAS}")
         settle(ns, REPLICAS)

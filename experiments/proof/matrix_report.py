@@ -1,0 +1,163 @@
+"""The cluster matrix's tables: failures per app, zerodrop setting, path and client for each
+topology; where they fall in the terminating pod's life; the prestop-sleep sweep's smallest safe
+value per path."""
+from report import ACTIONS, classes, spread
+
+PATHS = (("vip", "Service VIP, from every node"), ("ingress", "Traefik Ingress"),
+         ("lb", "lagging load balancer"))
+CLIENTS = ("new", "keepalive", "strict")
+
+
+def path_of(key):
+    """`vip` for `vip:c3/new/GET`; the client; the node (None off the VIP path)."""
+    path, client, _ = key.split("/")
+    base, _, node = path.partition(":")
+    return base, client, node or None
+
+
+def streams(cell):
+    """Every stream result of the cell, with its key, over runs and actions."""
+    for run in cell["runs"]:
+        for action, _ in ACTIONS:
+            for key, s in run[action]["streams"].items():
+                yield key, s
+
+
+def totals(cell):
+    """{(path, client): [failed, sent, nodes that saw a failure]}."""
+    out = {}
+    for key, s in streams(cell):
+        path, client, node = path_of(key)
+        t = out.setdefault((path, client), [0, 0, set()])
+        t[0] += s["failed"]
+        t[1] += s["sent"]
+        if s["failed"] and node:
+            t[2].add(node)
+    return out
+
+
+def topo(run):
+    return f"{run['nodes']} {run['mode']}"
+
+
+def matrix(runs):
+    """Rows: app, zerodrop, path; columns: topologies; cells: failures of new / keep-alive / strict."""
+    runs = sorted([r for r in runs if not r.get("sweep")], key=lambda r: (r["nodes"], r["mode"]))
+    if not runs:
+        return "(no matrix runs)"
+    tops = [topo(r) for r in runs]
+    rows = {}
+    sent = {}
+    for r in runs:
+        for c in r["cells"]:
+            for (path, client), (failed, n, nodes) in totals(c).items():
+                row = rows.setdefault((c["app"], c["zerodrop"], path), {})
+                row.setdefault(topo(r), {})[client] = (failed, nodes)
+                sent.setdefault((path, client), []).append(n)
+    lines = ["| app | zerodrop | path | " + " | ".join(f"{t} nodes" for t in tops) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in tops) + " |"]
+    order = {p: i for i, (p, _) in enumerate(PATHS)}
+    for (app, setting, path) in sorted(rows, key=lambda k: (k[0], k[1] != "none", order.get(k[2], 9))):
+        row = rows[(app, setting, path)]
+        cells = []
+        for t in tops:
+            got = row.get(t)
+            if not got:
+                cells.append("-")
+                continue
+            text = " / ".join(str(got[c][0]) if c in got else "-" for c in CLIENTS)
+            nodes = set().union(*[got[c][1] for c in CLIENTS if c in got])
+            if path == "vip" and nodes:
+                text += f" ({len(nodes)} node{'s' if len(nodes) > 1 else ''})"
+            cells.append(text)
+        lines.append(f"| {app} | {setting} | {path} | " + " | ".join(cells) + " |")
+    caption = "; ".join(f"{path} {client} {min(n)}–{max(n)}" for (path, client), n in sorted(sent.items()))
+    return "\n".join(lines) + f"\n\nRequests sent per cell (restart + scale-down): {caption}."
+
+
+def placement(runs):
+    """Per path, app, zerodrop and failure class: how many, and when after the nearest
+    terminating pod's SIGTERM and its endpoint turning not-ready."""
+    spans = {}
+    for r in runs:
+        if r.get("sweep"):
+            continue
+        for c in r["cells"]:
+            for key, s in streams(c):
+                path, _, _ = path_of(key)
+                for f in s["failures"]:
+                    spans.setdefault((path, c["app"], c["zerodrop"], f["kind"]), []).append(f)
+    lines = ["| path | app | zerodrop | class | failures | ms after the pod's SIGTERM "
+             "| ms after its endpoint turned not-ready | ms after its deletion |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for (path, app, setting, kind), fs in sorted(spans.items()):
+        lines.append(f"| {path} | {app} | {setting} | {kind} | {len(fs)} | {spread(fs, 'after_sigterm_ms')} "
+                     f"| {spread(fs, 'after_endpoint_ms')} | {spread(fs, 'after_deletion_ms')} |")
+    return "\n".join(lines)
+
+
+def safe_sleep(by_sleep):
+    """The smallest swept sleep from which every larger swept sleep lost nothing (None: none)."""
+    best = None
+    for sleep in sorted(by_sleep, reverse=True):
+        if by_sleep[sleep]:
+            break
+        best = sleep
+    return best
+
+
+def sweep(runs):
+    """Per path: failures (all clients) at each swept prestop-sleep, and the smallest safe one."""
+    out = []
+    for r in [r for r in runs if r.get("sweep")]:
+        per = {}
+        for c in r["cells"]:
+            sleep = int(c["zerodrop"].split("=")[1])
+            for (path, _), (failed, _, _) in totals(c).items():
+                per.setdefault(path, {}).setdefault(sleep, 0)
+                per[path][sleep] += failed
+        sleeps = sorted({s for v in per.values() for s in v})
+        out += [f"{topo(r)} nodes, lagging load balancer {r['lag']:g} s, close-drain app:", "",
+                "| path | " + " | ".join(f"{s} s" for s in sleeps) + " | smallest safe |",
+                "| --- | " + " | ".join("---" for _ in sleeps) + " | --- |"]
+        for path, _ in PATHS:
+            if path in per:
+                best = safe_sleep(per[path])
+                out.append(f"| {path} | " + " | ".join(str(per[path].get(s, "-")) for s in sleeps)
+                           + f" | {'none swept' if best is None else f'{best} s'} |")
+        out.append("")
+    return "\n".join(out).strip() or "(no sweep runs)"
+
+
+def parts(runs):
+    """What --write puts between docs' markers."""
+    return {"matrix": matrix(runs), "placement": placement(runs), "sweep": sweep(runs)}
+
+
+def document(runs):
+    return "\n\n".join(parts(runs).values())
+
+
+def smoke_problem(result):
+    """CI's multi-node cell: new connections through every node's kube-proxy must fail without
+    zerodrop (the instrument sees the race) and never with it; every node's clients must send."""
+    by = {c["zerodrop"]: c for c in result["cells"]}
+    lost = {}
+    for setting in ("none", "enforce"):
+        per_node = {}
+        for key, s in streams(by[setting]):
+            path, client, node = path_of(key)
+            if path == "vip" and client == "new":
+                got = per_node.setdefault(node, [0, 0])
+                got[0] += s["failed"]
+                got[1] += s["sent"]
+        silent = sorted(n for n, (_, sent) in per_node.items() if not sent)
+        if len(per_node) != result["nodes"] or silent:
+            return f"{setting}: expected {result['nodes']} nodes sending, got {sorted(per_node)} (silent: {silent})"
+        lost[setting] = {n: f for n, (f, _) in per_node.items()}
+    if not sum(lost["none"].values()):
+        return f"no new connection failed without zerodrop ({lost}): the cell cannot tell"
+    if sum(lost["enforce"].values()):
+        failures = [f for key, s in streams(by["enforce"]) if path_of(key)[1] == "new" for f in s["failures"]]
+        return f"new connections failed under enforce: {lost['enforce']} ({classes(failures)})"
+    return None

@@ -1,0 +1,69 @@
+"""The cluster matrix's tables and CI's multi-node verdict, on hand-made results shaped like a
+real run's (the real runs are in docs/proof.md)."""
+import matrix_report
+
+
+def stream(failed, sent=100, kind="refused", **rel):
+    return {"failed": failed, "sent": sent, "failures": [{"kind": kind, **rel}] * failed}
+
+
+def cell(app, setting, restart, scale=None):
+    return {"app": app, "zerodrop": setting,
+            "runs": [{"restart": {"streams": restart}, "scale_down": {"streams": scale or {}}}]}
+
+
+def run(nodes, cells, mode="nftables", sweep=False):
+    return {"nodes": nodes, "mode": mode, "lag": 15, "sweep": sweep, "cells": cells}
+
+
+def test_vip_failures_sum_over_nodes_and_name_how_many_nodes_saw_them():
+    c = cell("exit", "none", {"vip:node/new/GET": stream(2), "vip:c1/new/GET": stream(3),
+                              "vip:c2/new/GET": stream(0), "vip:c1/strict/POST": stream(1),
+                              "lb/new/GET": stream(7)},
+             {"vip:c2/new/GET": stream(1)})
+    t = matrix_report.totals(c)
+    assert t[("vip", "new")][:2] == [6, 400] and t[("vip", "new")][2] == {"node", "c1", "c2"}
+    table = matrix_report.matrix([run(3, [c])])
+    assert "| exit | none | vip | 6 / - / 1 (3 nodes) |" in table
+    assert "| exit | none | lb | 7 / - / - |" in table
+
+
+def test_each_topology_is_a_column_fewest_nodes_first():
+    a = run(10, [cell("drain", "enforce", {"vip:node/new/GET": stream(0)})])
+    b = run(1, [cell("drain", "enforce", {"vip:node/new/GET": stream(4)})], mode="iptables")
+    table = matrix_report.matrix([a, b])
+    assert table.splitlines()[0] == "| app | zerodrop | path | 1 iptables nodes | 10 nftables nodes |"
+    assert "| drain | enforce | vip | 4 / - / - (1 node) | 0 / - / - |" in table
+
+
+def test_failures_are_placed_by_path_app_setting_and_class():
+    c = cell("exit", "enforce", {"lb/new/GET": stream(2, after_sigterm_ms=300, after_endpoint_ms=5200)})
+    text = matrix_report.placement([run(3, [c])])
+    assert "| lb | exit | enforce | refused | 2 | 300 .. 300 (median 300) | 5200 .. 5200 (median 5200) | - |" in text
+
+
+def test_the_smallest_safe_sleep_is_the_one_from_which_every_larger_one_lost_nothing():
+    assert matrix_report.safe_sleep({0: 9, 1: 0, 2: 3, 3: 0, 5: 0}) == 3
+    assert matrix_report.safe_sleep({0: 0, 5: 0}) == 0
+    assert matrix_report.safe_sleep({0: 0, 20: 1}) is None
+
+
+def test_the_sweep_table_gives_each_path_its_smallest_safe_sleep():
+    cells = [cell("close-drain", f"sleep={s}", {"vip:node/new/GET": stream(v), "lb/new/GET": stream(l)})
+             for s, v, l in ((0, 5, 90), (2, 0, 80), (16, 0, 0), (20, 0, 0))]
+    text = matrix_report.sweep([run(10, cells, sweep=True)])
+    assert "| vip | 5 | 0 | 0 | 0 | 2 s |" in text
+    assert "| lb | 90 | 80 | 0 | 0 | 16 s |" in text
+
+
+def smoke(none_new, enforce_new, nodes=("node", "c1", "c2")):
+    return run(3, [cell("exit", "none", {f"vip:{n}/new/GET": stream(f) for n, f in zip(nodes, none_new)}),
+                   cell("exit", "enforce", {f"vip:{n}/new/GET": stream(f) for n, f in zip(nodes, enforce_new)})])
+
+
+def test_the_ci_cell_passes_only_when_it_can_tell_and_zerodrop_removes_the_failures():
+    assert matrix_report.smoke_problem(smoke([3, 0, 1], [0, 0, 0])) is None
+    assert "cannot tell" in matrix_report.smoke_problem(smoke([0, 0, 0], [0, 0, 0]))
+    assert "under enforce" in matrix_report.smoke_problem(smoke([3, 0, 1], [0, 2, 0]))
+    # A node whose clients never reached the apiserver's Service is not a pass.
+    assert "expected 3 nodes" in matrix_report.smoke_problem(smoke([3, 1], [0, 0], nodes=("node", "c1")))
