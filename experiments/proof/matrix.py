@@ -7,7 +7,7 @@ failure placed against its pod's events. Runs on the topology `node.sh up --node
 
 usage: matrix.py [--apps drain,exit,podinfo] [--zerodrop none,enforce] [--lag 15] [--repeat 1]
                  [--json OUT]
-       matrix.py --sweep 0,1,2,3,5,... [--lag 15] [--json OUT]  # close-drain, enforce at each sleep
+       matrix.py --sweep 0,1,2,3,5,... [--sweep-app drain] [--json OUT]  # enforce at each sleep
        matrix.py --smoke          # CI: the exit app, none and enforce, VIP from every node
        matrix.py --table RUN.json... [--write docs/proof.md]
 """
@@ -114,8 +114,11 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--apps", default="drain,exit,podinfo")
     p.add_argument("--zerodrop", default="none,enforce")
-    p.add_argument("--sweep", help="prestop-sleep seconds to sweep (close-drain app, enforce with its "
-                   "readiness policy), e.g. 0,1,2,3,5,15,16,18,20")
+    p.add_argument("--sweep", help="prestop-sleep seconds to sweep (enforce with the app's readiness "
+                   "policy), e.g. 0,1,2,3,5,15,16,18,20")
+    p.add_argument("--sweep-app", default="drain", choices=["drain", "close-drain", "exit"],
+                   help="the app the sweep rolls: drain stops accepting at SIGTERM, so what reaches it "
+                   "afterwards is routing's; close-drain keeps answering 2 s more")
     p.add_argument("--paths", default="vip,ingress,lb")
     p.add_argument("--lag", type=float, default=15, help="the lagging load balancer's removal delay, s")
     p.add_argument("--repeat", type=int, default=1)
@@ -130,7 +133,7 @@ def main():
         a.apps, a.zerodrop, a.paths, a.sweep = "exit", "none,enforce", "vip", None
     a.paths = a.paths.split(",")
     settings = [f"sleep={s}" for s in a.sweep.split(",")] if a.sweep else a.zerodrop.split(",")
-    apps = ["close-drain"] if a.sweep else a.apps.split(",")
+    apps = [a.sweep_app] if a.sweep else a.apps.split(",")
     needed = ["vegeta"] + (["traefik"] if {"ingress", "lb"} & set(a.paths) else []) + \
         (["podinfo"] if "podinfo" in apps else [])
     tools = subprocess.run([os.path.join(ROOT, "tools/traffic/build.sh"), *needed], capture_output=True,

@@ -107,24 +107,30 @@ def safe_sleep(by_sleep):
 
 
 def sweep(runs):
-    """Per path: failures (all clients) at each swept prestop-sleep, and the smallest safe one."""
+    """Per path: failures at each swept prestop-sleep, `new connections (all clients)`, and the
+    smallest safe sleep by each. New connections are what routing decides (a kept connection is
+    pinned to its pod whatever the sleep: its failures at SIGTERM are the app's way of closing)."""
     out = []
-    for r in [r for r in runs if r.get("sweep")]:
-        per = {}
+    for r in sorted([r for r in runs if r.get("sweep")], key=lambda r: (r["nodes"], r["mode"], r["cells"][0]["app"])):
+        new, every = {}, {}
         for c in r["cells"]:
             sleep = int(c["zerodrop"].split("=")[1])
-            for (path, _), (failed, _, _) in totals(c).items():
-                per.setdefault(path, {}).setdefault(sleep, 0)
-                per[path][sleep] += failed
-        sleeps = sorted({s for v in per.values() for s in v})
-        out += [f"{topo(r)} nodes, lagging load balancer {r['lag']:g} s, close-drain app:", "",
-                "| path | " + " | ".join(f"{s} s" for s in sleeps) + " | smallest safe |",
+            for (path, client), (failed, _, _) in totals(c).items():
+                every.setdefault(path, {}).setdefault(sleep, 0)
+                every[path][sleep] += failed
+                new.setdefault(path, {}).setdefault(sleep, 0)
+                new[path][sleep] += failed if client == "new" else 0
+        sleeps = sorted({s for v in every.values() for s in v})
+        out += [f"{topo(r)} nodes, the {r['cells'][0]['app']} app, lagging load balancer {r['lag']:g} s; "
+                "failed requests, new connections (all clients):", "",
+                "| path | " + " | ".join(f"{s} s" for s in sleeps) + " | smallest safe: new connections (all clients) |",
                 "| --- | " + " | ".join("---" for _ in sleeps) + " | --- |"]
         for path, _ in PATHS:
-            if path in per:
-                best = safe_sleep(per[path])
-                out.append(f"| {path} | " + " | ".join(str(per[path].get(s, "-")) for s in sleeps)
-                           + f" | {'none swept' if best is None else f'{best} s'} |")
+            if path in every:
+                safe = [safe_sleep(x[path]) for x in (new, every)]
+                said = [("none swept" if b is None else f"{b} s") for b in safe]
+                out.append(f"| {path} | " + " | ".join(f"{new[path].get(s, '-')} ({every[path].get(s, '-')})"
+                                                      for s in sleeps) + f" | {said[0]} ({said[1]}) |")
         out.append("")
     return "\n".join(out).strip() or "(no sweep runs)"
 

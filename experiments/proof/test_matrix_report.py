@@ -48,12 +48,14 @@ def test_the_smallest_safe_sleep_is_the_one_from_which_every_larger_one_lost_not
     assert matrix_report.safe_sleep({0: 0, 20: 1}) is None
 
 
-def test_the_sweep_table_gives_each_path_its_smallest_safe_sleep():
-    cells = [cell("close-drain", f"sleep={s}", {"vip:node/new/GET": stream(v), "lb/new/GET": stream(l)})
-             for s, v, l in ((0, 5, 90), (2, 0, 80), (16, 0, 0), (20, 0, 0))]
+def test_the_sweep_table_gives_each_path_its_smallest_safe_sleep_by_new_connections_and_all():
+    cells = [cell("drain", f"sleep={s}", {"vip:node/new/GET": stream(v), "vip:c1/strict/POST": stream(k),
+                                          "lb/new/GET": stream(l)})
+             for s, v, k, l in ((0, 5, 1, 90), (2, 0, 1, 80), (16, 0, 0, 0), (20, 0, 0, 0))]
     text = matrix_report.sweep([run(10, cells, sweep=True)])
-    assert "| vip | 5 | 0 | 0 | 0 | 2 s |" in text
-    assert "| lb | 90 | 80 | 0 | 0 | 16 s |" in text
+    assert "10 nftables nodes, the drain app" in text
+    assert "| vip | 5 (6) | 0 (1) | 0 (0) | 0 (0) | 2 s (16 s) |" in text
+    assert "| lb | 90 (90) | 80 (80) | 0 (0) | 0 (0) | 16 s (16 s) |" in text
 
 
 def smoke(none_new, enforce_new, nodes=("node", "c1", "c2")):
