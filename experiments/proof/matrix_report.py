@@ -53,7 +53,7 @@ def matrix(runs):
             for (path, client), (failed, n, nodes) in totals(c).items():
                 row = rows.setdefault((c["app"], c["zerodrop"], path), {})
                 row.setdefault(topo(r), {})[client] = (failed, nodes)
-                sent.setdefault((path, client), []).append(n)
+                sent.setdefault(path, []).append(n // (r["nodes"] if path == "vip" else 1))
     lines = ["| app | zerodrop | path | " + " | ".join(f"{t} nodes" for t in tops) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in tops) + " |"]
     order = {p: i for i, (p, _) in enumerate(PATHS)}
@@ -71,8 +71,9 @@ def matrix(runs):
                 text += f" ({len(nodes)} node{'s' if len(nodes) > 1 else ''})"
             cells.append(text)
         lines.append(f"| {app} | {setting} | {path} | " + " | ".join(cells) + " |")
-    caption = "; ".join(f"{path} {client} {min(n)}–{max(n)}" for (path, client), n in sorted(sent.items()))
-    return "\n".join(lines) + f"\n\nRequests sent per cell (restart + scale-down): {caption}."
+    caption = "; ".join(f"{path}{' (per node)' if path == 'vip' else ''} {min(n):,}–{max(n):,}"
+                        for path, n in sorted(sent.items()))
+    return "\n".join(lines) + f"\n\nRequests each client sent per cell (restart + scale-down): {caption}."
 
 
 def placement(runs):
