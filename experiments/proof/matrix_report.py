@@ -112,7 +112,7 @@ def sweep(runs):
     smallest safe sleep by each. New connections are what routing decides (a kept connection is
     pinned to its pod whatever the sleep: its failures at SIGTERM are the app's way of closing)."""
     out = []
-    for r in sorted([r for r in runs if r.get("sweep")], key=lambda r: (r["nodes"], r["mode"], r["cells"][0]["app"])):
+    for r in sorted([r for r in runs if r.get("sweep")], key=lambda r: (r["cells"][0]["app"] != "drain", r["nodes"], r["mode"])):
         new, every = {}, {}
         for c in r["cells"]:
             sleep = int(c["zerodrop"].split("=")[1])
