@@ -11,7 +11,8 @@
 #   tools         Helm, promtool, the registry tools from their Go modules; the `tools` tests
 #   e2e           the control plane of Kubernetes 1.37 from its Go modules; the `e2e` suite
 #   versions      1.30 (the whole e2e suite), 1.33 and 1.36 (the acceptance core)
-#   node          the experiments' own tests; one real node; the rollout, traffic and verify smokes
+#   node          the experiments' own tests; a real node + 2 client nodes (nftables); the multi-node,
+#                 traffic, verify and self-upgrade smokes
 #   bench         the benchmark scripts' smoke run (keeps them working; numbers not judged)
 #   versions-all  1.32 and 1.34 as well (not in the default run: no capability boundary)
 set -euo pipefail
@@ -35,7 +36,13 @@ if [ "$(cat "$CARGO_TARGET_DIR/.checkout" 2>/dev/null)" != "$PWD" ]; then
   echo "$PWD" >"$CARGO_TARGET_DIR/.checkout"
 fi
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step of a stage prints its time when the next one starts (or the stage ends).
+step_done() { if [ -n "${step_at:-}" ]; then printf '    (step: %s s)\n' "$((SECONDS - step_at))"; fi; }
+step() {
+  step_done
+  step_at=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
 need_go() { command -v go >/dev/null || { echo "go is required for stage $1 (it builds its tools from their Go modules)"; exit 1; }; }
 
 # The control plane and the tools, exported for the tests (each script caches by content).
@@ -110,14 +117,14 @@ stage_node() {
   need_go node
   step "the experiments' own tests (pytest: reporting, classification, client selection)"
   python3 -m pytest -q -p no:cacheprovider experiments/proof
-  step "one real node (kubelet, kube-proxy, kube-scheduler 1.37, Debian's containerd; root)"
+  step "one real node and two client nodes, kube-proxy in nftables mode (kubelet, kube-proxy, kube-scheduler 1.37, Debian's containerd; root)"
   # The smokes run the test build (dev profile, built by stage fast), not a second compile of
   # the dependency tree for release: the experiments themselves measure the release build.
   export ZERODROP_PROFILE=dev
-  experiments/proof/node.sh up
+  experiments/proof/node.sh up --nodes 3 --proxy-mode nftables
   CLEANUP="experiments/proof/node.sh down"
-  step "rollout experiment smoke: the exit app without and with zerodrop"
-  experiments/proof/experiment.py --smoke
+  step "multi-node smoke: the exit app without and with zerodrop, new connections to the VIP from every node"
+  experiments/proof/matrix.py --smoke
   step "traffic matrix smoke: the close-drain app, every client through kube-proxy and Traefik"
   experiments/proof/traffic.py --smoke
   step "zerodrop verify on the node: its cases"
@@ -162,6 +169,7 @@ run_lane() {
       trap '[ -z "$CLEANUP" ] || $CLEANUP || true' EXIT
       trap 'exit 143' TERM
       "stage_${s//-/_}"
+      step_done
     )
     status=$?
     set -e
