@@ -145,10 +145,22 @@ def document(runs):
     return "\n\n".join(parts(runs).values())
 
 
+def unhooked(cell):
+    """The pods the cell's actions deleted without a preStop sleep (the timeline's record of
+    each as the apiserver had it), by name."""
+    return sorted(p["name"] for run in cell["runs"] for action, _ in ACTIONS
+                  for p in run[action].get("pods", []) if "deleted" in p and not p.get("prestop_sleep"))
+
+
 def smoke_problem(result):
     """CI's multi-node cell: new connections through every node's kube-proxy must fail without
-    zerodrop (the instrument sees the race) and never with it; every node's clients must send."""
+    zerodrop (the instrument sees the race) and never with it; every node's clients must send;
+    under enforce every pod deleted must have carried zerodrop's sleep (the first pods of a new
+    namespace included: the cell applies the namespace with its Deployment, as users do)."""
     by = {c["zerodrop"]: c for c in result["cells"]}
+    escaped = unhooked(by["enforce"])
+    if escaped:
+        return f"pods deleted under enforce without zerodrop's preStop sleep: {escaped}"
     lost = {}
     for setting in ("none", "enforce"):
         per_node = {}
