@@ -15,8 +15,7 @@ import subprocess
 import sys
 import time
 
-from cluster import ROOT, apply, install_zerodrop, kubectl, settle
-from convergence import topology
+from cluster import ROOT, apply, install_zerodrop, kubectl, settle, topology
 from lagging_lb import LB, LaggingLB
 from streams import Vegeta
 from traffic import APPS, INGRESS, Traefik, builtin_manifests, routes, wait_routed
@@ -42,16 +41,33 @@ def sockets(netns, port):
                          capture_output=True, text=True)
     if run.returncode:
         raise RuntimeError(f"ss in {netns}: {run.stderr.strip()}")
-    out = run.stdout.splitlines()
-    found = {}
-    for i, line in enumerate(out):
+    return parse_ss(run.stdout)
+
+
+def parse_ss(text):
+    """`ss -tinaH`'s sockets: {peer: bytes_received (its indented info line), None without}."""
+    lines, found = text.splitlines(), {}
+    for i, line in enumerate(lines):
         fields = line.split()
         if line[:1].isspace() or len(fields) < 5 or fields[0] == "LISTEN":
             continue
-        info = out[i + 1] if i + 1 < len(out) and out[i + 1][:1].isspace() else ""
+        info = lines[i + 1] if i + 1 < len(lines) and lines[i + 1][:1].isspace() else ""
         got = [f.split(":", 1)[1] for f in info.split() if f.startswith("bytes_received:")]
         found[fields[-1]] = int(got[0]) if got else None
     return found
+
+
+def new_peers(samples, deleted):
+    """{second after the deletion (-1: before it): {source address: peers first seen then}}."""
+    first, out = {}, {}
+    for at, socks in samples:
+        for peer in socks:
+            first.setdefault(peer, at)
+    for peer, at in first.items():
+        second = int(at - deleted) if at >= deleted else -1
+        source = peer.rsplit(":", 1)[0]
+        out.setdefault(second, {})[source] = out.get(second, {}).get(source, 0) + 1
+    return out
 
 
 def main():
@@ -66,9 +82,8 @@ def main():
     kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=120s")
     items = builtin_manifests(NS, APPS["drain"], {**APPS["drain"]["policy"],
                                                   "zerodrop.dev/prestop-sleep": f"{a.sleep}s"})
-    apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"zerodrop.dev/mode": "enforce"}}}])
-    time.sleep(5)  # zerodrop's namespace cache sees the label before the pods are created
-    apply([*items, *routes(NS, items[1], False)])
+    apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"zerodrop.dev/mode": "enforce"}}},
+           *items, *routes(NS, items[1], False)])
     settle(NS, 4)
     vip = kubectl("-n", NS, "get", "svc", "app", "-o", "jsonpath={.spec.clusterIP}") + ":80"
     traefik, lb = Traefik(os.path.join(tools, "traefik")), LaggingLB(os.path.join(tools, "traefik"), a.lag)
@@ -103,14 +118,7 @@ def main():
             load.stop()
         traefik.stop()
         lb.stop()
-    first = {}
-    for at, socks in samples:
-        for peer in socks:
-            first.setdefault(peer, at)
-    new = {}
-    for peer, at in first.items():
-        new.setdefault(int(at - deleted) if at >= deleted else -1, {}).setdefault(peer.rsplit(":", 1)[0], 0)
-        new[int(at - deleted) if at >= deleted else -1][peer.rsplit(":", 1)[0]] += 1
+    new = new_peers(samples, deleted)
     print("new peers first seen, by second after the deletion (-1: before), by source address")
     for second in sorted(new):
         print(f"  {second:>3} s: {new[second]}")
