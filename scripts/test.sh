@@ -131,6 +131,7 @@ stage_node() {
   experiments/proof/verify.py
   step "zerodrop's own upgrade: helm upgrade and rollout restart while pods are created; none unprotected"
   experiments/proof/self_upgrade.py
+  step "the node down: nothing may be left running, mounted or routed"
   CLEANUP=""
   experiments/proof/node.sh down
 }

@@ -52,6 +52,14 @@ def watch(path, handle, lock):
     return proc
 
 
+def topology():
+    """(nodes, mode) from node.sh's topology file: [(Node name, netns or None)], the mode."""
+    with open(os.path.join(NODE_DIR, "topology")) as f:
+        count, mode = f.read().split()
+    nodes = [("zerodrop-node", None)] + [(f"zerodrop-client-{i}", f"zd-c{i}") for i in range(1, int(count))]
+    return nodes, mode
+
+
 def apply(items, warnings=None):
     kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
             warnings=warnings)

@@ -18,7 +18,7 @@ import time
 import urllib.request
 
 import report
-from cluster import NODE_DIR, ROOT, apply, kubectl, settle
+from cluster import ROOT, apply, kubectl, settle, topology
 from rules import ClusterRules
 from streams import Vegeta
 from timeline import Timeline
@@ -27,14 +27,6 @@ from traffic import APPS, builtin_manifests
 NS = "convergence"
 # How long every node is given to stop routing to a deleted pod; later counts as never.
 WAIT = 30.0
-
-
-def topology():
-    """(nodes, mode) from node.sh's topology file: [(Node name, netns or None)], the mode."""
-    with open(os.path.join(NODE_DIR, "topology")) as f:
-        count, mode = f.read().split()
-    nodes = [("zerodrop-node", None)] + [(f"zerodrop-client-{i}", f"zd-c{i}") for i in range(1, int(count))]
-    return nodes, mode
 
 
 def programming_histogram():

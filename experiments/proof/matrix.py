@@ -21,8 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import matrix_report
 import report
-from cluster import ROOT, apply, install_zerodrop, kubectl, settle
-from convergence import topology
+from cluster import ROOT, apply, install_zerodrop, kubectl, settle, topology
 from lagging_lb import LB, LaggingLB
 from streams import StrictLoad, Vegeta
 from traffic import (APPS, INGRESS, REPLICAS, SCALED, Traefik, builtin_manifests, import_image, phase,

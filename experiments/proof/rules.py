@@ -121,10 +121,9 @@ class ClusterRules:
             # the end of the second the apiserver stamped it in.
             second = p.get("deletion_second", p["deleted"])
             deleted = min(p["deleted"], p.get("not_ready", p["deleted"]), second + 1.0)
-            start = second
             per_node = {}
             for n in self.nodes:
-                t = n.removed(p["ip"], start)
+                t = n.removed(p["ip"], second)
                 per_node[n.name] = None if t is None else round(t - deleted, 3)
             out.append({"pod": p["name"], "ip": p["ip"], "nodes": per_node})
         return out
