@@ -9,11 +9,12 @@ usage: self_upgrade.py [--json OUT]
 """
 import argparse
 import json
+import os
 import sys
 import threading
 import time
 
-from cluster import apply, install_zerodrop, kubectl, settle, watch
+from cluster import NODE_DIR, apply, install_zerodrop, kubectl, settle, watch
 from traffic import APPS, builtin_manifests
 
 NS = "self-upgrade"
@@ -44,7 +45,25 @@ def protection(pod):
     c = pod["spec"]["containers"][0]
     return {"ledger": LEDGER in (pod["metadata"].get("annotations") or {}),
             "prestop": bool((c.get("lifecycle") or {}).get("preStop")),
-            "created": pod["metadata"].get("creationTimestamp")}
+            "seen": time.time()}
+
+
+def failing_open(since):
+    """The apiserver's own account of webhook calls that failed open since the log's byte
+    offset `since`: why a pod escaped (refused, reset, timeout, certificate)."""
+    try:
+        with open(os.path.join(NODE_DIR, "kube-apiserver.log"), errors="replace") as f:
+            f.seek(since)
+            return [line.strip()[:400] for line in f if "failing open" in line]
+    except OSError as e:
+        return [f"(apiserver log unreadable: {e})"]
+
+
+def log_size():
+    try:
+        return os.path.getsize(os.path.join(NODE_DIR, "kube-apiserver.log"))
+    except OSError:
+        return 0
 
 
 def churn(stop, counts):
@@ -57,9 +76,10 @@ def churn(stop, counts):
         time.sleep(1)
 
 
-def unprotected_by_scan(since):
+def unprotected_by_scan(since, protocols):
     """zerodrop_unprotected_pods for the namespace, summed over reasons and replicas (a series
-    exists only while it is above 0), and whether a scan succeeded after `since`."""
+    exists only while it is above 0), and whether a scan succeeded after `since`; `protocols`
+    sums zerodrop_connections_total by protocol (how the apiserver connects)."""
     total, scanned = 0, False
     names = kubectl("-n", SYSTEM, "get", "pods", "-l", "app.kubernetes.io/name=zerodrop", "-o", "name").split()
     for name in names:
@@ -68,6 +88,9 @@ def unprotected_by_scan(since):
         for line in text.splitlines():
             if line.startswith("zerodrop_unprotected_pods{") and f'namespace="{NS}"' in line:
                 total += int(float(line.rsplit(" ", 1)[1]))
+            if line.startswith("zerodrop_connections_total{"):
+                protocol = line.split('protocol="', 1)[1].split('"', 1)[0]
+                protocols[protocol] = protocols.get(protocol, 0) + int(float(line.rsplit(" ", 1)[1]))
             if line.startswith("zerodrop_scan_last_success_timestamp_seconds "):
                 scanned |= float(line.rsplit(" ", 1)[1]) > since
     return total, scanned
@@ -77,7 +100,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--json")
     p.add_argument("--control", action="store_true",
-                   help="scale zerodrop to 0 for 10 s instead of upgrading it: pods must escape (the cell can fail)")
+                   help="take zerodrop away for 10 s instead of upgrading it: pods must escape (the cell can fail)")
     a = p.parse_args()
     # Two replicas as the chart ships, a scan every 10 s so its verdict comes within the run.
     install_zerodrop(replicas=2, extra=["--set", "scan.interval=10s"])
@@ -86,6 +109,7 @@ def main():
             "metadata": {"name": NS, "labels": {"zerodrop.dev/mode": "enforce"}}},
            *builtin_manifests(NS, APPS["exit"], {})])
     settle(NS, 4)
+    log_from, began = log_size(), time.time()
     created, stop, counts = Created(), threading.Event(), {}
     worker = threading.Thread(target=churn, args=(stop, counts), daemon=True)
     worker.start()
@@ -98,13 +122,18 @@ def main():
                 ("kubectl rollout restart", lambda: (
                     kubectl("-n", SYSTEM, "rollout", "restart", "deploy/zerodrop"),
                     kubectl("-n", SYSTEM, "rollout", "status", "deploy/zerodrop", "--timeout=180s"))))
-        outage = (("zerodrop scaled to 0 for 10 s", lambda: (
-            kubectl("-n", SYSTEM, "scale", "deploy/zerodrop", "--replicas=0"), time.sleep(10),
+        # Its pods are removed at once: scaled down gracefully they would keep serving for their
+        # preStop sleep and shutdown delay, and the outage would not be one.
+        outage = (("zerodrop scaled to 0 and its pods killed, for 10 s", lambda: (
+            kubectl("-n", SYSTEM, "scale", "deploy/zerodrop", "--replicas=0"),
+            kubectl("-n", SYSTEM, "delete", "pods", "-l", "app.kubernetes.io/name=zerodrop",
+                    "--grace-period=0", "--force", "--wait=false"), time.sleep(10),
             kubectl("-n", SYSTEM, "scale", "deploy/zerodrop", "--replicas=2"), settle(SYSTEM, 2))),)
         for what, action in (outage if a.control else upgrade):
             started = time.time()
             action()
-            steps.append({"step": what, "seconds": round(time.time() - started, 1)})
+            steps.append({"step": what, "from_s": round(started - began, 1),
+                          "seconds": round(time.time() - started, 1)})
             print(f"{what}: {steps[-1]['seconds']} s", file=sys.stderr)
             time.sleep(5)
     finally:
@@ -112,17 +141,22 @@ def main():
         worker.join()
         pods = created.stop()
     escaped = sorted(name for name, p in pods.items() if not (p["ledger"] and p["prestop"]))
+    # When each escaped, against the steps above (seconds from the churn's start).
+    escaped_at = {name: round(pods[name]["seen"] - began, 1) for name in escaped}
     kubectl("-n", NS, "scale", "deploy/app", "--replicas=2")
     settle(NS, 2)
     settled = time.time()
-    scan, scanned = 0, False
+    scan, scanned, protocols = 0, False, {}
     for _ in range(60):  # until a scan has seen the settled namespace (every 10 s)
-        scan, scanned = unprotected_by_scan(settled + 1)
+        protocols = {}
+        scan, scanned = unprotected_by_scan(settled + 1, protocols)
         if scanned:
             break
         time.sleep(1)
     result = {"pods_created": len(pods), "scales": counts.get("scales", 0), "steps": steps,
-              "escaped": escaped, "scan_unprotected": scan, "scanned_after": scanned}
+              "escaped": escaped, "escaped_at_s": escaped_at, "failing_open": failing_open(log_from),
+              "scan_unprotected": scan, "scanned_after": scanned,
+              "connections_by_protocol": protocols}
     print(json.dumps(result, indent=1))
     if a.json:
         with open(a.json, "w") as f:

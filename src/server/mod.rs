@@ -178,6 +178,7 @@ impl Server {
             router::admission(self.state.clone()),
             &graceful,
             self.config.header_timeout,
+            self.state.metrics.clone(),
             stop_rx,
         ));
         tokio::select! {

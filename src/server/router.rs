@@ -31,7 +31,29 @@ pub fn admission(state: Arc<State>) -> Router {
         // Outside the body read, so a slow upload holds its slot like any other request.
         .layer(middleware::from_fn_with_state(state.clone(), limit::admit))
         .layer(CatchPanicLayer::custom(on_panic))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            close_when_leaving,
+        ))
         .with_state(state)
+}
+
+/// While shutting down, an HTTP/1.1 answer closes its connection: the client learns it with
+/// the answer and opens its next connection elsewhere, instead of racing our later close of an
+/// idle one (HTTP/2 clients get a GOAWAY instead).
+async fn close_when_leaving(
+    Shared(state): Shared<Arc<State>>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let http1 = req.version() < axum::http::Version::HTTP_2;
+    let mut response = next.run(req).await;
+    if http1 && state.shutting_down() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The apiserver's `?timeout=10s` (Go duration: `500ms`, `10s`, `1m0s`), minus a margin so the

@@ -149,6 +149,10 @@ impl State {
         self.shutting_down.store(true, Ordering::Release);
     }
 
+    pub(super) fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
     /// What decides now: the cluster's parts once connected, else the fallback.
     pub fn backend(&self) -> &Backend {
         self.connected.get().unwrap_or(&self.fallback)
@@ -157,7 +161,7 @@ impl State {
     /// `None` when ready. An apiserver outage after the connection does not count: every
     /// replica would leave at once; they keep answering from the last known namespaces.
     pub fn not_ready_reason(&self) -> Option<&'static str> {
-        if self.shutting_down.load(Ordering::Acquire) {
+        if self.shutting_down() {
             return Some("shutting down");
         }
         if self.expects_cluster && self.connected.get().is_none() {

@@ -7,6 +7,7 @@ pub struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
     failed: Arc<AtomicUsize>,
+    refused: Arc<AtomicUsize>,
     senders: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -14,11 +15,13 @@ impl Load {
     /// `senders` tasks POST `body` to `url` in a loop until `finish`.
     pub fn start(client: &reqwest::Client, url: &str, body: &'static str, senders: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let count = || Arc::new(AtomicUsize::new(0));
+        let (ok, failed, refused) = (count(), count(), count());
         let senders = (0..senders)
             .map(|_| {
                 let (client, url) = (client.clone(), url.to_owned());
-                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                let (stop, ok) = (stop.clone(), ok.clone());
+                let (failed, refused) = (failed.clone(), refused.clone());
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         let r = client
@@ -29,6 +32,8 @@ impl Load {
                             .await;
                         match r {
                             Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
+                            // The request was never sent (no connection): the caller decides.
+                            Err(e) if e.is_connect() => refused.fetch_add(1, Ordering::Relaxed),
                             _ => failed.fetch_add(1, Ordering::Relaxed),
                         };
                     }
@@ -39,6 +44,7 @@ impl Load {
             stop,
             ok,
             failed,
+            refused,
             senders,
         }
     }
@@ -47,8 +53,8 @@ impl Load {
         self.ok.load(Ordering::Relaxed)
     }
 
-    /// Stops the senders; returns (succeeded, failed).
-    pub async fn finish(self) -> (usize, usize) {
+    /// Stops the senders; returns (succeeded, failed, found no connection: TCP or TLS).
+    pub async fn finish(self) -> (usize, usize, usize) {
         self.stop.store(true, Ordering::Relaxed);
         for s in self.senders {
             s.await.unwrap();
@@ -56,6 +62,7 @@ impl Load {
         (
             self.ok.load(Ordering::Relaxed),
             self.failed.load(Ordering::Relaxed),
+            self.refused.load(Ordering::Relaxed),
         )
     }
 }

@@ -1,5 +1,5 @@
 //! The real binary under continuous load receives SIGTERM: readiness flips first, no request
-//! fails, the process exits 0.
+//! fails up to the process's exit (HTTP/2: GOAWAY; HTTP/1.1: answers that close), it exits 0.
 
 use crate::admission_load as support;
 use crate::serve::Served;
@@ -11,9 +11,21 @@ const BODY: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRevie
 async fn sigterm_under_load_loses_nothing() {
     let mut served = Served::start(&["--standalone", "--shutdown-delay", "2"]).await;
     let client = served.client.clone();
+    // The apiserver's client offers HTTP/2 and gets it.
+    let first = client
+        .post(served.url("/mutate"))
+        .body(BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.version(), reqwest::Version::HTTP_2);
+    let h2 = served
+        .metric(r#"zerodrop_connections_total{protocol="h2"}"#)
+        .await;
+    assert_eq!(h2, Some(1.0), "connections by protocol");
 
-    // Like the apiserver: keep sending over keep-alive connections until the endpoint is gone
-    // (here: shortly after readiness fails, well within the shutdown delay).
+    // Like the apiserver: keep sending over the open connection through the whole shutdown,
+    // the close of the connection included.
     let load = support::Load::start(&client, &served.url("/mutate"), BODY, 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(served.admin_get("/readyz").await.0, 200);
@@ -36,9 +48,14 @@ async fn sigterm_under_load_loses_nothing() {
         load.ok() > at_flip,
         "requests were not served after readiness failed"
     );
-    let (_, failed) = load.finish().await;
-
     let status = served.exited(Duration::from_secs(20)).await;
+    // Once gone, new connections are refused (the Service sends them elsewhere); a request
+    // sent on the open connection must never be lost (a GOAWAY says which were not taken).
+    let (_, failed, refused) = load.finish().await;
+    assert!(
+        refused > 0,
+        "the load did not run until the listener closed"
+    );
     assert!(status.success(), "exit status {status}");
     assert!(
         signalled.elapsed() >= Duration::from_secs(2),
@@ -47,4 +64,38 @@ async fn sigterm_under_load_loses_nothing() {
     assert_eq!(failed, 0, "requests failed during shutdown");
     let logs = served.logs();
     assert!(logs.contains("shutdown complete"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_answers_close_their_connection_once_shutting_down() {
+    let mut served = Served::start(&["--standalone", "--shutdown-delay", "2"]).await;
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(served.ca())
+        .http1_only()
+        .build()
+        .unwrap();
+    let post = || {
+        client
+            .post(served.url("/mutate"))
+            .header("content-type", "application/json")
+            .body(BODY)
+            .send()
+    };
+    let before = post().await.unwrap();
+    assert_eq!(before.version(), reqwest::Version::HTTP_11);
+    assert_eq!(before.headers().get("connection"), None);
+    zerodrop_testkit::process::sigterm(&served.child);
+    while served.admin_get("/readyz").await.0 != 503 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Closing idle keep-alive connections later would race with requests sent on them.
+    let during = post().await.unwrap();
+    assert_eq!(during.status(), 200);
+    assert_eq!(
+        during.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
+    assert!(served.exited(Duration::from_secs(20)).await.success());
 }

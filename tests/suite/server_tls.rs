@@ -226,7 +226,8 @@ async fn symlink_swap_reloads_under_load_and_broken_pairs_never_replace_it() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (ok, failed) = load.finish().await;
+    let (ok, failed, refused) = load.finish().await;
+    let failed = failed + refused;
     assert_eq!(failed, 0, "requests failed during rotation");
     assert!(ok > 50, "too little load: {ok}");
     let text = metrics.encode();

@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         app,
         &graceful,
         header_timeout,
+        Arc::new(zerodrop::metrics::Metrics::new()),
         stop_rx,
     )
     .await;
