@@ -48,11 +48,6 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProtocolLabels {
-    pub protocol: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UnprotectedLabels {
     pub namespace: String,
     pub reason: &'static str,
@@ -70,7 +65,6 @@ pub struct Metrics {
     pub namespace_cache_ready: Gauge<i64, AtomicI64>,
     pub cluster_connected: Gauge<i64, AtomicI64>,
     pub overloaded: Counter,
-    pub connections: Family<ProtocolLabels, Counter>,
     pub cache_hits: Counter,
     pub namespace_watch_errors: Counter,
     pub namespace_fetches: Family<ResultLabels, Counter>,
@@ -110,7 +104,6 @@ impl Metrics {
         let namespace_cache_ready = Gauge::default();
         let cluster_connected = Gauge::default();
         let overloaded = Counter::default();
-        let connections = Family::default();
         let cache_hits = Counter::default();
         let namespace_watch_errors = Counter::default();
         let namespace_fetches = Family::default();
@@ -168,11 +161,6 @@ impl Metrics {
             "overloaded",
             "Requests refused with 503: too many requests or bytes in flight, or no capacity to answer a late one",
             overloaded.clone(),
-        );
-        registry.register(
-            "connections",
-            "Admission connections accepted (TLS done), by protocol: h2 shuts down without losing a request; http/1.1 can lose one sent as an idle connection closes",
-            connections.clone(),
         );
         registry.register(
             "decision_cache_hits",
@@ -237,7 +225,6 @@ impl Metrics {
             namespace_cache_ready,
             cluster_connected,
             overloaded,
-            connections,
             cache_hits,
             namespace_watch_errors,
             namespace_fetches,
@@ -270,9 +257,6 @@ impl Metrics {
         for result in ["success", "failure"] {
             let _ = self.cert_reloads.get_or_create(&ResultLabels { result });
             let _ = self.scans.get_or_create(&ResultLabels { result });
-        }
-        for protocol in ["h2", "http/1.1"] {
-            let _ = self.connections.get_or_create(&ProtocolLabels { protocol });
         }
         for result in ["hit", "miss"] {
             let _ = self.image_lookups.get_or_create(&ResultLabels { result });

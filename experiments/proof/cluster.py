@@ -102,6 +102,33 @@ def install_zerodrop(inspect=False, replicas=1, extra=()):
     # connections for its shutdown delay. Cells start once it is gone, so every admission they
     # cause is answered by the configuration they are run with.
     settle("zerodrop-system", replicas)
+    webhook_effective()
+
+
+PROBE_NS = "zerodrop-probe"
+
+
+def webhook_effective(limit=60):
+    """Until a pod created (server-side dry run) in an enforce namespace comes back with
+    zerodrop's ledger. Ready pods are not enough after a fresh install: the apiserver dials the
+    Service's cluster IP, and until kube-proxy has programmed it the call is refused and the pod
+    admitted unprotected (failurePolicy Ignore) - what failed CI's self-upgrade cell once."""
+    apply([{"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": PROBE_NS, "labels": {"zerodrop.dev/mode": "enforce"}}}])
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": PROBE_NS},
+           "spec": {"containers": [{"name": "app", "image": "zerodrop.local/probe:1"}]}}
+    deadline = time.time() + limit
+    while True:
+        out = kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(pod),
+                      check=False)
+        try:
+            if "zerodrop.dev/injected" in (json.loads(out)["metadata"].get("annotations") or {}):
+                return
+        except (ValueError, KeyError):
+            pass
+        if time.time() > deadline:
+            raise SystemExit(f"zerodrop does not mutate pods {limit} s after its install")
+        time.sleep(0.5)
 
 
 def shape(pod):

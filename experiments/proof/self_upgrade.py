@@ -76,10 +76,9 @@ def churn(stop, counts):
         time.sleep(1)
 
 
-def unprotected_by_scan(since, protocols):
+def unprotected_by_scan(since):
     """zerodrop_unprotected_pods for the namespace, summed over reasons and replicas (a series
-    exists only while it is above 0), and whether a scan succeeded after `since`; `protocols`
-    sums zerodrop_connections_total by protocol (how the apiserver connects)."""
+    exists only while it is above 0), and whether a scan succeeded after `since`."""
     total, scanned = 0, False
     names = kubectl("-n", SYSTEM, "get", "pods", "-l", "app.kubernetes.io/name=zerodrop", "-o", "name").split()
     for name in names:
@@ -88,9 +87,6 @@ def unprotected_by_scan(since, protocols):
         for line in text.splitlines():
             if line.startswith("zerodrop_unprotected_pods{") and f'namespace="{NS}"' in line:
                 total += int(float(line.rsplit(" ", 1)[1]))
-            if line.startswith("zerodrop_connections_total{"):
-                protocol = line.split('protocol="', 1)[1].split('"', 1)[0]
-                protocols[protocol] = protocols.get(protocol, 0) + int(float(line.rsplit(" ", 1)[1]))
             if line.startswith("zerodrop_scan_last_success_timestamp_seconds "):
                 scanned |= float(line.rsplit(" ", 1)[1]) > since
     return total, scanned
@@ -102,6 +98,7 @@ def main():
     p.add_argument("--control", action="store_true",
                    help="take zerodrop away for 10 s instead of upgrading it: pods must escape (the cell can fail)")
     a = p.parse_args()
+    log_from = log_size()  # the apiserver's log from here: the cell's own calls
     # Two replicas as the chart ships, a scan every 10 s so its verdict comes within the run.
     install_zerodrop(replicas=2, extra=["--set", "scan.interval=10s"])
     kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=120s")
@@ -109,7 +106,7 @@ def main():
             "metadata": {"name": NS, "labels": {"zerodrop.dev/mode": "enforce"}}},
            *builtin_manifests(NS, APPS["exit"], {})])
     settle(NS, 4)
-    log_from, began = log_size(), time.time()
+    began = time.time()
     created, stop, counts = Created(), threading.Event(), {}
     worker = threading.Thread(target=churn, args=(stop, counts), daemon=True)
     worker.start()
@@ -146,17 +143,15 @@ def main():
     kubectl("-n", NS, "scale", "deploy/app", "--replicas=2")
     settle(NS, 2)
     settled = time.time()
-    scan, scanned, protocols = 0, False, {}
+    scan, scanned = 0, False
     for _ in range(60):  # until a scan has seen the settled namespace (every 10 s)
-        protocols = {}
-        scan, scanned = unprotected_by_scan(settled + 1, protocols)
+        scan, scanned = unprotected_by_scan(settled + 1)
         if scanned:
             break
         time.sleep(1)
     result = {"pods_created": len(pods), "scales": counts.get("scales", 0), "steps": steps,
               "escaped": escaped, "escaped_at_s": escaped_at, "failing_open": failing_open(log_from),
-              "scan_unprotected": scan, "scanned_after": scanned,
-              "connections_by_protocol": protocols}
+              "scan_unprotected": scan, "scanned_after": scanned}
     print(json.dumps(result, indent=1))
     if a.json:
         with open(a.json, "w") as f:

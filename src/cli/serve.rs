@@ -132,7 +132,15 @@ pub struct ServeArgs {
     /// Time a client has to send the request body (slow clients).
     #[arg(long, env = "ZERODROP_BODY_TIMEOUT", default_value = "10s", value_parser = duration)]
     pub body_timeout: Duration,
-    /// Time a client has to send request headers (slowloris protection).
+    /// Time a client has to send a request's headers, from their first byte (slowloris
+    /// protection).
     #[arg(long, env = "ZERODROP_HEADER_TIMEOUT", default_value = "5s", value_parser = duration)]
     pub header_timeout: Duration,
+    /// An idle keep-alive connection is closed after this long. Above the apiserver's own
+    /// (90 s), so it closes first: closing an idle connection races with a request sent on it.
+    #[arg(long, env = "ZERODROP_IDLE_TIMEOUT", default_value = "120s", value_parser = duration)]
+    pub idle_timeout: Duration,
+    /// Open admission connections at most; beyond, new ones are closed at once.
+    #[arg(long, env = "ZERODROP_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }

@@ -70,7 +70,11 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
         unknown_namespace_mode: args.unknown_namespace_mode,
         shutdown_delay: args.shutdown_delay,
         shutdown_timeout: args.shutdown_timeout,
-        header_timeout: args.header_timeout,
+        connections: server::listener::Connections {
+            header_timeout: args.header_timeout,
+            idle_timeout: args.idle_timeout,
+            max: args.max_connections as usize,
+        },
     };
     let server = Server::bind(config, state.clone()).await?;
     tracing::info!(tls = %server.tls_addr, admin = %server.admin_addr, "serving");

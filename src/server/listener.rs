@@ -1,57 +1,40 @@
-//! The TLS accept loop: TCP_NODELAY, bounded handshakes, HTTP/2 or HTTP/1.1, graceful close.
+//! The TLS accept loop: bounded connections and handshakes, HTTP/1.1 keep-alive that the
+//! client closes first, slow request heads cut off, graceful close.
 
-use crate::metrics::{Metrics, ProtocolLabels};
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use std::sync::Arc;
-use std::time::Duration;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
+use tower_service::Service;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// hyper buffers up to this much of a connection's incoming bytes (its default is ~400 KiB):
 /// hundreds of connections pushing large bodies must not cost hundreds of MiB before the byte
 /// budget has even seen them. Headers and TLS records fit many times over.
 const READ_BUFFER: usize = 32 * 1024;
-/// HTTP/2's equivalents: bytes a peer may send before we read them, per stream and per
-/// connection (its defaults let one connection buffer MiBs), and header bytes per request.
-const STREAM_WINDOW: u32 = 64 * 1024;
-const CONNECTION_WINDOW: u32 = 256 * 1024;
-const MAX_HEADER_LIST: u32 = 32 * 1024;
-/// Streams per connection: the apiserver opens another connection beyond it; the in-flight
-/// limit still bounds the work.
-const MAX_STREAMS: u32 = 128;
-/// A peer that stops answering pings is dropped with its streams.
-const PING_EVERY: Duration = Duration::from_secs(30);
-const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// HTTP/2 when the client offers it (the apiserver does): at shutdown a GOAWAY tells it, in
-/// the protocol, which requests were not taken, and it retries them on another connection.
-/// HTTP/1.1 has no such signal: closing an idle keep-alive connection races with a request the
-/// apiserver is sending on it, which then fails (EOF) and, with failurePolicy Ignore, admits
-/// its pod unprotected — measured in experiments/proof/self_upgrade.py.
-fn builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true)
-        .max_buf_size(READ_BUFFER);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(CONNECTION_WINDOW)
-        .max_header_list_size(MAX_HEADER_LIST)
-        .max_concurrent_streams(MAX_STREAMS)
-        .keep_alive_interval(PING_EVERY)
-        .keep_alive_timeout(PING_TIMEOUT);
-    builder
+/// How connections are bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Connections {
+    /// From a request head's first byte (or the connection's start) to the whole head.
+    pub header_timeout: Duration,
+    /// An idle keep-alive connection is closed after this long. It must exceed the client's
+    /// own idle timeout (the apiserver's: 90 s) so the client always closes first: a server
+    /// closing an idle connection races with a request the client is sending on it, which
+    /// then fails (EOF) and, with failurePolicy Ignore, admits its pod unprotected.
+    pub idle_timeout: Duration,
+    /// Open connections at most; beyond, a new one is closed at once.
+    pub max: usize,
 }
 
 pub async fn accept_loop(
@@ -59,11 +42,10 @@ pub async fn accept_loop(
     acceptor: TlsAcceptor,
     app: Router,
     graceful: &GracefulShutdown,
-    header_timeout: Duration,
-    metrics: Arc<Metrics>,
+    bounds: Connections,
     mut stop: watch::Receiver<bool>,
 ) {
-    let builder = builder(header_timeout);
+    let slots = Arc::new(Semaphore::new(bounds.max));
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -77,14 +59,17 @@ pub async fn accept_loop(
             },
             () = async { let _ = stop.wait_for(|s| *s).await; } => return,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "too many connections; closed");
+            continue;
+        };
         // Small request/response pairs must not wait for Nagle's algorithm.
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
+        let app = app.clone();
         let watcher = graceful.watcher();
-        let builder = builder.clone();
-        let metrics = metrics.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -96,18 +81,136 @@ pub async fn accept_loop(
                     return;
                 }
             };
-            let protocol = match tls.get_ref().1.alpn_protocol() {
-                Some(b"h2") => "h2",
-                _ => "http/1.1",
-            };
-            metrics
-                .connections
-                .get_or_create(&ProtocolLabels { protocol })
-                .inc();
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let head = Arc::new(Head::default());
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                // hyper's header timer also runs while a keep-alive connection is idle: here
+                // it is the idle timeout; `Head` times the heads themselves.
+                .header_read_timeout(bounds.idle_timeout)
+                .keep_alive(true)
+                .max_buf_size(READ_BUFFER)
+                .serve_connection(
+                    TokioIo::new(Watched {
+                        inner: tls,
+                        head: head.clone(),
+                    }),
+                    service(app, head.clone()),
+                );
+            tokio::select! {
+                served = watcher.watch(conn) => if let Err(e) = served {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                },
+                () = head.overdue(bounds.header_timeout) => {
+                    tracing::debug!(%peer, "request head not received in time; closed");
+                }
             }
         });
+    }
+}
+
+/// The app, telling `Head` when a request's head has arrived and when its answer is ready.
+fn service(
+    app: Router,
+    head: Arc<Head>,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        head.received();
+        let (mut app, head) = (app.clone(), head.clone());
+        async move {
+            let answered = app.call(req.map(axum::body::Body::new)).await;
+            head.answered();
+            answered
+        }
+    })
+}
+
+/// When the head of the request being read began to arrive; none while a request is being
+/// answered (its body arrives then, bounded by the body timeout).
+struct Head {
+    since: Mutex<Option<Instant>>,
+    answering: AtomicBool,
+}
+
+impl Default for Head {
+    /// A new connection owes its first head from the start.
+    fn default() -> Head {
+        Head {
+            since: Mutex::new(Some(Instant::now())),
+            answering: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Head {
+    fn bytes_arrived(&self) {
+        if !self.answering.load(Ordering::Acquire) {
+            let mut since = self.since.lock().unwrap_or_else(|p| p.into_inner());
+            since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    fn received(&self) {
+        self.answering.store(true, Ordering::Release);
+        *self.since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn answered(&self) {
+        self.answering.store(false, Ordering::Release);
+    }
+
+    /// Resolves once a head has been arriving for longer than `limit`.
+    async fn overdue(&self, limit: Duration) {
+        let tick = (limit / 4).clamp(Duration::from_millis(20), Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(tick).await;
+            let since = *self.since.lock().unwrap_or_else(|p| p.into_inner());
+            if since.is_some_and(|at| at.elapsed() > limit) {
+                return;
+            }
+        }
+    }
+}
+
+/// The connection's stream, noting when bytes arrive for `Head`.
+struct Watched<T> {
+    inner: T,
+    head: Arc<Head>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.head.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -60,7 +60,7 @@ pub struct Config {
     pub unknown_namespace_mode: Mode,
     pub shutdown_delay: Duration,
     pub shutdown_timeout: Duration,
-    pub header_timeout: Duration,
+    pub connections: listener::Connections,
 }
 
 /// A server with its ports bound, ready to serve.
@@ -154,8 +154,9 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then: readiness fails at once, requests are still
-    /// served for `shutdown_delay` (the apiserver keeps using open connections), listeners
-    /// close, and in-flight requests get up to `shutdown_timeout` to finish.
+    /// served for `shutdown_delay` (the apiserver keeps using open connections) and each answer
+    /// closes its connection, listeners close, and connections get up to `shutdown_timeout` to
+    /// end: by themselves for the first half, then closed once idle.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let admin_app = router::admin(self.state.clone());
@@ -177,8 +178,7 @@ impl Server {
             self.acceptor,
             router::admission(self.state.clone()),
             &graceful,
-            self.config.header_timeout,
-            self.state.metrics.clone(),
+            self.config.connections,
             stop_rx,
         ));
         tokio::select! {
@@ -198,7 +198,18 @@ impl Server {
             connections = graceful.count(),
             "shutdown: listener closed, draining"
         );
-        if tokio::time::timeout(self.config.shutdown_timeout, graceful.shutdown())
+        // First let connections end by themselves: each answer now closes its connection, and a
+        // connection just opened is about to carry a request. Closing one ourselves races with a
+        // request the client is sending on it (it fails; the apiserver then admits the pod
+        // unprotected), so only those still idle after half the timeout are closed.
+        let half = self.config.shutdown_timeout / 2;
+        let _ = tokio::time::timeout(half, async {
+            while graceful.count() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        if tokio::time::timeout(half, graceful.shutdown())
             .await
             .is_err()
         {

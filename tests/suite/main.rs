@@ -18,6 +18,7 @@ mod images_faults;
 mod json_outputs;
 mod load;
 mod reference;
+mod server_connections;
 mod server_namespaces;
 mod server_overload;
 mod server_router;

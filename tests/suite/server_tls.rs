@@ -10,19 +10,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zerodrop::metrics::Metrics;
+use zerodrop::server::listener::Connections;
 use zerodrop::server::{Backend, CertSource, Config, Limits, Server, State};
 use zerodrop_core::engine::{Capabilities, Engine};
 use zerodrop_core::policy::{ClusterPolicy, Layer, Mode};
 
 const BODY: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"n","object":{"metadata":{"name":"p"},"spec":{"containers":[{"name":"a","image":"i"}]}}}}"#;
 
-struct Pair {
-    ca: String,
-    cert: String,
-    key: String,
+pub(crate) struct Pair {
+    pub(crate) ca: String,
+    pub(crate) cert: String,
+    pub(crate) key: String,
 }
 
-fn pair() -> Pair {
+pub(crate) fn pair() -> Pair {
     let b = zerodrop::certs::generate(
         &["localhost".into()],
         &["127.0.0.1".parse().unwrap()],
@@ -37,7 +38,7 @@ fn pair() -> Pair {
 }
 
 /// Lays out a Secret mount like the kubelet does: tls.crt -> ..data/tls.crt -> ..<ts>/tls.crt.
-fn mount(dir: &Path, version: &str, cert: &str, key: &str) {
+pub(crate) fn mount(dir: &Path, version: &str, cert: &str, key: &str) {
     let target = dir.join(format!("..{version}"));
     std::fs::create_dir_all(&target).unwrap();
     std::fs::write(target.join("tls.crt"), cert).unwrap();
@@ -55,14 +56,29 @@ fn mount(dir: &Path, version: &str, cert: &str, key: &str) {
 }
 
 async fn start(dir: &Path, client_ca: Option<PathBuf>) -> (Server, Arc<Metrics>) {
-    start_with(dir, client_ca, Limits::default(), Duration::from_secs(5)).await
+    start_with(
+        dir,
+        client_ca,
+        Limits::default(),
+        bounds(Duration::from_secs(5)),
+    )
+    .await
 }
 
-async fn start_with(
+/// The default bounds with another header timeout.
+pub(crate) fn bounds(header_timeout: Duration) -> Connections {
+    Connections {
+        header_timeout,
+        idle_timeout: Duration::from_secs(120),
+        max: 512,
+    }
+}
+
+pub(crate) async fn start_with(
     dir: &Path,
     client_ca: Option<PathBuf>,
     limits: Limits,
-    header_timeout: Duration,
+    connections: Connections,
 ) -> (Server, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::new());
     let backend = Backend::fixed(
@@ -83,7 +99,7 @@ async fn start_with(
         unknown_namespace_mode: Mode::Audit,
         shutdown_delay: Duration::ZERO,
         shutdown_timeout: Duration::from_secs(1),
-        header_timeout,
+        connections,
     };
     (Server::bind(config, state).await.unwrap(), metrics)
 }
@@ -301,16 +317,23 @@ async fn client_ca_rejects_connections_without_a_valid_client_certificate() {
 }
 
 /// A raw TLS connection for writing partial requests.
-async fn raw(port: u16, ca: &str) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+pub(crate) async fn raw(
+    port: u16,
+    ca: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    connect(port, ca).await.unwrap()
+}
+
+pub(crate) async fn connect(
+    port: u16,
+    ca: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let connector =
         tokio_rustls::TlsConnector::from(Arc::new(client_config(&[ca], rustls::DEFAULT_VERSIONS)));
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     connector
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
-        .unwrap()
 }
 
 /// Reads until the server answers or closes; returns what it sent and how long it took.
@@ -332,7 +355,8 @@ async fn slow_clients_are_cut_off_and_overload_is_refused_at_once() {
     let p = pair();
     mount(dir.path(), "1", &p.cert, &p.key);
     let limits = Limits::new(1, Duration::from_millis(500));
-    let (server, metrics) = start_with(dir.path(), None, limits, Duration::from_millis(500)).await;
+    let (server, metrics) =
+        start_with(dir.path(), None, limits, bounds(Duration::from_millis(500))).await;
     let port = server.tls_addr.port();
     tokio::spawn(server.serve(std::future::pending()));
 

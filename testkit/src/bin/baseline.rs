@@ -40,16 +40,12 @@ async fn main() -> anyhow::Result<()> {
     let app = Router::new().route("/mutate", post(allow));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let header_timeout = std::time::Duration::from_secs(5);
-    zerodrop::server::listener::accept_loop(
-        listener,
-        acceptor,
-        app,
-        &graceful,
-        header_timeout,
-        Arc::new(zerodrop::metrics::Metrics::new()),
-        stop_rx,
-    )
-    .await;
+    let bounds = zerodrop::server::listener::Connections {
+        header_timeout: std::time::Duration::from_secs(5),
+        idle_timeout: std::time::Duration::from_secs(120),
+        max: 512,
+    };
+    zerodrop::server::listener::accept_loop(listener, acceptor, app, &graceful, bounds, stop_rx)
+        .await;
     Ok(())
 }
