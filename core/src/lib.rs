@@ -2,6 +2,7 @@
 //! around it, with no I/O of any kind.
 
 pub mod admission;
+pub mod drain;
 pub mod engine;
 pub mod findings;
 pub mod policy;

@@ -1,0 +1,135 @@
+//! The adaptive drain's decision, on socket snapshots shaped like those the probe recorded on
+//! each path (experiments/proof/drain_probe.py): VIP new connections that stop, a pooled
+//! balancer connection that goes on until its lag, kubelet probes, a pinned keep-alive client.
+// Helpers outside #[test] functions unwrap too (clippy.toml allows it only inside them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::IpAddr;
+use std::time::Duration;
+use zerodrop_core::drain::{Bounds, Ending, Socket, Wait};
+
+const APP: u16 = 8080;
+const BOUNDS: Bounds = Bounds {
+    min: Duration::from_secs(1),
+    quiet: Duration::from_secs(2),
+    max: Duration::from_secs(30),
+};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn sock(id: u64, peer: &str, bytes: u64) -> Socket {
+    Socket {
+        id,
+        local_port: APP,
+        peer: ip(peer),
+        established: true,
+        bytes_received: bytes,
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Feeds one snapshot every 100 ms from `snapshot(at_ms)` until a verdict.
+fn run(wait: &mut Wait, snapshot: impl Fn(u64) -> Vec<Socket>) -> zerodrop_core::drain::Verdict {
+    (1..=400)
+        .find_map(|step| wait.observe(ms(step * 100), &snapshot(step * 100)))
+        .expect("a verdict by the maximum")
+}
+
+#[test]
+fn nothing_routed_ends_at_the_minimum_plus_the_quiet_window() {
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, &[]);
+    let v = run(&mut wait, |_| vec![]);
+    assert_eq!((v.ending, v.waited), (Ending::Quiet, ms(2000)));
+    assert_eq!(
+        (v.new_connections, v.busy_connections, v.last_arrival),
+        (0, 0, None)
+    );
+}
+
+#[test]
+fn new_connections_through_the_vip_hold_the_wait_until_they_stop() {
+    // A new connection every 100 ms until 1.3 s after the deletion (kube-proxy converged).
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, &[]);
+    let v = run(&mut wait, |at| {
+        (1..=at.min(1300) / 100)
+            .map(|i| sock(i, "198.18.0.11", 120))
+            .collect()
+    });
+    assert_eq!(v.ending, Ending::Quiet);
+    assert_eq!(v.last_arrival, Some(ms(1300)));
+    assert_eq!(v.waited, ms(3300));
+    assert_eq!(v.new_connections, 13);
+}
+
+#[test]
+fn a_balancers_pooled_connection_holds_the_wait_until_its_lag_ends() {
+    // Open before the preStop call, receiving until the balancer's 15 s lag is over.
+    let before = [sock(1, "198.18.0.1", 5_000)];
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, &before);
+    let v = run(&mut wait, |at| {
+        vec![sock(1, "198.18.0.1", 5_000 + at.min(15_000))]
+    });
+    assert_eq!((v.ending, v.waited), (Ending::Quiet, ms(17_000)));
+    assert_eq!((v.new_connections, v.busy_connections), (0, 1));
+}
+
+#[test]
+fn kubelet_probes_do_not_count_but_a_proxy_on_the_nodes_address_does() {
+    let kubelet = Some(ip("198.18.0.1"));
+    // A probe connection every 500 ms from the kubelet's address: ignored, also as it sends.
+    let mut wait = Wait::new(BOUNDS, vec![APP], kubelet, &[]);
+    let v = run(&mut wait, |at| {
+        (1..=at / 500)
+            .map(|i| sock(100 + i, "198.18.0.1", 90))
+            .collect()
+    });
+    assert_eq!(
+        (v.ending, v.waited, v.new_connections),
+        (Ending::Quiet, ms(2000), 0)
+    );
+    // A connection from that address open before the call (a proxy on the host network) that
+    // keeps receiving counts.
+    let before = [sock(1, "198.18.0.1", 10)];
+    let mut wait = Wait::new(BOUNDS, vec![APP], kubelet, &before);
+    let v = run(&mut wait, |at| {
+        vec![sock(1, "198.18.0.1", 10 + at.min(4_000))]
+    });
+    assert_eq!((v.ending, v.waited), (Ending::Quiet, ms(6_000)));
+}
+
+#[test]
+fn a_pinned_keep_alive_client_holds_the_wait_to_the_maximum() {
+    let before = [sock(1, "198.18.0.12", 0)];
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, &before);
+    let v = run(&mut wait, |at| vec![sock(1, "198.18.0.12", at)]);
+    assert_eq!((v.ending, v.waited), (Ending::Max, ms(30_000)));
+}
+
+#[test]
+fn other_ports_and_unestablished_sockets_are_not_the_apps_traffic() {
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, &[]);
+    let v = run(&mut wait, |at| {
+        let mut other = sock(at, "198.18.0.11", at);
+        other.local_port = 9090;
+        let mut syn = sock(10_000 + at, "198.18.0.11", 0);
+        syn.established = false;
+        vec![other, syn]
+    });
+    assert_eq!(
+        (v.ending, v.waited, v.new_connections),
+        (Ending::Quiet, ms(2000), 0)
+    );
+    // No port given: every port counts (the caller leaves the waiter's own out).
+    let mut wait = Wait::new(BOUNDS, vec![], None, &[]);
+    let v = run(&mut wait, |at| {
+        let mut other = sock(at / 100, "198.18.0.11", 1);
+        other.local_port = 9090;
+        if at <= 3000 { vec![other] } else { vec![] }
+    });
+    assert_eq!((v.ending, v.last_arrival), (Ending::Quiet, Some(ms(3000))));
+}
