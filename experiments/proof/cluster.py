@@ -3,6 +3,7 @@ zerodrop installed by its chart."""
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 
@@ -117,12 +118,16 @@ def webhook_effective(limit=60):
             "metadata": {"name": PROBE_NS, "labels": {"zerodrop.dev/mode": "enforce"}}}])
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": PROBE_NS},
            "spec": {"containers": [{"name": "app", "image": "zerodrop.local/probe:1"}]}}
-    deadline = time.time() + limit
+    started = time.time()
+    deadline = started + limit
     while True:
         out = kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(pod),
                       check=False)
         try:
             if "zerodrop.dev/injected" in (json.loads(out)["metadata"].get("annotations") or {}):
+                if time.time() - started > 0.5:
+                    print(f"zerodrop mutates pods {time.time() - started:.1f} s after its pods were ready",
+                          file=sys.stderr)
                 return
         except (ValueError, KeyError):
             pass
