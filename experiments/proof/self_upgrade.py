@@ -98,9 +98,11 @@ def main():
     p.add_argument("--control", action="store_true",
                    help="take zerodrop away for 10 s instead of upgrading it: pods must escape (the cell can fail)")
     a = p.parse_args()
-    log_from = log_size()  # the apiserver's log from here: the cell's own calls
     # Two replicas as the chart ships, a scan every 10 s so its verdict comes within the run.
     install_zerodrop(replicas=2, extra=["--set", "scan.interval=10s"])
+    # The apiserver's log from here: the cell's own calls (not the install's wait for the
+    # webhook, whose dry-run pods fail open until kube-proxy routes the Service).
+    log_from = log_size()
     kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=120s")
     apply([{"apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": NS, "labels": {"zerodrop.dev/mode": "enforce"}}},
