@@ -7,8 +7,12 @@
 //! requests on connections they keep open to the pod (an ingress controller or a load balancer
 //! routing to pod IPs: Traefik's stopped within a second, a lagging balancer's went on until
 //! its lag). So both count as arrival: a new connection, and bytes received on any open one.
-//! Not counted: connections the kubelet opens during the wait (its probes; the waiter learns
-//! its address from the preStop call itself). A client pinned to the pod through the VIP with a
+//! Snapshots miss connections that open and close between two of them (a client that closes
+//! first leaves nothing behind), so the network namespace's count of accepted connections
+//! (`PassiveOpens`) is the other input: accepted connections no snapshot explains are arrivals.
+//! Not counted: connections the kubelet opens during the wait and that a snapshot shows (its
+//! HTTP probes: it asks the server to close, so they linger in TIME-WAIT; the waiter learns its
+//! address from the preStop call itself). A TCP probe leaves no trace and counts. A client pinned to the pod through the VIP with a
 //! keep-alive connection counts too - the pod cannot tell it from a balancer's pooled connection
 //! - and holds the wait until `max`; only the app closing that connection after SIGTERM moves it.
 
@@ -25,14 +29,16 @@ pub struct Bounds {
     pub max: Duration,
 }
 
-/// One TCP socket of the pod's network namespace, as far as the decision needs it.
+/// One accepted TCP connection of the pod's network namespace (its local port is one the
+/// namespace listens on; outgoing connections and listeners are left out), in any state from
+/// established to TIME-WAIT, as far as the decision needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Socket {
-    /// Stable for the socket's life (sock_diag's cookie).
+    /// The same for the connection's whole life, TIME-WAIT included (from its addresses and
+    /// ports: the kernel's cookie changes when a socket enters TIME-WAIT).
     pub id: u64,
     pub local_port: u16,
     pub peer: IpAddr,
-    pub established: bool,
     pub bytes_received: u64,
 }
 
@@ -70,25 +76,36 @@ pub struct Wait {
     bounds: Bounds,
     ports: Vec<u16>,
     kubelet: Option<IpAddr>,
+    /// The connections of the last snapshot only: memory follows the pod's sockets.
     seen: HashMap<u64, Seen>,
+    /// The namespace's accepted connections so far.
+    opened: u64,
     new_connections: u32,
+    busy_connections: u32,
     last_arrival: Option<Duration>,
 }
 
 impl Wait {
-    /// `first` is the snapshot at the preStop call: what was open then is the baseline.
-    /// `ports`: the app's ports (empty: every port but the waiter's own, which the caller
-    /// leaves out of the snapshots).
-    pub fn new(bounds: Bounds, ports: Vec<u16>, kubelet: Option<IpAddr>, first: &[Socket]) -> Wait {
+    /// `first` is the snapshot at the preStop call and `opened` the namespace's accepted
+    /// connections then: the baseline. `ports`: the app's ports (empty: every port).
+    pub fn new(
+        bounds: Bounds,
+        ports: Vec<u16>,
+        kubelet: Option<IpAddr>,
+        first: &[Socket],
+        opened: u64,
+    ) -> Wait {
         let mut wait = Wait {
             bounds,
             ports,
             kubelet,
             seen: HashMap::new(),
+            opened,
             new_connections: 0,
+            busy_connections: 0,
             last_arrival: None,
         };
-        for s in first.iter().filter(|s| watched(&wait.ports, s)) {
+        for s in first {
             wait.seen.insert(
                 s.id,
                 Seen {
@@ -101,32 +118,50 @@ impl Wait {
         wait
     }
 
-    /// Takes a snapshot `at` since the preStop call; the verdict once the wait is over.
-    pub fn observe(&mut self, at: Duration, sockets: &[Socket]) -> Option<Verdict> {
+    /// Takes a snapshot `at` since the preStop call, with the namespace's accepted connections
+    /// so far; the verdict once the wait is over.
+    pub fn observe(&mut self, at: Duration, sockets: &[Socket], opened: u64) -> Option<Verdict> {
         let mut arrived = false;
-        for s in sockets.iter().filter(|s| watched(&self.ports, s)) {
-            match self.seen.get_mut(&s.id) {
-                Some(seen) => {
-                    if s.bytes_received > seen.bytes && !seen.ignored {
-                        seen.busy = true;
+        // Accepted connections this snapshot shows (any port): the rest were missed.
+        let mut explained = 0u64;
+        let mut seen = HashMap::with_capacity(sockets.len());
+        for s in sockets {
+            let app = self.ports.is_empty() || self.ports.contains(&s.local_port);
+            let now = match self.seen.remove(&s.id) {
+                Some(mut known) => {
+                    if s.bytes_received > known.bytes && !known.ignored && app {
+                        if !known.busy {
+                            self.busy_connections = self.busy_connections.saturating_add(1);
+                        }
+                        known.busy = true;
                         arrived = true;
                     }
-                    seen.bytes = s.bytes_received;
+                    known.bytes = s.bytes_received;
+                    known
                 }
                 None => {
-                    let ignored = self.kubelet == Some(s.peer);
+                    explained += 1;
+                    let ignored = !app || self.kubelet == Some(s.peer);
                     if !ignored {
-                        self.new_connections += 1;
+                        self.new_connections = self.new_connections.saturating_add(1);
                         arrived = true;
                     }
-                    let seen = Seen {
+                    Seen {
                         bytes: s.bytes_received,
                         ignored,
                         busy: false,
-                    };
-                    self.seen.insert(s.id, seen);
+                    }
                 }
-            }
+            };
+            seen.insert(s.id, now);
+        }
+        self.seen = seen;
+        let missed = opened.saturating_sub(self.opened).saturating_sub(explained);
+        self.opened = self.opened.max(opened);
+        if missed > 0 {
+            let missed = u32::try_from(missed).unwrap_or(u32::MAX);
+            self.new_connections = self.new_connections.saturating_add(missed);
+            arrived = true;
         }
         if arrived {
             self.last_arrival = Some(at);
@@ -143,13 +178,8 @@ impl Wait {
             waited: at,
             ending,
             new_connections: self.new_connections,
-            busy_connections: self.seen.values().filter(|s| s.busy).count() as u32,
+            busy_connections: self.busy_connections,
             last_arrival: self.last_arrival,
         })
     }
-}
-
-/// An established connection on one of the app's ports (any port when none are given).
-fn watched(ports: &[u16], s: &Socket) -> bool {
-    s.established && (ports.is_empty() || ports.contains(&s.local_port))
 }

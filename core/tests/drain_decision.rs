@@ -24,7 +24,6 @@ fn sock(id: u64, peer: &str, bytes: u64) -> Socket {
         id,
         local_port: APP,
         peer: ip(peer),
-        established: true,
         bytes_received: bytes,
     }
 }
@@ -33,16 +32,34 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// Feeds one snapshot every 100 ms from `snapshot(at_ms)` until a verdict.
+/// Feeds one snapshot every 100 ms from `snapshot(at_ms)` until a verdict; the namespace's
+/// accepted connections are those the snapshots show (none missed).
 fn run(wait: &mut Wait, snapshot: impl Fn(u64) -> Vec<Socket>) -> zerodrop_core::drain::Verdict {
+    let ever = std::cell::RefCell::new(std::collections::HashSet::new());
+    run_counted(wait, |at| {
+        let sockets = snapshot(at);
+        let mut ever = ever.borrow_mut();
+        ever.extend(sockets.iter().map(|s| s.id));
+        (sockets, ever.len() as u64)
+    })
+}
+
+/// The same, with the accepted-connection count given by `snapshot`.
+fn run_counted(
+    wait: &mut Wait,
+    snapshot: impl Fn(u64) -> (Vec<Socket>, u64),
+) -> zerodrop_core::drain::Verdict {
     (1..=400)
-        .find_map(|step| wait.observe(ms(step * 100), &snapshot(step * 100)))
+        .find_map(|step| {
+            let (sockets, opened) = snapshot(step * 100);
+            wait.observe(ms(step * 100), &sockets, opened)
+        })
         .expect("a verdict by the maximum")
 }
 
 #[test]
 fn nothing_routed_ends_at_the_minimum_plus_the_quiet_window() {
-    let mut wait = Wait::new(BOUNDS, vec![APP], None, &[]);
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, &[], 0);
     let v = run(&mut wait, |_| vec![]);
     assert_eq!((v.ending, v.waited), (Ending::Quiet, ms(2000)));
     assert_eq!(
@@ -54,7 +71,7 @@ fn nothing_routed_ends_at_the_minimum_plus_the_quiet_window() {
 #[test]
 fn new_connections_through_the_vip_hold_the_wait_until_they_stop() {
     // A new connection every 100 ms until 1.3 s after the deletion (kube-proxy converged).
-    let mut wait = Wait::new(BOUNDS, vec![APP], None, &[]);
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, &[], 0);
     let v = run(&mut wait, |at| {
         (1..=at.min(1300) / 100)
             .map(|i| sock(i, "198.18.0.11", 120))
@@ -70,7 +87,7 @@ fn new_connections_through_the_vip_hold_the_wait_until_they_stop() {
 fn a_balancers_pooled_connection_holds_the_wait_until_its_lag_ends() {
     // Open before the preStop call, receiving until the balancer's 15 s lag is over.
     let before = [sock(1, "198.18.0.1", 5_000)];
-    let mut wait = Wait::new(BOUNDS, vec![APP], None, &before);
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, &before, 1);
     let v = run(&mut wait, |at| {
         vec![sock(1, "198.18.0.1", 5_000 + at.min(15_000))]
     });
@@ -82,7 +99,7 @@ fn a_balancers_pooled_connection_holds_the_wait_until_its_lag_ends() {
 fn kubelet_probes_do_not_count_but_a_proxy_on_the_nodes_address_does() {
     let kubelet = Some(ip("198.18.0.1"));
     // A probe connection every 500 ms from the kubelet's address: ignored, also as it sends.
-    let mut wait = Wait::new(BOUNDS, vec![APP], kubelet, &[]);
+    let mut wait = Wait::new(BOUNDS, vec![APP], kubelet, &[], 0);
     let v = run(&mut wait, |at| {
         (1..=at / 500)
             .map(|i| sock(100 + i, "198.18.0.1", 90))
@@ -95,7 +112,7 @@ fn kubelet_probes_do_not_count_but_a_proxy_on_the_nodes_address_does() {
     // A connection from that address open before the call (a proxy on the host network) that
     // keeps receiving counts.
     let before = [sock(1, "198.18.0.1", 10)];
-    let mut wait = Wait::new(BOUNDS, vec![APP], kubelet, &before);
+    let mut wait = Wait::new(BOUNDS, vec![APP], kubelet, &before, 1);
     let v = run(&mut wait, |at| {
         vec![sock(1, "198.18.0.1", 10 + at.min(4_000))]
     });
@@ -105,31 +122,51 @@ fn kubelet_probes_do_not_count_but_a_proxy_on_the_nodes_address_does() {
 #[test]
 fn a_pinned_keep_alive_client_holds_the_wait_to_the_maximum() {
     let before = [sock(1, "198.18.0.12", 0)];
-    let mut wait = Wait::new(BOUNDS, vec![APP], None, &before);
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, &before, 1);
     let v = run(&mut wait, |at| vec![sock(1, "198.18.0.12", at)]);
     assert_eq!((v.ending, v.waited), (Ending::Max, ms(30_000)));
 }
 
 #[test]
-fn other_ports_and_unestablished_sockets_are_not_the_apps_traffic() {
-    let mut wait = Wait::new(BOUNDS, vec![APP], None, &[]);
+fn connections_to_other_ports_are_not_the_apps_traffic() {
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, &[], 0);
     let v = run(&mut wait, |at| {
         let mut other = sock(at, "198.18.0.11", at);
         other.local_port = 9090;
-        let mut syn = sock(10_000 + at, "198.18.0.11", 0);
-        syn.established = false;
-        vec![other, syn]
+        vec![other]
     });
     assert_eq!(
         (v.ending, v.waited, v.new_connections),
         (Ending::Quiet, ms(2000), 0)
     );
-    // No port given: every port counts (the caller leaves the waiter's own out).
-    let mut wait = Wait::new(BOUNDS, vec![], None, &[]);
+    // No port given: every port counts.
+    let mut wait = Wait::new(BOUNDS, vec![], None, &[], 0);
     let v = run(&mut wait, |at| {
         let mut other = sock(at / 100, "198.18.0.11", 1);
         other.local_port = 9090;
         if at <= 3000 { vec![other] } else { vec![] }
     });
     assert_eq!((v.ending, v.last_arrival), (Ending::Quiet, Some(ms(3000))));
+}
+
+#[test]
+fn connections_no_snapshot_caught_count_from_the_namespaces_accept_counter() {
+    // A client that closes first leaves nothing behind: 5 accepted per 100 ms until 2.5 s,
+    // never seen in a snapshot.
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, &[], 1_000);
+    let v = run_counted(&mut wait, |at| (vec![], 1_000 + at.min(2_500) / 20));
+    assert_eq!((v.ending, v.last_arrival), (Ending::Quiet, Some(ms(2500))));
+    assert_eq!(v.new_connections, 125);
+    // Those a snapshot shows are not counted twice, the kubelet's included.
+    let kubelet = Some(ip("198.18.0.1"));
+    let mut wait = Wait::new(BOUNDS, vec![APP], kubelet, &[], 0);
+    let v = run_counted(&mut wait, |at| {
+        let probes: Vec<_> = (1..=at / 500).map(|i| sock(i, "198.18.0.1", 90)).collect();
+        let opened = probes.len() as u64;
+        (probes, opened)
+    });
+    assert_eq!(
+        (v.ending, v.waited, v.new_connections),
+        (Ending::Quiet, ms(2000), 0)
+    );
 }
