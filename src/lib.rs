@@ -8,6 +8,7 @@ pub mod certs;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
+pub mod drain;
 pub mod images;
 pub mod metrics;
 pub mod scan;

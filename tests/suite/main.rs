@@ -12,6 +12,7 @@ mod serve;
 
 mod audit_offline;
 mod cli;
+mod drain_sockets;
 mod fuzz_corpus;
 mod hostile_inputs;
 mod images_faults;
