@@ -64,7 +64,9 @@ async fn idle_connections_outlive_the_header_timeout_and_connections_are_capped(
         started.elapsed()
     );
 
-    // Two connections are the cap: a third is closed before its handshake completes.
+    // Two connections are the cap: a third is closed before its handshake completes. (The
+    // stalled one's slot is given back just after its close reaches us.)
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let second = raw(port, &p.ca).await;
     let third = tokio::time::timeout(Duration::from_secs(5), connect(port, &p.ca)).await;
     assert!(matches!(third, Ok(Err(_))), "a third connection was served");
