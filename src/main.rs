@@ -55,6 +55,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Certs(CertsCommand::Generate(args)) => zerodrop::commands::certs_generate(&args),
         Command::Load(args) => runtime.block_on(zerodrop::commands::load(args)),
+        Command::DrainWait(args) => runtime.block_on(zerodrop::commands::drain_wait(
+            args,
+            zerodrop::commands::shutdown_signal(),
+        )),
         Command::Verify(args) => {
             let code = runtime
                 .block_on(zerodrop::commands::verify(*args))

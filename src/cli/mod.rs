@@ -6,10 +6,12 @@ use std::time::Duration;
 use zerodrop_core::engine::Capabilities;
 use zerodrop_core::policy::Mode;
 
+mod drain;
 pub mod measure;
 mod registry;
 mod serve;
 mod values;
+pub use drain::DrainWaitArgs;
 pub use measure::{LoadArgs, VerifyArgs, VerifyOutput};
 pub use registry::RegistryArgs;
 pub use serve::ServeArgs;
@@ -61,6 +63,9 @@ pub enum Command {
     /// requests that failed, when in the rollout, what the pods carried and what to change.
     /// Exit code: 0 nothing failed, 1 something did, 2 it could not run.
     Verify(Box<VerifyArgs>),
+    /// The adaptive drain's waiter, run by zerodrop as a native sidecar: answers the app's
+    /// preStop call (GET /drain) once new work has stopped arriving at the pod.
+    DrainWait(DrainWaitArgs),
 }
 
 #[derive(Debug, Subcommand)]

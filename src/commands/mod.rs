@@ -2,6 +2,7 @@
 
 mod audit;
 mod certs;
+mod drain_wait;
 mod load;
 mod serve;
 mod setup;
@@ -9,6 +10,7 @@ mod verify;
 
 pub use audit::audit;
 pub use certs::certs_generate;
+pub use drain_wait::drain_wait;
 pub use load::load;
 pub use serve::serve;
 pub use setup::shutdown_signal;

@@ -2,3 +2,4 @@
 //! decision itself is zerodrop_core::drain).
 
 pub mod sockets;
+pub mod waiter;

@@ -27,25 +27,50 @@ pub enum SocketsError {
     Decode(String),
     #[error("more than {MAX_SOCKETS} sockets")]
     TooMany,
+    #[error("no PassiveOpens in /proc/net/snmp")]
+    NoCounter,
 }
 
-/// Every accepted connection (its local port is one the namespace listens on), IPv4 and IPv6,
-/// in any state but LISTEN.
-pub fn accepted() -> Result<Vec<Socket>, SocketsError> {
+/// What the waiter reads of its network namespace at one moment.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Ports something listens on.
+    pub listening: Vec<u16>,
+    /// Every accepted connection (its local port is one of `listening`), IPv4 and IPv6, in any
+    /// state but LISTEN.
+    pub accepted: Vec<Socket>,
+    /// Connections the namespace has accepted so far (`PassiveOpens`).
+    pub passive_opens: u64,
+}
+
+pub fn view() -> Result<View, SocketsError> {
     let mut all = Vec::new();
     for family in [AF_INET, AF_INET6] {
         dump(family, &mut all)?;
     }
+    let passive_opens = read_passive_opens().ok_or(SocketsError::NoCounter)?;
     let listening: HashSet<u16> = all
         .iter()
         .filter(|r| r.state == TCP_LISTEN)
         .map(|r| r.local_port)
         .collect();
-    Ok(all
+    let accepted = all
         .into_iter()
         .filter(|r| r.state != TCP_LISTEN && listening.contains(&r.local_port))
         .map(|r| r.socket)
-        .collect())
+        .collect();
+    let mut listening: Vec<u16> = listening.into_iter().collect();
+    listening.sort_unstable();
+    Ok(View {
+        listening,
+        accepted,
+        passive_opens,
+    })
+}
+
+/// The accepted connections alone.
+pub fn accepted() -> Result<Vec<Socket>, SocketsError> {
+    Ok(view()?.accepted)
 }
 
 struct Row {

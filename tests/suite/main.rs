@@ -13,6 +13,7 @@ mod serve;
 mod audit_offline;
 mod cli;
 mod drain_sockets;
+mod drain_waiter;
 mod fuzz_corpus;
 mod hostile_inputs;
 mod images_faults;
