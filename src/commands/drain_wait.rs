@@ -2,15 +2,20 @@
 
 use crate::cli::DrainWaitArgs;
 use crate::drain::waiter::{Config, router};
-use std::net::SocketAddr;
+use crate::server::listener::{Connections, accept_loop};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::time::Duration;
 use zerodrop_core::drain::Bounds;
+
+/// Connections at once: the kubelet's hook calls and probes need a handful.
+const MAX_CONNECTIONS: usize = 64;
 
 pub async fn drain_wait(
     args: DrainWaitArgs,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.min <= args.max && args.every > std::time::Duration::ZERO,
+        args.min <= args.max && args.every > Duration::ZERO,
         "--min must not exceed --max, and --every must be above 0"
     );
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
@@ -27,11 +32,21 @@ pub async fn drain_wait(
         every: args.every,
     };
     tracing::info!(listen = %own, "drain waiter serving");
-    axum::serve(
-        listener,
-        router(config).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    // The pod's address is reachable by tenants: the admission port's bounds, fewer connections.
+    let bounds = Connections {
+        header_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(120),
+        max: MAX_CONNECTIONS,
+    };
+    let graceful = GracefulShutdown::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let serving = accept_loop(listener, None, router(config), &graceful, bounds, stop_rx);
+    tokio::select! {
+        () = serving => {}
+        () = shutdown => {
+            // SIGTERM comes after the app has exited: no drain is waiting any more.
+            let _ = stop_tx.send(true);
+        }
+    }
     Ok(())
 }

@@ -1,11 +1,14 @@
-//! The TLS accept loop: bounded connections and handshakes, HTTP/1.1 keep-alive that the
-//! client closes first, slow request heads cut off, graceful close.
+//! The accept loop (TLS, or plain HTTP for the drain waiter): bounded connections and
+//! handshakes, HTTP/1.1 keep-alive that the client closes first, slow request heads cut off,
+//! graceful close.
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,9 +40,10 @@ pub struct Connections {
     pub max: usize,
 }
 
+/// `acceptor`: TLS, or `None` for plain HTTP. Handlers see the peer as `ConnectInfo<SocketAddr>`.
 pub async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     app: Router,
     graceful: &GracefulShutdown,
     bounds: Connections,
@@ -70,41 +74,48 @@ pub async fn accept_loop(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
+            let Some(acceptor) = acceptor else {
+                return serve(tcp, peer, app, watcher, bounds).await;
             };
-            let head = Arc::new(Head::default());
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                // hyper's header timer also runs while a keep-alive connection is idle: here
-                // it is the idle timeout; `Head` times the heads themselves.
-                .header_read_timeout(bounds.idle_timeout)
-                .keep_alive(true)
-                .max_buf_size(READ_BUFFER)
-                .serve_connection(
-                    TokioIo::new(Watched {
-                        inner: tls,
-                        head: head.clone(),
-                    }),
-                    service(app, head.clone()),
-                );
-            tokio::select! {
-                served = watcher.watch(conn) => if let Err(e) = served {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                },
-                () = head.overdue(bounds.header_timeout) => {
-                    tracing::debug!(%peer, "request head not received in time; closed");
-                }
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => serve(tls, peer, app, watcher, bounds).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
+    }
+}
+
+/// One connection, until it ends, is cut off for a slow head, or is closed at shutdown.
+async fn serve<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    io: IO,
+    peer: SocketAddr,
+    app: Router,
+    watcher: Watcher,
+    bounds: Connections,
+) {
+    let head = Arc::new(Head::default());
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        // hyper's header timer also runs while a keep-alive connection is idle: here it is the
+        // idle timeout; `Head` times the heads themselves.
+        .header_read_timeout(bounds.idle_timeout)
+        .keep_alive(true)
+        .max_buf_size(READ_BUFFER)
+        .serve_connection(
+            TokioIo::new(Watched {
+                inner: io,
+                head: head.clone(),
+            }),
+            service(app, head.clone(), peer),
+        );
+    tokio::select! {
+        served = watcher.watch(conn) => if let Err(e) = served {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        },
+        () = head.overdue(bounds.header_timeout) => {
+            tracing::debug!(%peer, "request head not received in time; closed");
+        }
     }
 }
 
@@ -112,14 +123,16 @@ pub async fn accept_loop(
 fn service(
     app: Router,
     head: Arc<Head>,
+    peer: SocketAddr,
 ) -> impl hyper::service::Service<
     hyper::Request<Incoming>,
     Response = axum::response::Response,
     Error = std::convert::Infallible,
     Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> + Send,
 > + Clone {
-    hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+    hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         head.received();
+        req.extensions_mut().insert(ConnectInfo(peer));
         let (mut app, head) = (app.clone(), head.clone());
         async move {
             let answered = app.call(req.map(axum::body::Body::new)).await;

@@ -175,7 +175,7 @@ impl Server {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut accept = Box::pin(listener::accept_loop(
             self.tls_listener,
-            self.acceptor,
+            Some(self.acceptor),
             router::admission(self.state.clone()),
             &graceful,
             self.config.connections,

@@ -45,7 +45,14 @@ async fn main() -> anyhow::Result<()> {
         idle_timeout: std::time::Duration::from_secs(120),
         max: 512,
     };
-    zerodrop::server::listener::accept_loop(listener, acceptor, app, &graceful, bounds, stop_rx)
-        .await;
+    zerodrop::server::listener::accept_loop(
+        listener,
+        Some(acceptor),
+        app,
+        &graceful,
+        bounds,
+        stop_rx,
+    )
+    .await;
     Ok(())
 }
