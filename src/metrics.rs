@@ -159,7 +159,7 @@ impl Metrics {
         );
         registry.register(
             "overloaded",
-            "Requests refused with 503: too many requests or bytes in flight, or no capacity to answer a late one",
+            "Requests refused with 503 (too many requests or bytes in flight, or no capacity to answer a late one) and connections closed for --max-connections",
             overloaded.clone(),
         );
         registry.register(

@@ -12,9 +12,10 @@
 //! (`PassiveOpens`) is the other input: accepted connections no snapshot explains are arrivals.
 //! Not counted: connections the kubelet opens during the wait and that a snapshot shows (its
 //! HTTP probes: it asks the server to close, so they linger in TIME-WAIT; the waiter learns its
-//! address from the preStop call itself). A TCP probe leaves no trace and counts. A client pinned to the pod through the VIP with a
-//! keep-alive connection counts too - the pod cannot tell it from a balancer's pooled connection
-//! - and holds the wait until `max`; only the app closing that connection after SIGTERM moves it.
+//! address from the preStop call itself). A TCP probe leaves no trace and counts. A client
+//! pinned to the pod through the VIP with a keep-alive connection counts too - the pod cannot
+//! tell it from a balancer's pooled connection - and holds the wait until `max`; only the app
+//! closing that connection after SIGTERM moves it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

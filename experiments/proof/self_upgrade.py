@@ -29,10 +29,10 @@ class Created:
         self.pods, self.lock = {}, threading.Lock()
         self.proc = watch(f"/api/v1/namespaces/{NS}/pods?watch=1", self._event, self.lock)
 
-    def _event(self, event, _now):
+    def _event(self, event, now):
         if event.get("type") == "ADDED":
             pod = event["object"]
-            self.pods.setdefault(pod["metadata"]["name"], protection(pod))
+            self.pods.setdefault(pod["metadata"]["name"], {**protection(pod), "seen": now})
 
     def stop(self):
         self.proc.kill()
@@ -44,15 +44,17 @@ def protection(pod):
     """What zerodrop left on a pod at its creation: its ledger and the container's preStop."""
     c = pod["spec"]["containers"][0]
     return {"ledger": LEDGER in (pod["metadata"].get("annotations") or {}),
-            "prestop": bool((c.get("lifecycle") or {}).get("preStop")),
-            "seen": time.time()}
+            "prestop": bool((c.get("lifecycle") or {}).get("preStop"))}
+
+
+APISERVER_LOG = os.path.join(NODE_DIR, "kube-apiserver.log")
 
 
 def failing_open(since):
     """The apiserver's own account of webhook calls that failed open since the log's byte
     offset `since`: why a pod escaped (refused, reset, timeout, certificate)."""
     try:
-        with open(os.path.join(NODE_DIR, "kube-apiserver.log"), errors="replace") as f:
+        with open(APISERVER_LOG, errors="replace") as f:
             f.seek(since)
             return [line.strip()[:400] for line in f if "failing open" in line]
     except OSError as e:
@@ -61,7 +63,7 @@ def failing_open(since):
 
 def log_size():
     try:
-        return os.path.getsize(os.path.join(NODE_DIR, "kube-apiserver.log"))
+        return os.path.getsize(APISERVER_LOG)
     except OSError:
         return 0
 

@@ -34,13 +34,22 @@ pub async fn drain_wait(
     tracing::info!(listen = %own, "drain waiter serving");
     // The pod's address is reachable by tenants: the admission port's bounds, fewer connections.
     let bounds = Connections {
-        header_timeout: Duration::from_secs(5),
-        idle_timeout: Duration::from_secs(120),
         max: MAX_CONNECTIONS,
+        ..Connections::DEFAULT
     };
     let graceful = GracefulShutdown::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let serving = accept_loop(listener, None, router(config), &graceful, bounds, stop_rx);
+    // Refused connections are logged; the waiter has no metrics port.
+    let refused = prometheus_client::metrics::counter::Counter::default();
+    let serving = accept_loop(
+        listener,
+        None,
+        router(config),
+        &graceful,
+        bounds,
+        refused,
+        stop_rx,
+    );
     tokio::select! {
         () = serving => {}
         () = shutdown => {

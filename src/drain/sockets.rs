@@ -52,11 +52,11 @@ pub fn view() -> Result<View, SocketsError> {
     let listening: HashSet<u16> = all
         .iter()
         .filter(|r| r.state == TCP_LISTEN)
-        .map(|r| r.local_port)
+        .map(|r| r.socket.local_port)
         .collect();
     let accepted = all
         .into_iter()
-        .filter(|r| r.state != TCP_LISTEN && listening.contains(&r.local_port))
+        .filter(|r| r.state != TCP_LISTEN && listening.contains(&r.socket.local_port))
         .map(|r| r.socket)
         .collect();
     let mut listening: Vec<u16> = listening.into_iter().collect();
@@ -68,14 +68,8 @@ pub fn view() -> Result<View, SocketsError> {
     })
 }
 
-/// The accepted connections alone.
-pub fn accepted() -> Result<Vec<Socket>, SocketsError> {
-    Ok(view()?.accepted)
-}
-
 struct Row {
     state: u8,
-    local_port: u16,
     socket: Socket,
 }
 
@@ -128,7 +122,6 @@ fn dump(family: u8, into: &mut Vec<Row>) -> Result<(), SocketsError> {
                         .unwrap_or(0);
                     into.push(Row {
                         state: response.header.state,
-                        local_port: id.source_port,
                         socket: Socket {
                             id: connection_id(
                                 id.source_address,

@@ -88,26 +88,39 @@ pub struct Outcome {
 
 impl Outcome {
     fn log(&self) {
-        tracing::info!(
-            waited_ms = self.waited.as_millis() as u64,
-            ending = self.ending,
-            new_connections = self.new_connections,
-            busy_connections = self.busy_connections,
-            last_arrival_ms = self.last_arrival.map(|d| d.as_millis() as u64),
-            kubelet = %self.kubelet,
-            error = self.error.as_deref(),
-            "drain"
-        );
+        let waited_ms = self.waited.as_millis() as u64;
+        let last_arrival_ms = self.last_arrival.map(|d| d.as_millis() as u64);
+        match &self.error {
+            // The pod got the fixed sleep, not the adaptive wait: someone should know.
+            Some(error) => tracing::warn!(
+                waited_ms,
+                ending = self.ending,
+                kubelet = %self.kubelet,
+                error = %error,
+                "drain"
+            ),
+            None => tracing::info!(
+                waited_ms,
+                ending = self.ending,
+                new_connections = self.new_connections,
+                busy_connections = self.busy_connections,
+                last_arrival_ms,
+                kubelet = %self.kubelet,
+                "drain"
+            ),
+        }
     }
 
     pub fn summary(&self) -> String {
-        format!(
-            "{{\"waited_ms\":{},\"ending\":\"{}\",\"new_connections\":{},\"busy_connections\":{}}}\n",
-            self.waited.as_millis(),
-            self.ending,
-            self.new_connections,
-            self.busy_connections
-        )
+        let mut text = serde_json::json!({
+            "waited_ms": self.waited.as_millis() as u64,
+            "ending": self.ending,
+            "new_connections": self.new_connections,
+            "busy_connections": self.busy_connections,
+        })
+        .to_string();
+        text.push('\n');
+        text
     }
 }
 

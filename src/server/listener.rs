@@ -7,6 +7,7 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use prometheus_client::metrics::counter::Counter;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -40,13 +41,24 @@ pub struct Connections {
     pub max: usize,
 }
 
+impl Connections {
+    /// `zerodrop serve`'s defaults (its flags say the same).
+    pub const DEFAULT: Connections = Connections {
+        header_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(120),
+        max: 512,
+    };
+}
+
 /// `acceptor`: TLS, or `None` for plain HTTP. Handlers see the peer as `ConnectInfo<SocketAddr>`.
+/// `refused` counts connections closed for the cap.
 pub async fn accept_loop(
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
     app: Router,
     graceful: &GracefulShutdown,
     bounds: Connections,
+    refused: Counter,
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(bounds.max));
@@ -64,7 +76,10 @@ pub async fn accept_loop(
             () = async { let _ = stop.wait_for(|s| *s).await; } => return,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "too many connections; closed");
+            // For the apiserver a refused connection is a failed call: with failurePolicy
+            // Ignore its pod goes unprotected. Counted (and alerted on) like a 503.
+            refused.inc();
+            tracing::warn!(%peer, max = bounds.max, "too many connections; a new one closed");
             continue;
         };
         // Small request/response pairs must not wait for Nagle's algorithm.
@@ -217,6 +232,19 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    // Passed through: without them hyper copies each answer's head and body into one buffer.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

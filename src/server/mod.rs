@@ -179,6 +179,7 @@ impl Server {
             router::admission(self.state.clone()),
             &graceful,
             self.config.connections,
+            self.state.metrics.overloaded.clone(),
             stop_rx,
         ));
         tokio::select! {
@@ -209,6 +210,12 @@ impl Server {
             }
         })
         .await;
+        if graceful.count() > 0 {
+            tracing::info!(
+                connections = graceful.count(),
+                "shutdown: closing the connections still idle"
+            );
+        }
         if tokio::time::timeout(half, graceful.shutdown())
             .await
             .is_err()

@@ -38,17 +38,15 @@ pub fn admission(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
-/// While shutting down, an HTTP/1.1 answer closes its connection: the client learns it with
-/// the answer and opens its next connection elsewhere, instead of racing our later close of an
-/// idle one (HTTP/2 clients get a GOAWAY instead).
+/// While shutting down, an answer closes its connection: the client learns it with the answer
+/// and opens its next connection elsewhere, instead of racing our later close of an idle one.
 async fn close_when_leaving(
     Shared(state): Shared<Arc<State>>,
     req: axum::extract::Request,
     next: middleware::Next,
 ) -> Response {
-    let http1 = req.version() < axum::http::Version::HTTP_2;
     let mut response = next.run(req).await;
-    if http1 && state.shutting_down() {
+    if state.shutting_down() {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

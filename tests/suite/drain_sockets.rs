@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use zerodrop::drain::sockets::{accepted, passive_opens, read_passive_opens};
+use zerodrop::drain::sockets::{passive_opens, read_passive_opens, view};
 
 #[test]
 fn accepted_connections_and_their_bytes_are_seen_outgoing_ones_are_not() {
@@ -17,7 +17,9 @@ fn accepted_connections_and_their_bytes_are_seen_outgoing_ones_are_not() {
     let mut got = [0u8; 1000];
     server.read_exact(&mut got).unwrap();
 
-    let sockets = accepted().unwrap();
+    let seen = view().unwrap();
+    assert!(seen.listening.contains(&port), "{:?}", seen.listening);
+    let sockets = seen.accepted;
     let ours: Vec<_> = sockets.iter().filter(|s| s.local_port == port).collect();
     assert_eq!(ours.len(), 1, "{sockets:?}");
     assert_eq!(
@@ -34,7 +36,7 @@ fn accepted_connections_and_their_bytes_are_seen_outgoing_ones_are_not() {
     // More bytes, the same connection: the id stays, the count grows.
     client.write_all(&[7u8; 500]).unwrap();
     server.read_exact(&mut got[..500]).unwrap();
-    let again = accepted().unwrap();
+    let again = view().unwrap().accepted;
     let same = again.iter().find(|s| s.id == ours[0].id).expect("same id");
     assert!(same.bytes_received >= ours[0].bytes_received + 500);
 
@@ -43,7 +45,7 @@ fn accepted_connections_and_their_bytes_are_seen_outgoing_ones_are_not() {
     let mut rest = Vec::new();
     let _ = client.read_to_end(&mut rest);
     drop(client);
-    let closed = accepted().unwrap();
+    let closed = view().unwrap().accepted;
     assert!(
         closed.iter().any(|s| s.id == ours[0].id),
         "TIME-WAIT not seen as the same connection"

@@ -11,7 +11,6 @@ pub struct Served {
     pub admin: String,
     pub log: PathBuf,
     pub client: reqwest::Client,
-    ca: Vec<u8>,
     _dir: tempfile::TempDir,
 }
 
@@ -60,14 +59,8 @@ impl Served {
             admin,
             log,
             client,
-            ca: pem,
             _dir: dir,
         }
-    }
-
-    /// The CA of its self-signed certificate, for a client of one's own.
-    pub fn ca(&self) -> reqwest::Certificate {
-        reqwest::Certificate::from_pem(&self.ca).unwrap()
     }
 
     /// `https://localhost:PORT{path}`: the self-signed certificate is for localhost.

@@ -1,5 +1,5 @@
 //! Connection bounds: an idle keep-alive connection outlives the header timeout (the client
-//! closes it, not us), a head that stalls does not, and open connections are capped.
+//! closes it, not us), a head that stalls does not, and open connections are capped (counted).
 
 use crate::server_tls::{bounds, connect, mount, pair, raw, start_with};
 use std::time::Duration;
@@ -35,7 +35,7 @@ async fn idle_connections_outlive_the_header_timeout_and_connections_are_capped(
         max: 2,
         ..bounds(Duration::from_millis(300))
     };
-    let (server, _) = start_with(dir.path(), None, Limits::default(), connections).await;
+    let (server, metrics) = start_with(dir.path(), None, Limits::default(), connections).await;
     let port = server.tls_addr.port();
     tokio::spawn(server.serve(std::future::pending()));
 
@@ -70,6 +70,9 @@ async fn idle_connections_outlive_the_header_timeout_and_connections_are_capped(
     let second = raw(port, &p.ca).await;
     let third = tokio::time::timeout(Duration::from_secs(5), connect(port, &p.ca)).await;
     assert!(matches!(third, Ok(Err(_))), "a third connection was served");
+    // The apiserver would fail that call open: it is counted like a 503.
+    let text = metrics.encode();
+    assert!(text.contains("zerodrop_overloaded_total 1"), "{text}");
     drop(second);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(

@@ -69,8 +69,7 @@ async fn start(dir: &Path, client_ca: Option<PathBuf>) -> (Server, Arc<Metrics>)
 pub(crate) fn bounds(header_timeout: Duration) -> Connections {
     Connections {
         header_timeout,
-        idle_timeout: Duration::from_secs(120),
-        max: 512,
+        ..Connections::DEFAULT
     }
 }
 

@@ -40,17 +40,14 @@ async fn main() -> anyhow::Result<()> {
     let app = Router::new().route("/mutate", post(allow));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let bounds = zerodrop::server::listener::Connections {
-        header_timeout: std::time::Duration::from_secs(5),
-        idle_timeout: std::time::Duration::from_secs(120),
-        max: 512,
-    };
+    let bounds = zerodrop::server::listener::Connections::DEFAULT;
     zerodrop::server::listener::accept_loop(
         listener,
         Some(acceptor),
         app,
         &graceful,
         bounds,
+        Default::default(),
         stop_rx,
     )
     .await;
