@@ -22,6 +22,8 @@ pub enum Code {
     NotPerContainer,
     ExecPrestopFallback,
     GraceCapped,
+    DrainUnavailable,
+    DrainBounds,
     TcpReadiness,
     NoReadiness,
     AmbiguousReadinessPort,
@@ -40,13 +42,15 @@ impl Serialize for Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 15] = [
+    pub const ALL: [Code; 17] = [
         Code::BadAnnotation,
         Code::UnknownSetting,
         Code::UnknownContainer,
         Code::NotPerContainer,
         Code::ExecPrestopFallback,
         Code::GraceCapped,
+        Code::DrainUnavailable,
+        Code::DrainBounds,
         Code::TcpReadiness,
         Code::NoReadiness,
         Code::AmbiguousReadinessPort,
@@ -66,6 +70,8 @@ impl Code {
             Code::NotPerContainer => "ZD004",
             Code::ExecPrestopFallback => "ZD101",
             Code::GraceCapped => "ZD102",
+            Code::DrainUnavailable => "ZD103",
+            Code::DrainBounds => "ZD104",
             Code::TcpReadiness => "ZD201",
             Code::NoReadiness => "ZD202",
             Code::AmbiguousReadinessPort => "ZD203",
@@ -87,6 +93,8 @@ impl Code {
             Code::NotPerContainer => "not-per-container",
             Code::ExecPrestopFallback => "exec-prestop-fallback",
             Code::GraceCapped => "grace-capped",
+            Code::DrainUnavailable => "drain-unavailable",
+            Code::DrainBounds => "drain-bounds",
             Code::TcpReadiness => "tcp-readiness",
             Code::NoReadiness => "no-readiness",
             Code::AmbiguousReadinessPort => "ambiguous-readiness-port",

@@ -22,6 +22,13 @@ fn untouchable(mut p: Value) -> Value {
     }
     if let Some(spec) = p.get_mut("spec").and_then(Value::as_object_mut) {
         spec.remove("terminationGracePeriodSeconds");
+        // The adaptive drain's waiter is zerodrop's; the pod's own init containers are not.
+        if let Some(init) = spec.get_mut("initContainers").and_then(Value::as_array_mut) {
+            init.retain(|c| c["name"] != zerodrop_core::engine::waiter::NAME);
+            if init.is_empty() {
+                spec.remove("initContainers");
+            }
+        }
     }
     for c in p
         .pointer_mut("/spec/containers")
@@ -83,6 +90,12 @@ proptest! {
                 if ours { prop_assert!(sleep.seconds <= grace, "sleep {} > grace {}", sleep.seconds, grace); }
             }
         }
+        // A preStop that calls the drain waiter has the waiter to call.
+        let calls = patched["spec"]["containers"].as_array().unwrap().iter()
+            .any(|c| c.pointer("/lifecycle/preStop/httpGet/path").is_some_and(|p| p == "/drain"));
+        let has_waiter = patched.pointer("/spec/initContainers").and_then(Value::as_array)
+            .is_some_and(|i| i.iter().any(|c| c["name"] == zerodrop_core::engine::waiter::NAME));
+        prop_assert_eq!(calls, has_waiter);
         prop_assert!(grace >= obj["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30), "grace lowered");
 
         let again = engine.evaluate(&patched, Workload::Pod, &ns);

@@ -7,7 +7,8 @@ use serde_json::{Map, Value, json};
 
 fn port() -> impl Strategy<Value = Value> {
     (
-        1u16..=65535,
+        // Now and then the drain waiter's own port.
+        prop_oneof![9 => 1u16..=65535, 1 => Just(9797u16)],
         prop::option::of(prop::sample::select(vec![
             "http", "http-api", "grpc", "metrics",
         ])),
@@ -86,12 +87,17 @@ fn annotations() -> impl Strategy<Value = Map<String, Value>> {
         "zerodrop.dev/mode",
         "zerodrop.dev/prestop-sleep.c0",
         "zerodrop.dev/drain-timeout.c1",
+        "zerodrop.dev/drain",
+        "zerodrop.dev/drain.c0",
+        "zerodrop.dev/drain-max",
+        "zerodrop.dev/drain-min",
+        "zerodrop.dev/drain-count",
         "a~b/c",
         "example.com/x",
     ]);
     let value = prop::sample::select(vec![
         "0", "3", "45s", "1m30s", "banana", "/ready", "http", "8080", "exec", "sleep", "true",
-        "enforce", "audit", "-1",
+        "enforce", "audit", "-1", "adaptive", "adaptive", "connections",
     ]);
     prop::collection::btree_map(key, value, 0..6).prop_map(|m| {
         m.into_iter()
@@ -105,10 +111,12 @@ prop_compose! {
         n in 1usize..4,
         annotations in annotations(),
         grace in prop::option::of(0i64..200),
+        init in any::<bool>(),
     )(
         containers in (0..n).map(container).collect::<Vec<_>>(),
         annotations in Just(annotations),
         grace in Just(grace),
+        init in Just(init),
     ) -> Value {
         let mut p = json!({
             "apiVersion": "v1", "kind": "Pod",
@@ -116,6 +124,7 @@ prop_compose! {
             "spec": { "containers": containers }
         });
         if let Some(g) = grace { p["spec"]["terminationGracePeriodSeconds"] = json!(g); }
+        if init { p["spec"]["initContainers"] = json!([{ "name": "setup", "image": "img" }]); }
         p
     }
 }

@@ -44,6 +44,10 @@ const POD_SPEC: Keep = Keep::Fields(&[
     ("terminationGracePeriodSeconds", Keep::All),
     ("containers", Keep::Each(&CONTAINER)),
     ("nodeSelector", Keep::All),
+    // The adaptive drain: its waiter, and the pods it cannot serve.
+    ("initContainers", Keep::All),
+    ("hostNetwork", Keep::All),
+    ("os", Keep::All),
     // Who pulls the images (admission::Puller).
     ("imagePullSecrets", Keep::All),
     ("serviceAccountName", Keep::All),
@@ -61,6 +65,9 @@ pub const OBJECT: Keep = Keep::Fields(&[
             ("terminationGracePeriodSeconds", Keep::All),
             ("containers", Keep::Each(&CONTAINER)),
             ("nodeSelector", Keep::All),
+            ("initContainers", Keep::All),
+            ("hostNetwork", Keep::All),
+            ("os", Keep::All),
             ("imagePullSecrets", Keep::All),
             ("template", TEMPLATE),
             (

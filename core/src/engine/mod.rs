@@ -1,5 +1,6 @@
 //! The engine: pod (or pod template) + policy + capabilities -> Decision. Pure, no I/O.
 
+pub mod change;
 pub mod grace;
 pub mod image;
 pub mod ledger;
@@ -9,11 +10,13 @@ pub mod prestop;
 pub mod readiness;
 pub mod scope;
 pub mod shell;
+pub mod waiter;
 
+pub use change::Change;
 pub use scope::{Skip, Workload};
 
 use crate::findings::{Code, Finding};
-use crate::policy::{ClusterPolicy, LEDGER_ANNOTATION, Layer, Mode, Settings, Source};
+use crate::policy::{ClusterPolicy, DrainMode, LEDGER_ANNOTATION, Layer, Mode, Settings, Source};
 use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -47,77 +50,6 @@ impl Capabilities {
             .take_while(char::is_ascii_digit)
             .collect();
         minor.parse().ok().map(|minor| Capabilities { minor })
-    }
-}
-
-/// One change zerodrop makes (or would make, in audit mode).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Change {
-    Prestop {
-        container: String,
-        seconds: u32,
-        action: &'static str,
-    },
-    Readiness {
-        container: String,
-        /// What happened to the probe. Serialised as `detail`: the report's entry adds its own
-        /// `description`, and a JSON object must not name a key twice.
-        #[serde(rename = "detail")]
-        description: String,
-    },
-    Grace {
-        from: i64,
-        to: i64,
-    },
-    ShellExec {
-        container: String,
-    },
-}
-
-impl Change {
-    /// Metric label and report column.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Change::Prestop { .. } => "prestop",
-            Change::Readiness { .. } => "readiness",
-            Change::Grace { .. } => "grace",
-            Change::ShellExec { .. } => "shell-exec",
-        }
-    }
-}
-
-impl Change {
-    /// The container changed, or `None` for a pod-level field.
-    pub fn container(&self) -> Option<&str> {
-        match self {
-            Change::Prestop { container, .. }
-            | Change::Readiness { container, .. }
-            | Change::ShellExec { container } => Some(container),
-            Change::Grace { .. } => None,
-        }
-    }
-
-    /// What changes, without where: the one wording reports, warnings and tables use.
-    pub fn what(&self) -> String {
-        match self {
-            Change::Prestop {
-                seconds, action, ..
-            } => format!("preStop {action} {seconds}s"),
-            Change::Readiness { description, .. } => description.clone(),
-            Change::Grace { from, to } => format!("terminationGracePeriodSeconds {from} -> {to}"),
-            Change::ShellExec { .. } => "shell command rewritten to exec".into(),
-        }
-    }
-}
-
-/// `container: what`, or just `what` for the pod: the description reports and warnings show.
-impl std::fmt::Display for Change {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.container() {
-            Some(container) => write!(f, "{container}: {}", self.what()),
-            None => f.write_str(&self.what()),
-        }
     }
 }
 
@@ -160,8 +92,18 @@ struct Planned<'a> {
     name: String,
     /// The pod's, unless the container has annotations of its own.
     settings: Cow<'a, Settings>,
-    /// Sleep to inject; `None` when the container keeps its own preStop (or sleep is 0).
-    inject: Option<u32>,
+    wait: Wait,
+}
+
+/// How a planned container waits before SIGTERM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Its own preStop hook (or none: a sleep of 0), left alone.
+    Own,
+    /// A preStop sleep of this many seconds, to add.
+    Sleep(u32),
+    /// The drain waiter: a preStop call to add, or one an earlier pass added.
+    Waiter { add: bool },
 }
 
 impl Engine {
@@ -212,15 +154,21 @@ impl Engine {
             }
         }
 
-        let plans = self.plan(containers, &pod_settings, &pod_layer);
+        let mut plans = self.plan(containers, &pod_settings, &pod_layer);
+        let bad_bounds = [namespace, &pod_layer]
+            .iter()
+            .flat_map(|l| &l.ignored)
+            .any(|s| waiter::BOUNDS.contains(s));
+        let waiter = self.adaptive(obj, &mut plans, &pod_settings, bad_bounds, &mut findings);
         let required = plans
             .iter()
             .map(|p| {
-                let sleep = p
-                    .inject
-                    .or_else(|| prestop::existing_sleep(&containers[p.index]))
-                    .unwrap_or(0);
-                sleep.saturating_add(p.settings.drain_timeout)
+                let wait = match p.wait {
+                    Wait::Sleep(s) => s,
+                    Wait::Waiter { .. } => pod_settings.drain_max,
+                    Wait::Own => prestop::existing_sleep(&containers[p.index]).unwrap_or(0),
+                };
+                wait.saturating_add(p.settings.drain_timeout)
             })
             .max()
             .map(|m| m.saturating_add(grace::MARGIN));
@@ -240,7 +188,17 @@ impl Engine {
                 patch::Step::Key("containers"),
                 patch::Step::Index(plan.index),
             ];
-            if let Some(wanted) = plan.inject {
+            if plan.wait == (Wait::Waiter { add: true }) {
+                let port = self.cluster.drain_waiter.port;
+                let lifecycle = waiter::lifecycle(container, port);
+                patch::diff_field(container, "lifecycle", lifecycle, &at, &mut ops);
+                ledger.container(&plan.name, "lifecycle.preStop");
+                changes.push(Change::Drain {
+                    container: plan.name.clone(),
+                    max: pod_settings.drain_max,
+                });
+            }
+            if let Wait::Sleep(wanted) = plan.wait {
                 // The apiserver rejects a native sleep longer than the grace period.
                 let seconds = wanted.min(u32::try_from(effective.max(0)).unwrap_or(u32::MAX));
                 if seconds < wanted {
@@ -304,8 +262,29 @@ impl Engine {
             }
         }
 
-        let before = pod::sparse(obj, &[&["spec", grace::FIELD], &LEDGER_PATH]);
+        let init: &[&str] = &["spec", "initContainers"];
+        let paths: &[&[&str]] = if waiter.is_some() {
+            &[&["spec", grace::FIELD], &LEDGER_PATH, init]
+        } else {
+            &[&["spec", grace::FIELD], &LEDGER_PATH]
+        };
+        let before = pod::sparse(obj, paths);
         let mut after = before.clone();
+        if let (Some(wanted), Some(spec)) =
+            (waiter, after.get_mut("spec").and_then(Value::as_object_mut))
+        {
+            let existing = waiter::init_containers(obj);
+            let placed = waiter::place(existing, wanted);
+            let same = placed.len() == existing.len()
+                && existing.iter().zip(&placed).all(|(a, b)| patch::same(a, b));
+            if !same {
+                spec.insert("initContainers".into(), Value::Array(placed));
+                ledger.pod.insert(waiter::LEDGER_FIELD.into());
+                changes.push(Change::Waiter {
+                    port: self.cluster.drain_waiter.port,
+                });
+            }
+        }
         if let Some(outcome) = outcome {
             findings.extend(outcome.finding);
             if let (Some(to), Some(spec)) = (
@@ -356,16 +335,94 @@ impl Engine {
             if let Some(own) = pod_layer.containers.get(name) {
                 settings.to_mut().apply(own);
             }
-            let has_hook = prestop::existing_sleep(c).is_some();
-            let inject =
-                (!has_hook && settings.prestop_sleep > 0).then_some(settings.prestop_sleep);
+            let wait = if waiter::calls_waiter(c, self.cluster.drain_waiter.port) {
+                Wait::Waiter { add: false }
+            } else if prestop::existing_sleep(c).is_some() {
+                Wait::Own
+            } else if settings.drain == DrainMode::Adaptive {
+                Wait::Waiter { add: true }
+            } else if settings.prestop_sleep > 0 {
+                Wait::Sleep(settings.prestop_sleep)
+            } else {
+                Wait::Own
+            };
             plans.push(Planned {
                 index,
                 name: name.to_owned(),
                 settings,
-                inject,
+                wait,
             });
         }
         plans
+    }
+
+    /// The waiter sidecar the pod needs, if any container waits for it. A pod that cannot have
+    /// it (or whose bounds make no sense) keeps the fixed sleep, with the finding saying why.
+    fn adaptive(
+        &self,
+        obj: &Value,
+        plans: &mut [Planned<'_>],
+        pod_settings: &Settings,
+        bad_bounds: bool,
+        findings: &mut Vec<Finding>,
+    ) -> Option<Value> {
+        let adding = plans.iter().any(|p| p.wait == Wait::Waiter { add: true });
+        if adding {
+            let refusal = waiter::bounds(pod_settings, self.cluster.max_grace_period, bad_bounds)
+                .err()
+                .or_else(|| {
+                    waiter::unavailable(obj, self.caps, &self.cluster)
+                        .map(|why| waiter::unavailable_finding(&why))
+                });
+            if let Some(finding) = refusal {
+                findings.push(finding);
+                for p in plans
+                    .iter_mut()
+                    .filter(|p| p.wait == Wait::Waiter { add: true })
+                {
+                    let sleep = p.settings.prestop_sleep;
+                    p.wait = if sleep > 0 {
+                        Wait::Sleep(sleep)
+                    } else {
+                        Wait::Own
+                    };
+                }
+            }
+        }
+        let served: Vec<&Planned<'_>> = plans
+            .iter()
+            .filter(|p| matches!(p.wait, Wait::Waiter { .. }))
+            .collect();
+        if served.is_empty() {
+            return None;
+        }
+        let containers = pod::containers(obj);
+        let mut ports = Vec::new();
+        for p in &served {
+            let own = pod::tcp_ports(&containers[p.index]);
+            if own.is_empty() {
+                // One container without declared ports: watch every port the pod listens on.
+                ports.clear();
+                break;
+            }
+            ports.extend(own.into_iter().map(|(port, _)| port));
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        let spec = waiter::Spec {
+            image: &self.cluster.drain_waiter.image,
+            port: self.cluster.drain_waiter.port,
+            min: pod_settings.drain_min,
+            quiet: pod_settings.drain_quiet,
+            max: pod_settings.drain_max,
+            fallback: served
+                .iter()
+                .map(|p| p.settings.prestop_sleep)
+                .max()
+                .unwrap_or(0),
+            count: pod_settings.drain_count,
+            ports,
+        };
+        Some(waiter::container(&spec))
     }
 }

@@ -26,6 +26,37 @@ pub struct ClusterPolicy {
     pub sidecar_containers: Vec<String>,
     /// Upper bound on the grace period zerodrop sets; sleeps are clamped to stay within it.
     pub max_grace_period: Option<u32>,
+    /// The adaptive drain's native sidecar: zerodrop's own image (mirrored in air-gapped
+    /// clusters) and the port of its preStop endpoint.
+    pub drain_waiter: DrainWaiter,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DrainWaiter {
+    #[serde(default = "DrainWaiter::default_image")]
+    pub image: String,
+    #[serde(default = "DrainWaiter::default_port")]
+    pub port: u16,
+}
+
+impl DrainWaiter {
+    fn default_image() -> String {
+        concat!("ghcr.io/zerodrop/zerodrop:", env!("CARGO_PKG_VERSION")).into()
+    }
+
+    fn default_port() -> u16 {
+        9797
+    }
+}
+
+impl Default for DrainWaiter {
+    fn default() -> Self {
+        DrainWaiter {
+            image: DrainWaiter::default_image(),
+            port: DrainWaiter::default_port(),
+        }
+    }
 }
 
 impl Default for ClusterPolicy {
@@ -34,6 +65,7 @@ impl Default for ClusterPolicy {
             defaults: Partial::default(),
             sidecar_containers: vec!["istio-proxy".into(), "linkerd-proxy".into()],
             max_grace_period: None,
+            drain_waiter: DrainWaiter::default(),
         }
     }
 }
@@ -53,6 +85,7 @@ struct File {
     defaults: BTreeMap<String, Scalar>,
     sidecar_containers: Option<Vec<String>>,
     max_grace_period: Option<Scalar>,
+    drain_waiter: Option<DrainWaiter>,
 }
 
 impl ClusterPolicy {
@@ -89,6 +122,20 @@ impl ClusterPolicy {
                 })?;
             policy.max_grace_period = Some(secs);
         }
+        if let Some(waiter) = file.drain_waiter {
+            let bad = |value: String, expected| ConfigError::BadValue {
+                key: "drain-waiter".into(),
+                value,
+                expected,
+            };
+            if waiter.port == 0 {
+                return Err(bad("port: 0".into(), "a port 1-65535"));
+            }
+            if waiter.image.trim().is_empty() || waiter.image.contains(char::is_whitespace) {
+                return Err(bad(waiter.image, "an image reference"));
+            }
+            policy.drain_waiter = waiter;
+        }
         Ok(policy)
     }
 }
@@ -123,6 +170,15 @@ mod tests {
         assert_eq!(p.defaults.shell_exec, Some(true));
         assert_eq!(p.sidecar_containers, ["envoy"]);
         assert_eq!(p.max_grace_period, Some(120));
+        assert_eq!(p.drain_waiter, DrainWaiter::default());
+        let p = ClusterPolicy::from_yaml(
+            "drain-waiter:\n  image: mirror.local/zerodrop:1.2\n  port: 9000\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (p.drain_waiter.image.as_str(), p.drain_waiter.port),
+            ("mirror.local/zerodrop:1.2", 9000)
+        );
     }
 
     #[test]
@@ -147,6 +203,9 @@ mod tests {
             ("default:\n  mode: audit\n", "unknown field `default`"),
             ("max-grace-period: 0\n", "max-grace-period"),
             ("defaults: [1, 2]\n", "not valid YAML"),
+            ("drain-waiter:\n  port: 0\n", "drain-waiter"),
+            ("drain-waiter:\n  image: \"a b\"\n", "drain-waiter"),
+            ("drain-waiter:\n  imge: x\n", "unknown field `imge`"),
         ];
         for (text, want) in cases {
             let err = ClusterPolicy::from_yaml(text).unwrap_err().to_string();

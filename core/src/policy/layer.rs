@@ -19,6 +19,8 @@ pub struct Layer {
     pub containers: BTreeMap<String, Partial>,
     /// Values that were ignored, each naming the annotation and the expected format.
     pub findings: Vec<Finding>,
+    /// The settings whose values were ignored (a rule may refuse to act without them).
+    pub ignored: Vec<Setting>,
 }
 
 impl Layer {
@@ -65,6 +67,7 @@ impl Layer {
             };
             if setting.parse_into(value, target).is_err() {
                 layer.findings.push(bad_value(source, key, value, setting));
+                layer.ignored.push(setting);
             }
         }
         layer

@@ -5,6 +5,6 @@ pub mod duration;
 pub mod layer;
 pub mod settings;
 
-pub use config::{ClusterPolicy, ConfigError};
+pub use config::{ClusterPolicy, ConfigError, DrainWaiter};
 pub use layer::{Layer, Source};
 pub use settings::*;

@@ -75,6 +75,34 @@ impl Scheme {
     }
 }
 
+/// How a protected container waits before SIGTERM: a fixed preStop sleep, or until the drain
+/// waiter (a native sidecar, engine::waiter) sees traffic stop arriving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainMode {
+    Sleep,
+    Adaptive,
+}
+
+/// What the waiter counts as work still arriving: new connections and requests on open ones
+/// (right behind balancers that pool connections to pod IPs), or new connections only (right
+/// where clients reach the pod through kube-proxy and keep-alive connections stay pinned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainCount {
+    Requests,
+    Connections,
+}
+
+impl DrainCount {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainCount::Requests => "requests",
+            DrainCount::Connections => "connections",
+        }
+    }
+}
+
 /// A container port given by number or by its name in `ports[].name`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Hash)]
 #[serde(untagged)]
@@ -95,6 +123,11 @@ pub struct Settings {
     pub prestop_action: PrestopAction,
     pub skip_containers: Vec<String>,
     pub shell_exec: bool,
+    pub drain: DrainMode,
+    pub drain_min: u32,
+    pub drain_quiet: u32,
+    pub drain_max: u32,
+    pub drain_count: DrainCount,
 }
 
 impl Default for Settings {
@@ -110,6 +143,11 @@ impl Default for Settings {
             prestop_action: PrestopAction::Auto,
             skip_containers: Vec::new(),
             shell_exec: false,
+            drain: DrainMode::Sleep,
+            drain_min: 1,
+            drain_quiet: 2,
+            drain_max: 30,
+            drain_count: DrainCount::Requests,
         }
     }
 }
@@ -126,6 +164,11 @@ pub struct Partial {
     pub prestop_action: Option<PrestopAction>,
     pub skip_containers: Option<Vec<String>>,
     pub shell_exec: Option<bool>,
+    pub drain: Option<DrainMode>,
+    pub drain_min: Option<u32>,
+    pub drain_quiet: Option<u32>,
+    pub drain_max: Option<u32>,
+    pub drain_count: Option<DrainCount>,
 }
 
 impl Settings {
@@ -149,6 +192,11 @@ impl Settings {
         set(&mut self.prestop_action, &p.prestop_action);
         set(&mut self.skip_containers, &p.skip_containers);
         set(&mut self.shell_exec, &p.shell_exec);
+        set(&mut self.drain, &p.drain);
+        set(&mut self.drain_min, &p.drain_min);
+        set(&mut self.drain_quiet, &p.drain_quiet);
+        set(&mut self.drain_max, &p.drain_max);
+        set(&mut self.drain_count, &p.drain_count);
     }
 }
 
@@ -158,7 +206,7 @@ impl Settings {
 pub struct InvalidValue;
 
 /// Every setting, with its annotation name and the format a person must write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Setting {
     Mode,
     PrestopSleep,
@@ -169,10 +217,15 @@ pub enum Setting {
     PrestopAction,
     SkipContainers,
     ShellExec,
+    Drain,
+    DrainMin,
+    DrainQuiet,
+    DrainMax,
+    DrainCount,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 9] = [
+    pub const ALL: [Setting; 14] = [
         Setting::Mode,
         Setting::PrestopSleep,
         Setting::DrainTimeout,
@@ -182,6 +235,11 @@ impl Setting {
         Setting::PrestopAction,
         Setting::SkipContainers,
         Setting::ShellExec,
+        Setting::Drain,
+        Setting::DrainMin,
+        Setting::DrainQuiet,
+        Setting::DrainMax,
+        Setting::DrainCount,
     ];
 
     pub fn name(self) -> &'static str {
@@ -195,6 +253,11 @@ impl Setting {
             Setting::PrestopAction => "prestop-action",
             Setting::SkipContainers => "skip-containers",
             Setting::ShellExec => "shell-exec",
+            Setting::Drain => "drain",
+            Setting::DrainMin => "drain-min",
+            Setting::DrainQuiet => "drain-quiet",
+            Setting::DrainMax => "drain-max",
+            Setting::DrainCount => "drain-count",
         }
     }
 
@@ -206,18 +269,32 @@ impl Setting {
         match self {
             Setting::Mode => "enforce, audit or off",
             Setting::PrestopSleep | Setting::DrainTimeout => duration::EXPECTED,
+            Setting::DrainMin | Setting::DrainQuiet | Setting::DrainMax => {
+                "a duration above 0 like 2s or 1m"
+            }
             Setting::ReadinessPath => "an absolute HTTP path like /healthz",
             Setting::ReadinessPort => "a port number 1-65535 or a container port name",
             Setting::ReadinessScheme => "HTTP or HTTPS",
             Setting::PrestopAction => "auto, sleep or exec",
             Setting::SkipContainers => "comma-separated container names",
             Setting::ShellExec => "true or false",
+            Setting::Drain => "sleep or adaptive",
+            Setting::DrainCount => "requests or connections",
         }
     }
 
-    /// Pod-wide settings have no per-container form.
+    /// Pod-wide settings have no per-container form (the drain's bounds and count belong to
+    /// the pod's one waiter).
     pub fn per_container(self) -> bool {
-        !matches!(self, Setting::Mode | Setting::SkipContainers)
+        !matches!(
+            self,
+            Setting::Mode
+                | Setting::SkipContainers
+                | Setting::DrainMin
+                | Setting::DrainQuiet
+                | Setting::DrainMax
+                | Setting::DrainCount
+        )
     }
 
     /// Parses `raw` into `into`; `Err(InvalidValue)` means the value is invalid and nothing was set.
@@ -276,9 +353,32 @@ impl Setting {
                     _ => return Err(InvalidValue),
                 })
             }
+            Setting::Drain => {
+                into.drain = Some(match v {
+                    "sleep" => DrainMode::Sleep,
+                    "adaptive" => DrainMode::Adaptive,
+                    _ => return Err(InvalidValue),
+                })
+            }
+            Setting::DrainMin => into.drain_min = Some(positive_seconds(v)?),
+            Setting::DrainQuiet => into.drain_quiet = Some(positive_seconds(v)?),
+            Setting::DrainMax => into.drain_max = Some(positive_seconds(v)?),
+            Setting::DrainCount => {
+                into.drain_count = Some(match v {
+                    "requests" => DrainCount::Requests,
+                    "connections" => DrainCount::Connections,
+                    _ => return Err(InvalidValue),
+                })
+            }
         }
         Ok(())
     }
+}
+
+fn positive_seconds(v: &str) -> Result<u32, InvalidValue> {
+    duration::parse_seconds(v)
+        .filter(|s| *s > 0)
+        .ok_or(InvalidValue)
 }
 
 /// Port names follow IANA_SVC_NAME: at most 15 lowercase alphanumerics or '-', with a letter.
@@ -307,127 +407,4 @@ fn is_dns_label(n: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !n.starts_with('-')
         && !n.ends_with('-')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(s: Setting, raw: &str) -> Result<Partial, InvalidValue> {
-        let mut p = Partial::default();
-        s.parse_into(raw, &mut p).map(|()| p)
-    }
-
-    #[test]
-    fn every_setting_round_trips_its_name() {
-        for s in Setting::ALL {
-            assert_eq!(Setting::from_name(s.name()), Some(s));
-        }
-        assert_eq!(Setting::from_name("prestop_sleep"), None);
-    }
-
-    #[test]
-    fn good_values_parse() {
-        assert_eq!(
-            parse(Setting::Mode, "audit").unwrap().mode,
-            Some(Mode::Audit)
-        );
-        assert_eq!(
-            parse(Setting::PrestopSleep, "1m").unwrap().prestop_sleep,
-            Some(60)
-        );
-        assert_eq!(
-            parse(Setting::DrainTimeout, "0").unwrap().drain_timeout,
-            Some(0)
-        );
-        assert_eq!(
-            parse(Setting::ReadinessPath, "/ready")
-                .unwrap()
-                .readiness_path
-                .as_deref(),
-            Some("/ready")
-        );
-        assert_eq!(
-            parse(Setting::ReadinessPort, "8080")
-                .unwrap()
-                .readiness_port,
-            Some(PortRef::Number(8080))
-        );
-        assert_eq!(
-            parse(Setting::ReadinessPort, "http-admin")
-                .unwrap()
-                .readiness_port,
-            Some(PortRef::Name("http-admin".into()))
-        );
-        assert_eq!(
-            parse(Setting::ReadinessScheme, "HTTPS")
-                .unwrap()
-                .readiness_scheme,
-            Some(Scheme::Https)
-        );
-        assert_eq!(
-            parse(Setting::PrestopAction, "exec")
-                .unwrap()
-                .prestop_action,
-            Some(PrestopAction::Exec)
-        );
-        assert_eq!(
-            parse(Setting::SkipContainers, "a, b,,c")
-                .unwrap()
-                .skip_containers,
-            Some(vec!["a".into(), "b".into(), "c".into()])
-        );
-        assert_eq!(
-            parse(Setting::ShellExec, "true").unwrap().shell_exec,
-            Some(true)
-        );
-    }
-
-    #[test]
-    fn bad_values_are_refused() {
-        let cases = [
-            (Setting::Mode, "Enforce"),
-            (Setting::Mode, "on"),
-            (Setting::PrestopSleep, "banana"),
-            (Setting::PrestopSleep, "-1"),
-            (Setting::DrainTimeout, "1.5s"),
-            (Setting::ReadinessPath, "healthz"),
-            (Setting::ReadinessPath, "/a b"),
-            (Setting::ReadinessPort, "0"),
-            (Setting::ReadinessPort, "70000"),
-            (Setting::ReadinessPort, "HTTP"),
-            (Setting::ReadinessPort, "a-very-long-port-name"),
-            (Setting::ReadinessScheme, "ftp"),
-            (Setting::PrestopAction, "kill"),
-            (Setting::SkipContainers, "Bad_Name"),
-            (Setting::ShellExec, "yes"),
-        ];
-        for (s, raw) in cases {
-            assert!(
-                parse(s, raw).is_err(),
-                "{} = {raw:?} should be refused",
-                s.name()
-            );
-        }
-    }
-
-    #[test]
-    fn later_layers_win_and_unset_fields_fall_through() {
-        let mut s = Settings::default();
-        let cluster = Partial {
-            prestop_sleep: Some(10),
-            drain_timeout: Some(40),
-            ..Default::default()
-        };
-        let pod = Partial {
-            prestop_sleep: Some(3),
-            ..Default::default()
-        };
-        s.apply(&cluster);
-        s.apply(&pod);
-        assert_eq!(
-            (s.prestop_sleep, s.drain_timeout, s.mode),
-            (3, 40, Mode::Enforce)
-        );
-    }
 }
