@@ -43,6 +43,19 @@ pub struct Socket {
     pub bytes_received: u64,
 }
 
+/// What counts as work still arriving (the `drain-count` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Count {
+    /// New connections, and bytes received on open ones: right behind balancers and ingress
+    /// controllers that pool connections to pod IPs.
+    #[default]
+    Requests,
+    /// New connections only: right where clients come through kube-proxy and keep-alive
+    /// connections stay pinned to the pod whatever routing does (they would hold the wait
+    /// until `max`; the app's own drain closes them after SIGTERM).
+    Connections,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
     /// Nothing arrived for the quiet window (and the minimum had passed).
@@ -75,12 +88,16 @@ struct Seen {
 /// One wait: fed a snapshot at a time, with the time since the preStop call.
 pub struct Wait {
     bounds: Bounds,
+    count: Count,
     ports: Vec<u16>,
     kubelet: Option<IpAddr>,
     /// The connections of the last snapshot only: memory follows the pod's sockets.
     seen: HashMap<u64, Seen>,
     /// The namespace's accepted connections so far.
     opened: u64,
+    /// Accepted connections counted but not yet shown by a snapshot: the counter is read just
+    /// after the dump, so a connection accepted in between shows only in the next one.
+    owed: u64,
     new_connections: u32,
     busy_connections: u32,
     last_arrival: Option<Duration>,
@@ -98,10 +115,12 @@ impl Wait {
     ) -> Wait {
         let mut wait = Wait {
             bounds,
+            count: Count::Requests,
             ports,
             kubelet,
             seen: HashMap::new(),
             opened,
+            owed: 0,
             new_connections: 0,
             busy_connections: 0,
             last_arrival: None,
@@ -117,6 +136,12 @@ impl Wait {
             );
         }
         wait
+    }
+
+    /// What counts as arrival (requests unless told).
+    pub fn counting(mut self, count: Count) -> Wait {
+        self.count = count;
+        self
     }
 
     /// Takes a snapshot `at` since the preStop call, with the namespace's accepted connections
@@ -135,7 +160,7 @@ impl Wait {
                             self.busy_connections = self.busy_connections.saturating_add(1);
                         }
                         known.busy = true;
-                        arrived = true;
+                        arrived |= self.count == Count::Requests;
                     }
                     known.bytes = s.bytes_received;
                     known
@@ -157,7 +182,12 @@ impl Wait {
             seen.insert(s.id, now);
         }
         self.seen = seen;
-        let missed = opened.saturating_sub(self.opened).saturating_sub(explained);
+        // What the last snapshot owed and this one does not show either was missed; what this
+        // one counted and does not show may still show in the next.
+        let paid = self.owed.min(explained);
+        let missed = self.owed - paid;
+        let counted = opened.saturating_sub(self.opened);
+        self.owed = counted.saturating_sub(explained - paid);
         self.opened = self.opened.max(opened);
         if missed > 0 {
             let missed = u32::try_from(missed).unwrap_or(u32::MAX);

@@ -4,6 +4,7 @@ use crate::cli::DrainWaitArgs;
 use crate::drain::waiter::{Config, router};
 use crate::server::listener::{Connections, accept_loop};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 use zerodrop_core::drain::Bounds;
 
@@ -18,7 +19,7 @@ pub async fn drain_wait(
         args.min <= args.max && args.every > Duration::ZERO,
         "--min must not exceed --max, and --every must be above 0"
     );
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = bind(args.listen).await?;
     let own = listener.local_addr()?;
     let config = Config {
         bounds: Bounds {
@@ -26,6 +27,7 @@ pub async fn drain_wait(
             quiet: args.quiet,
             max: args.max,
         },
+        count: args.count.into(),
         ports: args.ports,
         own_port: own.port(),
         fallback: args.fallback,
@@ -58,4 +60,15 @@ pub async fn drain_wait(
         }
     }
     Ok(())
+}
+
+/// `[::]` where the pod has IPv6 (IPv4 callers arrive mapped), else the same port on 0.0.0.0.
+async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(listen).await {
+        Err(e) if listen.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) => {
+            tracing::info!(error = %e, "no IPv6 here: listening on 0.0.0.0");
+            tokio::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, listen.port())).await
+        }
+        other => other,
+    }
 }

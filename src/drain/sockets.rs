@@ -120,17 +120,18 @@ fn dump(family: u8, into: &mut Vec<Row>) -> Result<(), SocketsError> {
                             _ => None,
                         })
                         .unwrap_or(0);
+                    // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d; the kubelet's
+                    // address is compared in its canonical form.
+                    let (local, peer) = (
+                        id.source_address.to_canonical(),
+                        id.destination_address.to_canonical(),
+                    );
                     into.push(Row {
                         state: response.header.state,
                         socket: Socket {
-                            id: connection_id(
-                                id.source_address,
-                                id.source_port,
-                                id.destination_address,
-                                id.destination_port,
-                            ),
+                            id: connection_id(local, id.source_port, peer, id.destination_port),
                             local_port: id.source_port,
-                            peer: id.destination_address,
+                            peer,
                             bytes_received,
                         },
                     });

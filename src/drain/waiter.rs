@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
-use zerodrop_core::drain::{Bounds, Ending, Wait};
+use zerodrop_core::drain::{Bounds, Count, Ending, Wait};
 
 /// Waits at once: one per container's preStop is the real need; a tenant calling the port
 /// cannot pile up more.
@@ -23,6 +23,7 @@ const KUBELET_AGENT: &str = "kube-lifecycle/";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub bounds: Bounds,
+    pub count: Count,
     /// The app's ports; empty: every port the pod listens on but the waiter's own.
     pub ports: Vec<u16>,
     /// The waiter's own port, never the app's traffic.
@@ -68,7 +69,8 @@ async fn drain(
     let Ok(_slot) = shared.waits.clone().try_acquire_owned() else {
         return (StatusCode::TOO_MANY_REQUESTS, "too many drains at once\n").into_response();
     };
-    let outcome = wait(&shared.config, peer.ip()).await;
+    // On a dual-stack listener an IPv4 kubelet is ::ffff:a.b.c.d; its probes to the app are not.
+    let outcome = wait(&shared.config, peer.ip().to_canonical()).await;
     outcome.log();
     (StatusCode::OK, outcome.summary()).into_response()
 }
@@ -160,7 +162,8 @@ pub async fn wait(config: &Config, kubelet: IpAddr) -> Outcome {
         Some(kubelet),
         &first.accepted,
         first.passive_opens,
-    );
+    )
+    .counting(config.count);
     loop {
         tokio::time::sleep(config.every).await;
         let view = match look().await {

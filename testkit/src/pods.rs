@@ -96,8 +96,23 @@ fn annotations() -> impl Strategy<Value = Map<String, Value>> {
         "example.com/x",
     ]);
     let value = prop::sample::select(vec![
-        "0", "3", "45s", "1m30s", "banana", "/ready", "http", "8080", "exec", "sleep", "true",
-        "enforce", "audit", "-1", "adaptive", "adaptive", "connections",
+        "0",
+        "3",
+        "45s",
+        "1m30s",
+        "banana",
+        "/ready",
+        "http",
+        "8080",
+        "exec",
+        "sleep",
+        "true",
+        "enforce",
+        "audit",
+        "-1",
+        "adaptive",
+        "adaptive",
+        "connections",
     ]);
     prop::collection::btree_map(key, value, 0..6).prop_map(|m| {
         m.into_iter()

@@ -19,6 +19,10 @@ impl Drop for Waiter {
 }
 
 fn waiter(app_port: u16, max: &str) -> Waiter {
+    waiter_with(app_port, max, &[])
+}
+
+fn waiter_with(app_port: u16, max: &str, extra: &[&str]) -> Waiter {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zerodrop"))
         .args([
             "drain-wait",
@@ -36,6 +40,7 @@ fn waiter(app_port: u16, max: &str) -> Waiter {
             "300ms",
         ])
         .args(["--max", max, "--every", "50ms"])
+        .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -128,4 +133,120 @@ async fn a_connection_that_keeps_receiving_holds_the_wait_and_waits_are_bounded(
         assert!(v["busy_connections"].as_u64() >= Some(1), "{body}");
     }
     sending.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counting_connections_lets_a_busy_pinned_connection_end_the_wait_quiet() {
+    let app = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = app.local_addr().unwrap().port();
+    let w = waiter_with(port, "10s", &["--count", "connections"]);
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (_server, _) = app.accept().unwrap();
+    let sending = std::thread::spawn(move || {
+        for _ in 0..40 {
+            let _ = client.write_all(b"GET / HTTP/1.1\r\n\r\n");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let (status, body) = call(&format!("{}/drain", w.url), KUBELET).await;
+    sending.join().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // The suite's other tests may open connections here: it may end later, not at the max.
+    assert_eq!(
+        (status, v["ending"].as_str()),
+        (200, Some("quiet")),
+        "{body}"
+    );
+    assert!(v["busy_connections"].as_u64() >= Some(1), "{body}");
+}
+
+/// In a network namespace of its own (`unshare -rn`: nothing else's connections count), a
+/// waiter on `[::]` that a "kubelet" on 127.0.0.1 calls (it sees ::ffff:127.0.0.1) while that
+/// address probes the app on IPv4: the probes are the kubelet's, the wait ends quiet with no
+/// new connection. Before addresses were compared canonically it lasted to the maximum.
+#[test]
+fn the_kubelets_probes_are_known_across_address_families() {
+    const INSIDE: &str = "ZERODROP_TEST_IN_NETNS";
+    if std::env::var_os(INSIDE).is_none() {
+        let me = std::env::current_exe().unwrap();
+        let out = Command::new("unshare")
+            .args(["-rn", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+            .arg(me)
+            .args([
+                "drain_waiter::the_kubelets_probes_are_known_across_address_families",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(INSIDE, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "{text}");
+        return;
+    }
+    let app = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app_port = app.local_addr().unwrap().port();
+    // It answers and closes its side first, as Go's server does for a probe asking it to
+    // (TIME-WAIT is then on the app's side, where the waiter sees it).
+    std::thread::spawn(move || {
+        for mut stream in app.incoming().flatten() {
+            let mut buf = [0u8; 256];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = std::io::Read::read_to_end(&mut stream, &mut Vec::new());
+        }
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zerodrop"))
+        .args(["drain-wait", "--listen", "[::]:0", "--log-format", "json"])
+        .args(["--ports", &app_port.to_string()])
+        .args(["--min", "200ms", "--quiet", "600ms", "--max", "5s"])
+        .args(["--every", "50ms"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("a serving line").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["message"] == "drain waiter serving" {
+            let listen: std::net::SocketAddr = v["listen"].as_str().unwrap().parse().unwrap();
+            assert!(listen.is_ipv6(), "{listen}");
+            break listen.port();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let _waiter = Waiter {
+        child,
+        url: String::new(),
+    };
+    // The kubelet's probes: a connection to the app every 100 ms, from 127.0.0.1.
+    let probing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let still = probing.clone();
+    let prober = std::thread::spawn(move || {
+        while still.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(mut c) = TcpStream::connect(("127.0.0.1", app_port)) {
+                let _ = c.write_all(b"GET /ready HTTP/1.1\r\nconnection: close\r\n\r\n");
+                let _ = std::io::Read::read_to_end(&mut c, &mut Vec::new());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut hook = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    hook.write_all(
+        b"GET /drain HTTP/1.1\r\nhost: x\r\nuser-agent: kube-lifecycle/1.37\r\nconnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut hook, &mut answer).unwrap();
+    probing.store(false, std::sync::atomic::Ordering::Relaxed);
+    prober.join().unwrap();
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
+    assert_eq!(v["ending"], "quiet", "{answer}");
+    assert_eq!(v["new_connections"], 0, "{answer}");
 }
