@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use zerodrop_core::engine::image::Images;
 use zerodrop_core::engine::ledger::{self, Ledger};
-use zerodrop_core::engine::{Engine, Workload};
+use zerodrop_core::engine::{Change, Engine, Workload, waiter};
 use zerodrop_core::policy::{Layer, Mode};
 
 /// What the cluster audit knows beyond the objects: when zerodrop was down, and where to learn
@@ -199,9 +199,24 @@ fn escaped(
         .parse::<Timestamp>()
         .ok()
         .map(|t| t.as_second());
+    let waiter = waiter::init_containers(pod)
+        .iter()
+        .find(|c| c["name"] == waiter::NAME);
+    let wants_waiter = decision
+        .changes
+        .iter()
+        .any(|c| matches!(c, Change::Waiter { .. }));
     let cause = match &ledger {
         Some(l) if l.v < ledger::VERSION => Cause::OutdatedLedger,
-        _ if decision.patch.0.is_empty() => return None,
+        _ if decision.patch.0.is_empty() => {
+            if phase == "Running" && waiter.is_some() && !waiter_running(pod) {
+                Cause::WaiterDown
+            } else {
+                return None;
+            }
+        }
+        Some(_) if wants_waiter && waiter.is_none() => Cause::WaiterMissing,
+        Some(_) if wants_waiter => Cause::WaiterAltered,
         // From its spec alone the pod is complete: the change is the image's.
         Some(_)
             if !images.is_empty()
@@ -233,6 +248,16 @@ fn escaped(
         cause,
         reason: cause.describe(ledger.map_or(0, |l| l.v)),
     })
+}
+
+/// The waiter's status says running (no status yet: not judged down).
+fn waiter_running(pod: &Value) -> bool {
+    let statuses = pod
+        .pointer("/status/initContainerStatuses")
+        .and_then(Value::as_array);
+    statuses
+        .and_then(|s| s.iter().find(|c| c["name"] == waiter::NAME))
+        .is_none_or(|s| s.pointer("/state/running").is_some())
 }
 
 #[cfg(test)]
@@ -325,5 +350,49 @@ mod tests {
         let decision = engine.evaluate(&mutated, Workload::Pod, &layer);
         json_patch::patch(&mut mutated, &decision.patch).unwrap();
         assert_eq!(cause(&mutated), None);
+    }
+
+    #[test]
+    fn a_waiter_missing_altered_or_down_leaves_an_adaptive_pod_unprotected() {
+        let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
+        let layer = Layer::for_namespace(Some("enforce"), []);
+        let replica_sets = HashMap::new();
+        let facts = Facts {
+            outages: Vec::new(),
+            images: None,
+            inspect_misses: false,
+        };
+        let seen = Seen {
+            replica_sets: &replica_sets,
+            opted_in_at: None,
+            facts: &facts,
+        };
+        let cause = |p: &Value| escaped(&engine, p, &layer, &seen, &Images::new()).map(|e| e.cause);
+        let mut mutated = pod(
+            "2026-01-03T00:00:00Z",
+            json!({ "zerodrop.dev/drain": "adaptive" }),
+        );
+        let decision = engine.evaluate(&mutated, Workload::Pod, &layer);
+        json_patch::patch(&mut mutated, &decision.patch).unwrap();
+        assert_eq!(cause(&mutated), None, "no status yet");
+        let status = |running: bool| {
+            let state = if running {
+                json!({ "running": {} })
+            } else {
+                json!({ "waiting": { "reason": "CrashLoopBackOff" } })
+            };
+            json!([{ "name": waiter::NAME, "state": state }])
+        };
+        mutated["status"]["initContainerStatuses"] = status(true);
+        assert_eq!(cause(&mutated), None);
+        let mut down = mutated.clone();
+        down["status"]["initContainerStatuses"] = status(false);
+        assert_eq!(cause(&down), Some(Cause::WaiterDown));
+        let mut missing = mutated.clone();
+        missing["spec"]["initContainers"] = json!([]);
+        assert_eq!(cause(&missing), Some(Cause::WaiterMissing));
+        let mut altered = mutated.clone();
+        altered["spec"]["initContainers"][0]["image"] = json!("elsewhere:1");
+        assert_eq!(cause(&altered), Some(Cause::WaiterAltered));
     }
 }

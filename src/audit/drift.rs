@@ -26,6 +26,13 @@ pub enum Cause {
     /// Mutated before its image was inspected: what the image needs (the shell-exec rewrite)
     /// came later.
     ImageInspectedLater,
+    /// Under the adaptive drain, mutated, and its waiter sidecar is gone: the preStop calls
+    /// meet a closed port and the app gets SIGTERM at once.
+    WaiterMissing,
+    /// Its waiter sidecar is not what zerodrop put there (image, bounds, port).
+    WaiterAltered,
+    /// Its waiter sidecar is not running (crashed, restarting): a deletion now gets no wait.
+    WaiterDown,
 }
 
 impl Cause {
@@ -38,6 +45,9 @@ impl Cause {
             Cause::ChangedAfterAdmission => "changed-after-admission",
             Cause::OutdatedLedger => "outdated-ledger",
             Cause::ImageInspectedLater => "image-inspected-later",
+            Cause::WaiterMissing => "waiter-missing",
+            Cause::WaiterAltered => "waiter-altered",
+            Cause::WaiterDown => "waiter-down",
         }
     }
 
@@ -60,6 +70,15 @@ impl Cause {
             Cause::ImageInspectedLater => {
                 "admitted before its image was inspected (PID 1 from the image): needs a rollout"
                     .into()
+            }
+            Cause::WaiterMissing => {
+                "its drain waiter sidecar was removed: preStop gets no wait; needs a rollout".into()
+            }
+            Cause::WaiterAltered => {
+                "its drain waiter sidecar was changed after admission: needs a rollout".into()
+            }
+            Cause::WaiterDown => {
+                "its drain waiter sidecar is not running: a deletion now gets no wait".into()
             }
         }
     }
