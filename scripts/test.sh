@@ -88,7 +88,7 @@ stage_tools_quiet() {
   export ZERODROP_HELM ZERODROP_REGISTRY_TOOLS
 }
 
-CORE=(chart::rendered generated:: workloads:: pods:: namespaces:: versions:: peers::)
+CORE=(chart::rendered generated:: workloads:: pods:: namespaces:: versions:: peers:: drain::)
 release() {
   local release="$1" filter=("${@:2}")
   step "Kubernetes $release: its control plane from the k8s.io/kubernetes module, then the e2e suite ${filter[*]:-(whole)}"
@@ -123,7 +123,7 @@ stage_node() {
   export ZERODROP_PROFILE=dev
   experiments/proof/node.sh up --nodes 3 --proxy-mode nftables
   CLEANUP="experiments/proof/node.sh down"
-  step "multi-node smoke: the exit app without and with zerodrop, new connections to the VIP from every node"
+  step "multi-node smoke: the exit app without zerodrop, with it and with the adaptive drain, new connections to the VIP from every node"
   experiments/proof/matrix.py --smoke
   step "traffic matrix smoke: the close-drain app, every client through kube-proxy and Traefik"
   experiments/proof/traffic.py --smoke
@@ -131,6 +131,8 @@ stage_node() {
   experiments/proof/verify.py
   step "zerodrop's own upgrade: helm upgrade and rollout restart while pods are created; none unprotected"
   experiments/proof/self_upgrade.py
+  step "the adaptive drain's waiter: Ready with it, killed and back, one drain measured quiet"
+  experiments/proof/waiter.py --ci
   step "the node down: nothing may be left running, mounted or routed"
   CLEANUP=""
   experiments/proof/node.sh down

@@ -8,7 +8,7 @@ failure placed against its pod's events. Runs on the topology `node.sh up --node
 usage: matrix.py [--apps drain,exit,podinfo] [--zerodrop none,enforce] [--lag 15] [--repeat 1]
                  [--json OUT]
        matrix.py --sweep 0,1,2,3,5,... [--sweep-app drain] [--json OUT]  # enforce at each sleep
-       matrix.py --smoke          # CI: the exit app, none and enforce, VIP from every node
+       matrix.py --smoke          # CI: the exit app, none, enforce and adaptive-conn, VIP from every node
        matrix.py --table RUN.json... [--write docs/proof.md]
 """
 import argparse
@@ -58,9 +58,24 @@ def start_streams(vegeta, ns, vip, app, nodes, vip_rate, rate, paths):
     return out
 
 
+def adaptive_policy(setting):
+    """The pod annotations of an adaptive setting (see `cell`)."""
+    policy = {"zerodrop.dev/drain": "adaptive"}
+    rest = setting[len("adaptive"):].lstrip("-")
+    if rest == "conn":
+        policy["zerodrop.dev/drain-count"] = "connections"
+    elif rest.startswith("q"):
+        policy["zerodrop.dev/drain-quiet"] = rest[1:] + "s"
+    elif rest:
+        raise SystemExit(f"unknown adaptive setting {setting}: adaptive, adaptive-conn or adaptive-qN")
+    return policy
+
+
 def cell(setting, app_name, a, nodes, vegeta, traefik):
-    """One app under one zerodrop setting: `none`, `enforce` (the default policy) or `sleep=N`
-    (enforce, the app's readiness policy and prestop-sleep N s)."""
+    """One app under one zerodrop setting: `none`, `enforce` (the default policy), `sleep=N`
+    (enforce, the app's readiness policy and prestop-sleep N s), or the adaptive drain:
+    `adaptive` (counting requests), `adaptive-conn` (counting connections), `adaptive-qN`
+    (requests, quiet window N s)."""
     app = APPS[app_name]
     ns = f"m-{app_name}-{setting.replace('=', '')}"
     print(f"{app_name} {setting}: {ns}", file=sys.stderr)
@@ -69,6 +84,8 @@ def cell(setting, app_name, a, nodes, vegeta, traefik):
     annotations = {}
     if setting.startswith("sleep="):
         annotations = {**app.get("policy", {}), "zerodrop.dev/prestop-sleep": setting.split("=")[1] + "s"}
+    if setting.startswith("adaptive"):
+        annotations = adaptive_policy(setting)
     items = builtin_manifests(ns, app, annotations)
     apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}},
            *items, *(routes(ns, items[1], False) if "ingress" in a.paths else [])])
@@ -124,13 +141,14 @@ def main():
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--vip-rate", type=int, default=10, help="req/s of each client on each node's VIP path")
     p.add_argument("--rate", type=int, default=30, help="req/s of each client on the ingress and lb paths")
-    p.add_argument("--smoke", action="store_true", help="CI: the exit app without and with zerodrop, "
-                   "VIP from every node; fails unless new connections fail without it and never with it")
+    p.add_argument("--smoke", action="store_true", help="CI: the exit app without zerodrop, with it and "
+                   "with the adaptive drain, VIP from every node; fails unless new connections fail "
+                   "without it and never with it, and every adaptive pod's wait was measured")
     p.add_argument("--json")
     a = p.parse_args()
     nodes, mode = topology()
     if a.smoke:
-        a.apps, a.zerodrop, a.paths, a.sweep = "exit", "none,enforce", "vip", None
+        a.apps, a.zerodrop, a.paths, a.sweep = "exit", "none,enforce,adaptive-conn", "vip", None
     a.paths = a.paths.split(",")
     settings = [f"sleep={s}" for s in a.sweep.split(",")] if a.sweep else a.zerodrop.split(",")
     apps = [a.sweep_app] if a.sweep else a.apps.split(",")

@@ -145,11 +145,32 @@ def document(runs):
     return "\n\n".join(parts(runs).values())
 
 
+def deleted(cell):
+    return [p for run in cell["runs"] for action, _ in ACTIONS for p in run[action].get("pods", [])
+            if "deleted" in p]
+
+
 def unhooked(cell):
-    """The pods the cell's actions deleted without a preStop sleep (the timeline's record of
-    each as the apiserver had it), by name."""
-    return sorted(p["name"] for run in cell["runs"] for action, _ in ACTIONS
-                  for p in run[action].get("pods", []) if "deleted" in p and not p.get("prestop_sleep"))
+    """The pods the cell's actions deleted without a preStop sleep or drain call (the timeline's
+    record of each as the apiserver had it), by name."""
+    return sorted(p["name"] for p in deleted(cell) if not p.get("prestop_sleep") and not p.get("prestop_drain"))
+
+
+def undrained(cell):
+    """Pods deleted under the adaptive drain whose waiter did not measure the wait (no drain
+    line, or it fell back to the sleep), by name and why."""
+    out = []
+    for p in deleted(cell):
+        ending = (p.get("drain") or {}).get("ending")
+        if not p.get("prestop_drain") or ending in (None, "fallback"):
+            out.append(f"{p['name']} ({'no drain call' if not p.get('prestop_drain') else ending or 'no drain line'})")
+    return sorted(out)
+
+
+def waits(cell):
+    """The waiters' waits of a cell, s: (min, max), or None."""
+    w = [p["drain"]["waited_ms"] / 1000 for p in deleted(cell) if (p.get("drain") or {}).get("waited_ms") is not None]
+    return (min(w), max(w)) if w else None
 
 
 def smoke_problem(result):
@@ -161,6 +182,13 @@ def smoke_problem(result):
     escaped = unhooked(by["enforce"])
     if escaped:
         return f"pods deleted under enforce without zerodrop's preStop sleep: {escaped}"
+    for setting in (s for s in by if s.startswith("adaptive")):
+        missed = undrained(by[setting])
+        if missed:
+            return f"{setting}: pods deleted without a measured drain: {missed}"
+        failed = sum(s["failed"] for key, s in streams(by[setting]) if path_of(key)[1] == "new")
+        if failed:
+            return f"{setting}: {failed} new connections failed"
     lost = {}
     for setting in ("none", "enforce"):
         per_node = {}

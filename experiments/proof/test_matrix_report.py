@@ -81,3 +81,40 @@ def test_the_ci_cell_fails_when_a_pod_under_enforce_was_deleted_without_the_slee
     # when the race lost no request.
     problem = matrix_report.smoke_problem(smoke([3, 0, 1], [0, 0, 0], enforce_sleeps=(5, 0)))
     assert problem == "pods deleted under enforce without zerodrop's preStop sleep: ['app-1']"
+
+
+def adaptive_cell(new_failed, drains):
+    """`drains`: per deleted pod, its waiter's line (None: no line) or "no-call"."""
+    c = cell("exit", "adaptive-conn", {"vip:node/new/GET": stream(new_failed)})
+    c["runs"][0]["restart"]["pods"] = [
+        {"name": f"app-{i}", "deleted": 100.0, "prestop_sleep": 0,
+         **({} if d == "no-call" else {"prestop_drain": True}),
+         **({"drain": d} if isinstance(d, dict) else {})}
+        for i, d in enumerate(drains)]
+    return c
+
+
+def test_the_ci_cell_fails_when_an_adaptive_pod_was_not_measured_or_lost_requests():
+    quiet = {"waited_ms": 2100, "ending": "quiet"}
+    ok = smoke([3, 0, 1], [0, 0, 0])
+    ok["cells"].append(adaptive_cell(0, [quiet, dict(quiet, waited_ms=3100)]))
+    assert matrix_report.smoke_problem(ok) is None
+    assert matrix_report.waits(ok["cells"][-1]) == (2.1, 3.1)
+    for drains, why in (([quiet, None], "app-1 (no drain line)"),
+                        ([quiet, {"waited_ms": 5000, "ending": "fallback"}], "app-1 (fallback)"),
+                        (["no-call", quiet], "app-0 (no drain call)")):
+        bad = smoke([3, 0, 1], [0, 0, 0])
+        bad["cells"].append(adaptive_cell(0, drains))
+        assert why in matrix_report.smoke_problem(bad)
+    lost = smoke([3, 0, 1], [0, 0, 0])
+    lost["cells"].append(adaptive_cell(2, [quiet]))
+    assert matrix_report.smoke_problem(lost) == "adaptive-conn: 2 new connections failed"
+
+
+def test_the_waiters_line_is_read_from_its_json_log():
+    import timeline
+    line = ('{"timestamp":"2026-12-05T03:00:00Z","level":"INFO","fields":{"message":"drain",'
+            '"waited_ms":2100,"ending":"quiet","new_connections":0}}')
+    assert timeline.drain_line(line)["waited_ms"] == 2100
+    assert timeline.drain_line('{"fields":{"message":"drain waiter serving"}}') is None
+    assert timeline.drain_line("not json") is None

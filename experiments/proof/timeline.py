@@ -1,7 +1,9 @@
 """What happened to each pod during an action, on the wall clock: when its deletion was seen,
 when it got SIGTERM (its own log where it says so, else deletion + its preStop sleep), when its
-endpoint stopped being ready, when it left the EndpointSlice. Failures are then placed relative
+endpoint stopped being ready, when it left the EndpointSlice; under the adaptive drain, what its
+waiter said of the wait. Failures are then placed relative
 to the pod whose termination they fall in."""
+import json
 import os
 import re
 import subprocess
@@ -14,6 +16,18 @@ from cluster import KUBECONFIG, tool, watch
 # Lines an app writes when it receives SIGTERM, and when it starts to listen: ours and podinfo's.
 SIGTERM_LINE = re.compile(r"SIGTERM|Shutting down", re.I)
 LISTEN_LINE = re.compile(r"listening on|Starting HTTP Server", re.I)
+WAITER = "zerodrop-drain"
+
+
+def drain_line(text):
+    """The waiter's one JSON line per drain (`zerodrop drain-wait --log-format json`): its
+    fields, or None for any other line."""
+    try:
+        line = json.loads(text)
+    except ValueError:
+        return None
+    fields = {**line, **(line.get("fields") or {})} if isinstance(line, dict) else {}
+    return fields if fields.get("message") == "drain" and "waited_ms" in fields else None
 
 
 class Timeline:
@@ -24,8 +38,12 @@ class Timeline:
                       watch(f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices?watch=1",
                             self._slice, self.lock)]
         # Each running pod's log, followed: the app's own "SIGTERM" line is the best evidence.
-        self.logs = {}
+        self.logs, self.waiters = {}, {}
         for name in self._names():
+            # Its drain waiter's, if it has one (else kubectl stops at once).
+            self.waiters[name] = subprocess.Popen(
+                [tool("kubectl"), "-n", ns, "logs", "-f", "-c", WAITER, name], env=env, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             self.logs[name] = subprocess.Popen(
                 [tool("kubectl"), "-n", ns, "logs", "-f", "--timestamps", name], env=env, text=True,
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -60,6 +78,8 @@ class Timeline:
             p["deletion_second"] = rfc3339(meta["deletionTimestamp"]) - meta.get("deletionGracePeriodSeconds", 0)
             hook = (obj["spec"]["containers"][0].get("lifecycle") or {}).get("preStop") or {}
             p["prestop_sleep"] = (hook.get("sleep") or {}).get("seconds", 0)
+            if (hook.get("httpGet") or {}).get("path") == "/drain":
+                p["prestop_drain"] = True
         if event.get("type") == "DELETED":
             p["removed"] = now
 
@@ -93,12 +113,21 @@ class Timeline:
                     with self.lock:
                         self._entry(name)["sigterm_logged"] = rfc3339(stamp)
                     break
+        for name, proc in self.waiters.items():
+            proc.kill()
+            for line in proc.stdout.read().splitlines():
+                fields = drain_line(line)
+                if fields:
+                    with self.lock:
+                        self._entry(name)["drain"] = {k: fields.get(k) for k in (
+                            "waited_ms", "ending", "new_connections", "busy_connections", "last_arrival_ms")}
         with self.lock:
             pods = [dict(p) for p in self.pods.values()]
         for p in pods:
             p["existing"] = p["name"] in self.logs
             if "deleted" in p:
-                p["sigterm"] = p.get("sigterm_logged", p["deleted"] + p.get("prestop_sleep", 0))
+                waited = (p.get("drain") or {}).get("waited_ms", 0) / 1000
+                p["sigterm"] = p.get("sigterm_logged", p["deleted"] + (p.get("prestop_sleep") or waited))
             elif p["name"] not in self.logs:
                 # A pod the action made: when its app said it listens, beside its endpoint's ready.
                 out = subprocess.run([tool("kubectl"), "-n", self.ns, "logs", "--timestamps", p["name"]],

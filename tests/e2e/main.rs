@@ -8,6 +8,7 @@
 
 pub mod audit;
 mod chart;
+mod drain;
 mod fixtures;
 mod generated;
 mod harness;

@@ -219,6 +219,8 @@ fn values_schema_rejects_mistakes() {
         "webhook.failurePolicy=Sometimes",
         "replicaCount=0",
         "policy.defaults.prestop-slep=5",
+        "policy.defaults.drain=fast",
+        "policy.drainWaiter.port=0",
     ] {
         assert!(render(&[bad]).is_err(), "{bad} accepted");
     }
@@ -230,6 +232,10 @@ fn policy_values_become_a_config_zerodrop_accepts() {
         "policy.defaults.prestop-sleep=10s",
         "policy.defaults.drain-timeout=30s",
         "policy.maxGracePeriod=2m",
+        "policy.defaults.drain=adaptive",
+        "policy.defaults.drain-max=1m",
+        "policy.drainWaiter.image=mirror.local/zerodrop:1",
+        "policy.drainWaiter.port=9100",
     ])
     .unwrap();
     let text = find(&objs, "ConfigMap")["data"]["config.yaml"]
@@ -239,13 +245,30 @@ fn policy_values_become_a_config_zerodrop_accepts() {
     let policy = zerodrop_core::policy::ClusterPolicy::from_yaml(&text).unwrap();
     assert_eq!(policy.defaults.prestop_sleep, Some(10));
     assert_eq!(policy.max_grace_period, Some(120));
+    assert_eq!(
+        policy.defaults.drain,
+        Some(zerodrop_core::policy::DrainMode::Adaptive)
+    );
+    assert_eq!(policy.defaults.drain_max, Some(60));
+    assert_eq!(
+        (policy.drain_waiter.image.as_str(), policy.drain_waiter.port),
+        ("mirror.local/zerodrop:1", 9100)
+    );
     let empty = render(&[]).unwrap();
     let text = find(&empty, "ConfigMap")["data"]["config.yaml"]
         .as_str()
         .unwrap()
         .to_owned();
+    let policy = zerodrop_core::policy::ClusterPolicy::from_yaml(&text).unwrap();
+    // The waiter runs the release's own image by default.
+    let deployment = find(&empty, "Deployment");
+    let image = deployment["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+    assert_eq!(policy.drain_waiter.image, image.as_str().unwrap());
     assert_eq!(
-        zerodrop_core::policy::ClusterPolicy::from_yaml(&text).unwrap(),
+        zerodrop_core::policy::ClusterPolicy {
+            drain_waiter: Default::default(),
+            ..policy
+        },
         Default::default()
     );
 }

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""The adaptive drain's waiter on the real node (issue 29): how long a pod takes to be Ready with
+and without it, what it costs (memory and CPU from its container's cgroup, idle and through a
+drain with new connections arriving), and what happens when it is killed mid-life. Needs
+`node.sh up`.
+
+usage: waiter.py [--pods 3] [--json OUT]
+       waiter.py --ci      # one pod each way; fails unless the adaptive pod drains (quiet) and
+                           # its killed waiter comes back
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from cluster import KUBECONFIG, apply, install_zerodrop, kubectl, tool
+from timeline import WAITER, drain_line
+from traffic import APPS
+
+NS = "waiter-proof"
+CGROUP = "/sys/fs/cgroup"
+
+
+def pod(name, adaptive):
+    app = APPS["drain"]
+    annotations = {"zerodrop.dev/drain": "adaptive"} if adaptive else {}
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": NS, "annotations": annotations},
+            "spec": {"automountServiceAccountToken": False, "enableServiceLinks": False,
+                     "containers": [{"name": "app", "image": app["image"], "imagePullPolicy": "Never",
+                                     "args": app["args"],
+                                     "ports": [{"name": "http", "containerPort": app["port"]}],
+                                     "readinessProbe": app["readiness"]}]}}
+
+
+def get(name):
+    out = kubectl("-n", NS, "get", "pod", name, "-o", "json", check=False)
+    return json.loads(out) if out.strip().startswith("{") else None
+
+
+def ready(p):
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions", []))
+
+
+def start(name, adaptive, limit=90):
+    """Creates the pod; seconds until it was seen Ready (polled every 100 ms)."""
+    created = time.time()
+    apply([pod(name, adaptive)])
+    while time.time() - created < limit:
+        p = get(name)
+        if p and ready(p):
+            return round(time.time() - created, 2), p
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} not Ready in {limit}s: {get(name)}")
+
+
+def waiter_status(p):
+    return next((s for s in p.get("status", {}).get("initContainerStatuses", []) if s["name"] == WAITER), None)
+
+
+def cgroup_of(container_id):
+    """The cgroup directory of a container (its id in the directory's name), or None."""
+    cid = container_id.split("://", 1)[-1]
+    for root, dirs, _ in os.walk(CGROUP):
+        for d in dirs:
+            if cid in d:
+                return os.path.join(root, d)
+    return None
+
+
+def usage(path):
+    """(memory.current MiB, memory.peak MiB or None, CPU s) of a cgroup."""
+    def read(f):
+        try:
+            with open(os.path.join(path, f)) as fh:
+                return fh.read()
+        except OSError:
+            return None
+    cpu = read("cpu.stat") or ""
+    usec = next((int(l.split()[1]) for l in cpu.splitlines() if l.startswith("usage_usec")), 0)
+    peak = read("memory.peak")
+    mib = lambda v: round(int(v) / 2**20, 1)
+    return mib(read("memory.current") or 0), (mib(peak) if peak else None), usec / 1e6
+
+
+def send(ip, port, seconds, rate=20):
+    """New connections to the pod for `seconds` (what the VIP path does while routing lags)."""
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            urllib.request.urlopen(f"http://{ip}:{port}/", timeout=1).read()
+        except OSError:
+            pass
+        time.sleep(1 / rate)
+
+
+def drain(name, p, arriving=8):
+    """Deletes the pod while new connections arrive for `arriving` s; its waiter's drain line and
+    its cgroup's usage before and at the last read during the drain."""
+    cid = waiter_status(p)["containerID"]
+    path = cgroup_of(cid)
+    before = usage(path) if path else None
+    logs = subprocess.Popen([tool("kubectl"), "-n", NS, "logs", "-f", "-c", WAITER, name],
+                            env={**os.environ, "KUBECONFIG": KUBECONFIG},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    ip, port = p["status"]["podIP"], APPS["drain"]["port"]
+    sender = threading.Thread(target=send, args=(ip, port, arriving))
+    sender.start()
+    time.sleep(0.5)
+    kubectl("-n", NS, "delete", "pod", name, "--wait=false")
+    during = before
+    while path and os.path.isdir(path):
+        during = usage(path) or during
+        time.sleep(0.2)
+    sender.join()
+    kubectl("-n", NS, "wait", "--for=delete", f"pod/{name}", "--timeout=120s", check=False)
+    logs.kill()
+    line = next((d for d in map(drain_line, logs.stdout.read().splitlines()) if d), None)
+    return {"drain": line, "before": before, "during": during}
+
+
+def killed(name, p):
+    """Kills the waiter's processes; seconds until its status is running again, restarts."""
+    path = cgroup_of(waiter_status(p)["containerID"])
+    with open(os.path.join(path, "cgroup.procs")) as f:
+        pids = [int(x) for x in f.read().split()]
+    restarts = waiter_status(p).get("restartCount", 0)
+    t0 = time.time()
+    for pid in pids:
+        os.kill(pid, 9)
+    while time.time() - t0 < 60:
+        s = waiter_status(get(name) or {}) or {}
+        if s.get("restartCount", 0) > restarts and "running" in s.get("state", {}):
+            return round(time.time() - t0, 2), s["restartCount"]
+        time.sleep(0.05)
+    raise RuntimeError(f"{name}: the killed waiter did not come back in 60 s")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--pods", type=int, default=3)
+    p.add_argument("--ci", action="store_true")
+    p.add_argument("--json")
+    a = p.parse_args()
+    n = 1 if a.ci else a.pods
+    install_zerodrop()
+    kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=120s")
+    apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"zerodrop.dev/mode": "enforce"}}}])
+    result = {"ready_s": {"sleep": [], "adaptive": []}, "drains": [], "killed": []}
+    for i in range(n):
+        for mode in ("sleep", "adaptive"):
+            took, created = start(f"{mode}-{i}", mode == "adaptive")
+            result["ready_s"][mode].append(took)
+            if mode == "adaptive":
+                if waiter_status(created) is None:
+                    sys.exit(f"{created['metadata']['name']}: no waiter")
+                time.sleep(2)  # idle a moment: the idle reading
+                result["killed"].append(killed(f"adaptive-{i}", created))
+                time.sleep(1)
+                result["drains"].append(drain(f"adaptive-{i}", get(f"adaptive-{i}")))
+            else:
+                kubectl("-n", NS, "delete", "pod", f"{mode}-{i}", "--wait=false")
+    kubectl("delete", "namespace", NS, "--wait=false")
+    print(json.dumps(result, indent=1))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(result, f, indent=1)
+    if a.ci:
+        d = result["drains"][0]["drain"]
+        if not d or d.get("ending") != "quiet" or d.get("new_connections", 0) < 1:
+            sys.exit(f"waiter: the adaptive pod's drain was not measured quiet after new connections: {d}")
+
+
+if __name__ == "__main__":
+    main()
