@@ -34,6 +34,13 @@ fn admission(c: &mut Criterion) {
         unknown_namespace_mode: Mode::Audit,
         images: None,
     };
+    let adaptive_ns = Layer::for_namespace(Some("enforce"), [("zerodrop.dev/drain", "adaptive")]);
+    let adaptive_namespaces: HashMap<String, Arc<Layer>> =
+        [(reviews::namespace(), Arc::new(adaptive_ns.clone()))].into();
+    let adaptive = Context {
+        namespaces: &adaptive_namespaces,
+        ..ctx
+    };
     let mut group = c.benchmark_group("admission");
     for (name, body) in [
         ("small", reviews::small()),
@@ -172,6 +179,32 @@ fn admission(c: &mut Criterion) {
                 review::encode(&outcome.response)
             })
         });
+        // The adaptive drain's larger patch (the waiter sidecar, preStop calls), side by side
+        // with the sleep's above: the same pods, their namespace under `drain: adaptive`.
+        let decision = engine.evaluate(&object, Workload::Pod, &adaptive_ns);
+        group.bench_with_input(
+            BenchmarkId::new("evaluate-adaptive", &label),
+            &object,
+            |b, object| b.iter(|| engine.evaluate(black_box(object), Workload::Pod, &adaptive_ns)),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("encode-patch-adaptive", &label),
+            &decision.patch,
+            |b, patch| {
+                b.iter(|| zerodrop_core::admission::response::encode_patch(black_box(patch)))
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("full-adaptive", &label),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let outcome =
+                        handle(Endpoint::Mutate, black_box(body), &adaptive).expect("handle");
+                    review::encode(&outcome.response)
+                })
+            },
+        );
     }
     group.finish();
 }

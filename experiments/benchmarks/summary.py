@@ -64,6 +64,17 @@ def main(results_path, criterion_root):
         lines += ["", "decide (pod needing no change) = the same pod with zerodrop's patch applied: the cost of the rules alone;",
                   "the difference to the next column is building the patch operations (copied fields, diff, ledger).", ""]
 
+    if any(b == "full-adaptive" for (b, _) in crit):
+        lines += ["#### The adaptive drain's patch beside the sleep's (same pods, same run)", "",
+                  "| review | decide: sleep | decide: adaptive | ratio | encode: sleep | encode: adaptive | ratio | full: sleep | full: adaptive | ratio |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for label in sizes:
+            g = lambda b: crit.get((b, label), 0.0)
+            lines.append(f"| {label} | {g('evaluate'):.1f} µs | {g('evaluate-adaptive'):.1f} µs | {ratio(g('evaluate-adaptive'), g('evaluate'))} "
+                         f"| {g('encode-patch'):.1f} µs | {g('encode-patch-adaptive'):.1f} µs | {ratio(g('encode-patch-adaptive'), g('encode-patch'))} "
+                         f"| {g('full'):.1f} µs | {g('full-adaptive'):.1f} µs | {ratio(g('full-adaptive'), g('full'))} |")
+        lines += ["", "full = no decision cache; a rollout's pods after the first are answered from it either way.", ""]
+
     idle = next((r["idle_rss_kb"] for r in rows if "idle_rss_kb" in r), {})
     load = [r for r in rows if r.get("kind") == "load"]
     lines += ["### Server under load (typical 8 KB review, keep-alive TLS on loopback)", "",
