@@ -13,6 +13,21 @@ pub struct PodEvents {
     pub prestop_sleep_ms: u64,
     /// A new pod: when it turned Ready.
     pub ready_ms: Option<u64>,
+    /// Under the adaptive drain: what its waiter said of the wait (`prestop_sleep_ms` is then
+    /// the wait).
+    pub drain: Option<DrainLine>,
+}
+
+/// A drain waiter's log line: how long the preStop call waited and why it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DrainLine {
+    pub waited_ms: u64,
+    /// `quiet`, `max` or `fallback`.
+    pub ending: String,
+    #[serde(default)]
+    pub new_connections: u32,
+    #[serde(default)]
+    pub busy_connections: u32,
 }
 
 /// Where in the rollout a failure fell.

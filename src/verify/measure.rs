@@ -112,6 +112,7 @@ pub async fn measure(
         by_moment: BTreeMap::new(),
         by_cause: BTreeMap::new(),
         rollout_s: (rollout_s * 10.0).round() / 10.0,
+        waits: pods.iter().filter_map(|p| p.drain.clone()).collect(),
         failures: Vec::new(),
     };
     for f in window {

@@ -49,6 +49,9 @@ pub struct ActionRun {
     pub by_cause: BTreeMap<String, u64>,
     /// From the action to convergence.
     pub rollout_s: f64,
+    /// Under the adaptive drain: each deleted pod's waiter line (how long, why it ended).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waits: Vec<super::advice::DrainLine>,
     /// The first failures: ms relative to the action (negative: before it), class, moment.
     pub failures: Vec<Timed>,
 }
@@ -167,6 +170,9 @@ impl Report {
                 r.rollout_s,
                 if kinds.is_empty() { "-".into() } else { kinds }
             );
+            if !r.waits.is_empty() {
+                let _ = writeln!(out, "{:<12} {}", "", waits(&r.waits));
+            }
         }
         let c = &self.carried;
         let _ = writeln!(
@@ -223,4 +229,21 @@ impl Report {
         }
         out
     }
+}
+
+/// `drain waits 2.0-3.1s (quiet 2, max 1)`: the waiters' waits of one run, next to its failures.
+pub fn waits(lines: &[super::advice::DrainLine]) -> String {
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    let min = lines.iter().map(|l| l.waited_ms).min().unwrap_or(0);
+    let max = lines.iter().map(|l| l.waited_ms).max().unwrap_or(0);
+    let mut endings: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in lines {
+        *endings.entry(l.ending.as_str()).or_default() += 1;
+    }
+    let endings = endings
+        .iter()
+        .map(|(e, n)| format!("{e} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("drain waits {:.1}-{:.1}s ({endings})", secs(min), secs(max))
 }

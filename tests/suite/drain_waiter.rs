@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 struct Waiter {
     child: Child,
     url: String,
+    /// Its log lines so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Waiter {
@@ -53,11 +55,18 @@ fn waiter_with(app_port: u16, max: &str, extra: &[&str]) -> Waiter {
             break v["listen"].as_str().unwrap().to_owned();
         }
     };
-    // Keep draining its log so it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep reading its log so it never blocks on a full pipe.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            keep.lock().unwrap().push(line);
+        }
+    });
     Waiter {
         child,
         url: format!("http://{listen}"),
+        log,
     }
 }
 
@@ -93,6 +102,20 @@ async fn only_the_kubelets_call_drains_and_a_quiet_app_ends_the_wait() {
     // arrivals: it may end later, not at the maximum.)
     assert_eq!(v["ending"], "quiet", "{body}");
     assert!(took >= Duration::from_millis(300), "{took:?}");
+    // Its log line, as `zerodrop verify` reads it from the waiter's container.
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = w.log.lock().unwrap().clone();
+    let drains: Vec<_> = lines
+        .iter()
+        .filter_map(|l| zerodrop::verify::podwatch::drain_line(l))
+        .collect();
+    assert_eq!(drains.len(), 1, "{lines:?}");
+    assert_eq!(drains[0].ending, "quiet");
+    assert_eq!(
+        Some(drains[0].waited_ms),
+        v["waited_ms"].as_u64(),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,6 +245,7 @@ fn the_kubelets_probes_are_known_across_address_families() {
     let _waiter = Waiter {
         child,
         url: String::new(),
+        log: Default::default(),
     };
     // The kubelet's probes: a connection to the app every 100 ms, from 127.0.0.1.
     let probing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));

@@ -80,6 +80,7 @@ fn verify_reports_are_strict_json() {
         by_moment: BTreeMap::from([("sigterm".to_owned(), 1)]),
         by_cause: BTreeMap::from([(cause.as_str().to_owned(), 1)]),
         rollout_s: 3.0,
+        waits: Vec::new(),
         failures: Vec::new(),
     })
     .collect();

@@ -15,6 +15,7 @@ fn old(name: &str, deleted: u64, sleep_ms: u64) -> PodEvents {
         deleted_ms: Some(deleted),
         prestop_sleep_ms: sleep_ms,
         ready_ms: None,
+        drain: None,
     }
 }
 
@@ -24,6 +25,7 @@ fn new(name: &str, ready: u64) -> PodEvents {
         deleted_ms: None,
         prestop_sleep_ms: 0,
         ready_ms: Some(ready),
+        drain: None,
     }
 }
 
@@ -324,6 +326,7 @@ fn run(action: &'static str, sleep_s: u64, failed: u64, causes: &[(Cause, u64)])
             .map(|(c, n)| (c.as_str().to_owned(), *n))
             .collect(),
         rollout_s: 7.4,
+        waits: Vec::new(),
         failures: Vec::new(),
     }
 }

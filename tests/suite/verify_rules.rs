@@ -188,3 +188,20 @@ fn a_sweep_repeats_each_value_twice_unless_told() {
     assert_eq!(verify(&["--sweep-sleep", "0,2", "--repeat", "1"]), 1);
     assert_eq!(verify(&["--repeat", "3"]), 3);
 }
+
+#[test]
+fn drain_waits_are_shown_with_how_they_ended() {
+    use zerodrop::verify::advice::DrainLine;
+    let line = |waited_ms, ending: &str| DrainLine {
+        waited_ms,
+        ending: ending.into(),
+        new_connections: 0,
+        busy_connections: 0,
+    };
+    let shown = zerodrop::verify::report::waits(&[
+        line(3100, "quiet"),
+        line(2000, "quiet"),
+        line(30000, "max"),
+    ]);
+    assert_eq!(shown, "drain waits 2.0-30.0s (max 1, quiet 2)");
+}
