@@ -3,11 +3,10 @@
 //! (the apiserver reinvokes zerodrop) gets the call and joins the waiter's ports.
 
 use crate::harness::client;
-use crate::webhook_server::{Server, serve};
+use crate::webhook_server::injector;
 use crate::{SHARED, shared};
-use base64::Engine as _;
 use serde_json::{Value, json};
-use zerodrop_testkit::cluster::{create_pod, delete_webhooks, label, namespace, pod, post, web};
+use zerodrop_testkit::cluster::{create_pod, delete_webhooks, label, namespace, pod, web};
 
 const INJECT_LABEL: &str = "e2e.zerodrop.dev/inject-drain";
 /// After zerodrop's configuration by name, so the apiserver calls it later.
@@ -86,45 +85,6 @@ async fn a_restricted_namespace_accepts_the_waiter_and_dry_run_answers_the_same(
     );
 }
 
-/// Appends a container with port 7070 to every pod of a namespace labelled for it.
-async fn injector(c: &kube::Client) -> Server {
-    let server = serve(|review: &Value| {
-        let has = review["request"]["object"]["spec"]["containers"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["name"] == "injected"));
-        if has {
-            return json!({});
-        }
-        let patch = json!([{ "op": "add", "path": "/spec/containers/-",
-            "value": { "name": "injected", "image": "registry.invalid/proxy:1",
-                "ports": [{ "containerPort": 7070 }] } }]);
-        json!({ "patchType": "JSONPatch",
-            "patch": base64::engine::general_purpose::STANDARD.encode(patch.to_string()) })
-    })
-    .await;
-    let config = json!({
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-        "metadata": { "name": INJECTOR },
-        "webhooks": [{
-            "name": "inject-drain.e2e.zerodrop.dev",
-            "clientConfig": { "url": format!("https://127.0.0.1:{}/inject", server.port),
-                "caBundle": base64::engine::general_purpose::STANDARD.encode(&server.ca_pem) },
-            "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
-            "namespaceSelector": { "matchLabels": { INJECT_LABEL: "yes" } },
-            "sideEffects": "None", "failurePolicy": "Fail", "reinvocationPolicy": "Never",
-            "timeoutSeconds": 5, "admissionReviewVersions": ["v1"]
-        }]
-    });
-    let r = post(
-        c,
-        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-        &config,
-    )
-    .await;
-    assert!(matches!(r.status, 201 | 409), "{}", r.body);
-    server
-}
-
 #[tokio::test]
 async fn reinvocation_after_an_injector_keeps_one_waiter_watching_every_port() {
     shared().await;
@@ -137,7 +97,9 @@ async fn reinvocation_after_an_injector_keeps_one_waiter_watching_every_port() {
     )
     .await;
     label(&c, &ns, json!({ INJECT_LABEL: "yes" })).await;
-    let server = injector(&c).await;
+    let container = json!({ "name": "injected", "image": "registry.invalid/proxy:1",
+        "ports": [{ "containerPort": 7070 }] });
+    let server = injector(&c, INJECTOR, INJECT_LABEL, container).await;
     // The apiserver's webhook configuration cache takes a moment to see the injector.
     let started = std::time::Instant::now();
     let stored = loop {

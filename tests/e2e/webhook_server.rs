@@ -1,5 +1,5 @@
 //! A small HTTPS webhook server the tests register with the real apiserver: the fixture
-//! recorder and the reinvocation injector. It answers each AdmissionReview with `answer`.
+//! recorder and the reinvocation injectors. It answers each AdmissionReview with `answer`.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -67,4 +67,45 @@ where
         ca_pem: b.ca_cert_pem,
         task,
     }
+}
+
+/// A mesh-injector-like webhook, registered as MutatingWebhookConfiguration `name` (named to
+/// sort after the webhook under test, so the apiserver calls it later): appends `container`
+/// (named `injected`) to every pod of a namespace labelled `label: yes`; the webhook under test
+/// sees it only if the apiserver reinvokes it.
+pub async fn injector(c: &kube::Client, name: &str, label: &str, container: Value) -> Server {
+    use base64::Engine as _;
+    let server = serve(move |review: &Value| {
+        let has = review["request"]["object"]["spec"]["containers"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["name"] == "injected"));
+        if has {
+            return json!({});
+        }
+        let patch = json!([{ "op": "add", "path": "/spec/containers/-", "value": container }]);
+        json!({ "patchType": "JSONPatch",
+            "patch": base64::engine::general_purpose::STANDARD.encode(patch.to_string()) })
+    })
+    .await;
+    let config = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+        "metadata": { "name": name },
+        "webhooks": [{
+            "name": format!("{name}.e2e.zerodrop.dev"),
+            "clientConfig": { "url": format!("https://127.0.0.1:{}/inject", server.port),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(&server.ca_pem) },
+            "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
+            "namespaceSelector": { "matchLabels": { label: "yes" } },
+            "sideEffects": "None", "failurePolicy": "Fail", "reinvocationPolicy": "Never",
+            "timeoutSeconds": 5, "admissionReviewVersions": ["v1"]
+        }]
+    });
+    let r = zerodrop_testkit::cluster::post(
+        c,
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        &config,
+    )
+    .await;
+    assert!(matches!(r.status, 201 | 409), "{}", r.body);
+    server
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 struct Waiter {
     child: Child,
     url: String,
+    listen: std::net::SocketAddr,
     /// Its log lines so far.
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -25,24 +26,25 @@ fn waiter(app_port: u16, max: &str) -> Waiter {
 }
 
 fn waiter_with(app_port: u16, max: &str, extra: &[&str]) -> Waiter {
+    let port = app_port.to_string();
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--ports",
+        &port,
+        "--min",
+        "200ms",
+    ];
+    args.extend(["--quiet", "300ms", "--max", max]);
+    args.extend(extra);
+    spawn(&args)
+}
+
+/// `zerodrop drain-wait` with JSON logs, read every 50 ms, and `args`; once it serves.
+fn spawn(args: &[&str]) -> Waiter {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zerodrop"))
-        .args([
-            "drain-wait",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .args([
-            "--ports",
-            &app_port.to_string(),
-            "--min",
-            "200ms",
-            "--quiet",
-            "300ms",
-        ])
-        .args(["--max", max, "--every", "50ms"])
-        .args(extra)
+        .args(["drain-wait", "--log-format", "json", "--every", "50ms"])
+        .args(args)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -52,7 +54,7 @@ fn waiter_with(app_port: u16, max: &str, extra: &[&str]) -> Waiter {
         let line = lines.next().expect("a serving line").unwrap();
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         if v["message"] == "drain waiter serving" {
-            break v["listen"].as_str().unwrap().to_owned();
+            break v["listen"].as_str().unwrap().parse().unwrap();
         }
     };
     // Keep reading its log so it never blocks on a full pipe.
@@ -66,6 +68,7 @@ fn waiter_with(app_port: u16, max: &str, extra: &[&str]) -> Waiter {
     Waiter {
         child,
         url: format!("http://{listen}"),
+        listen,
         log,
     }
 }
@@ -222,31 +225,11 @@ fn the_kubelets_probes_are_known_across_address_families() {
             let _ = std::io::Read::read_to_end(&mut stream, &mut Vec::new());
         }
     });
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zerodrop"))
-        .args(["drain-wait", "--listen", "[::]:0", "--log-format", "json"])
-        .args(["--ports", &app_port.to_string()])
-        .args(["--min", "200ms", "--quiet", "600ms", "--max", "5s"])
-        .args(["--every", "50ms"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let port = loop {
-        let line = lines.next().expect("a serving line").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["message"] == "drain waiter serving" {
-            let listen: std::net::SocketAddr = v["listen"].as_str().unwrap().parse().unwrap();
-            assert!(listen.is_ipv6(), "{listen}");
-            break listen.port();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let _waiter = Waiter {
-        child,
-        url: String::new(),
-        log: Default::default(),
-    };
+    let app = app_port.to_string();
+    let bounds = ["--min", "200ms", "--quiet", "600ms", "--max", "5s"];
+    let waiter = spawn(&[&["--listen", "[::]:0", "--ports", &app][..], &bounds].concat());
+    assert!(waiter.listen.is_ipv6(), "{}", waiter.listen);
+    let port = waiter.listen.port();
     // The kubelet's probes: a connection to the app every 100 ms, from 127.0.0.1.
     let probing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let still = probing.clone();

@@ -2,11 +2,10 @@
 //! container (so the apiserver reinvokes the peer), the injector itself, and Kyverno's process.
 
 use crate::harness::control_plane;
-use crate::webhook_server::{Server, serve};
-use base64::Engine as _;
+use crate::webhook_server::Server;
 use serde_json::{Value, json};
 use std::time::Duration;
-use zerodrop_testkit::cluster::{has_prestop, label, namespace, post, wait_for};
+use zerodrop_testkit::cluster::{has_prestop, label, namespace, wait_for};
 use zerodrop_testkit::kyverno;
 
 const INJECT_LABEL: &str = "e2e.zerodrop.dev/inject";
@@ -41,44 +40,10 @@ pub async fn peer(
     }
 }
 
-/// A mesh-injector-like webhook: appends a container `injected` to every pod of a namespace
-/// labelled for it; it is called after the peers, so a peer sees the container only if the
-/// apiserver reinvokes it.
+/// The injector of the peers' second namespaces (webhook_server::injector).
 pub async fn injector(c: &kube::Client) -> Server {
-    let server = serve(|review: &Value| {
-        let has = review["request"]["object"]["spec"]["containers"]
-            .as_array()
-            .is_some_and(|cs| cs.iter().any(|c| c["name"] == "injected"));
-        if has {
-            return json!({});
-        }
-        let patch = json!([{ "op": "add", "path": "/spec/containers/-",
-            "value": { "name": "injected", "image": "registry.invalid/proxy:1" } }]);
-        json!({ "patchType": "JSONPatch",
-            "patch": base64::engine::general_purpose::STANDARD.encode(patch.to_string()) })
-    })
-    .await;
-    let config = json!({
-        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-        "metadata": { "name": INJECTOR },
-        "webhooks": [{
-            "name": "inject.e2e.zerodrop.dev",
-            "clientConfig": { "url": format!("https://127.0.0.1:{}/inject", server.port),
-                "caBundle": base64::engine::general_purpose::STANDARD.encode(&server.ca_pem) },
-            "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
-            "namespaceSelector": { "matchLabels": { INJECT_LABEL: "yes" } },
-            "sideEffects": "None", "failurePolicy": "Fail", "reinvocationPolicy": "Never",
-            "timeoutSeconds": 5, "admissionReviewVersions": ["v1"]
-        }]
-    });
-    let r = post(
-        c,
-        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-        &config,
-    )
-    .await;
-    assert!(matches!(r.status, 201 | 409), "{}", r.body);
-    server
+    let container = json!({ "name": "injected", "image": "registry.invalid/proxy:1" });
+    crate::webhook_server::injector(c, INJECTOR, INJECT_LABEL, container).await
 }
 
 pub fn injected(pod: &Value) -> bool {
