@@ -140,6 +140,22 @@ def killed(name, p):
     raise RuntimeError(f"{name}: the killed waiter did not come back in 60 s")
 
 
+def deleted_in_the_gap(name, p):
+    """Kills the waiter and deletes the pod at once, before the kubelet has restarted it: how long
+    the deletion took (the app drains 0 s here: an immediate SIGTERM shows as a short deletion) and
+    the pod's FailedPreStopHook events."""
+    path = cgroup_of(waiter_status(p)["containerID"])
+    with open(os.path.join(path, "cgroup.procs")) as f:
+        for pid in [int(x) for x in f.read().split()]:
+            os.kill(pid, 9)
+    t0 = time.time()
+    kubectl("-n", NS, "delete", "pod", name, "--wait=true", "--timeout=120s")
+    took = round(time.time() - t0, 2)
+    events = kubectl("-n", NS, "get", "events", "--field-selector", f"involvedObject.name={name}",
+                     "-o", "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}", check=False).split()
+    return {"deletion_s": took, "failed_prestop_hook": events.count("FailedPreStopHook")}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--pods", type=int, default=3)
@@ -162,6 +178,10 @@ def main():
                 result["killed"].append(killed(f"adaptive-{i}", created))
                 time.sleep(1)
                 result["drains"].append(drain(f"adaptive-{i}", get(f"adaptive-{i}")))
+                if not a.ci:
+                    _, gap = start(f"gap-{i}", True)
+                    time.sleep(2)
+                    result.setdefault("gap", []).append(deleted_in_the_gap(f"gap-{i}", gap))
             else:
                 kubectl("-n", NS, "delete", "pod", f"{mode}-{i}", "--wait=false")
     kubectl("delete", "namespace", NS, "--wait=false")
