@@ -246,7 +246,7 @@ impl Metrics {
         for endpoint in ["mutate", "validate"] {
             let _ = self.duration.get_or_create(&EndpointLabels { endpoint });
         }
-        for kind in ["prestop", "readiness", "grace", "shell-exec"] {
+        for kind in zerodrop_core::engine::Change::KINDS {
             let _ = self.mutations.get_or_create(&KindLabels { kind });
         }
         for code in zerodrop_core::findings::Code::ALL {

@@ -321,3 +321,21 @@ fn the_waiter_image_and_port_come_from_the_cluster_config() {
     altered["args"][3] = json!("--min=9s");
     assert!(!waiter::holds(&altered, waiter_of(&p)));
 }
+
+#[test]
+fn every_change_kind_is_listed_for_the_metrics() {
+    let changes = [
+        Change::Drain {
+            container: "c".into(),
+            max: 1,
+        },
+        Change::Waiter { port: 1 },
+        Change::Grace { from: 1, to: 2 },
+        Change::ShellExec {
+            container: "c".into(),
+        },
+    ];
+    for c in changes {
+        assert!(Change::KINDS.contains(&c.kind()), "{}", c.kind());
+    }
+}

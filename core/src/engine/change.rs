@@ -38,6 +38,16 @@ pub enum Change {
 }
 
 impl Change {
+    /// Every `kind`: the metrics' series known in advance.
+    pub const KINDS: [&'static str; 6] = [
+        "prestop",
+        "readiness",
+        "grace",
+        "shell-exec",
+        "drain",
+        "waiter",
+    ];
+
     /// Metric label and report column.
     pub fn kind(&self) -> &'static str {
         match self {
