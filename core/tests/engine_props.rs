@@ -6,7 +6,7 @@
 use zerodrop_testkit::pods;
 
 use k8s_openapi::api::core::v1::Pod;
-use pods::pod;
+use pods::pod_any;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use zerodrop_core::engine::{Capabilities, Engine, Workload};
@@ -55,7 +55,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn engine_invariants(obj in pod(), minor in 28u32..=37, cap in prop::option::of(10u32..120)) {
+    fn engine_invariants(obj in pod_any(), minor in 28u32..=37, cap in prop::option::of(10u32..120)) {
         let cluster = ClusterPolicy { max_grace_period: cap, ..ClusterPolicy::default() };
         let engine = Engine::new(cluster, Capabilities { minor });
         let ns = Layer::for_namespace(Some("enforce"), []);
@@ -113,7 +113,7 @@ proptest! {
 
     /// The decision cache answers exactly what evaluating would answer.
     #[test]
-    fn cached_answers_equal_fresh_ones(obj in pod()) {
+    fn cached_answers_equal_fresh_ones(obj in pod_any()) {
         use zerodrop_core::admission::{Context, Endpoint, cache::DecisionCache, handle};
         let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
         let namespaces: std::collections::HashMap<String, std::sync::Arc<Layer>> = std::collections::HashMap::new();
@@ -138,7 +138,7 @@ proptest! {
 
     /// The engine's pruning diff and json-patch's own diff lead to the same object.
     #[test]
-    fn pruned_diff_agrees_with_json_patch(before in pod(), after in pod()) {
+    fn pruned_diff_agrees_with_json_patch(before in pod_any(), after in pod_any()) {
         let ours = zerodrop_core::engine::patch::diff(&before, after.clone());
         let mut a = before.clone();
         json_patch::patch(&mut a, &ours).map_err(|e| TestCaseError::fail(format!("{e}")))?;

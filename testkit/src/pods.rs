@@ -5,10 +5,16 @@
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-fn port() -> impl Strategy<Value = Value> {
+/// `drain`: now and then the drain waiter's own port (without it, the draws are what they were
+/// before the adaptive drain: the peers' corpus stays the same pods).
+fn port(drain: bool) -> impl Strategy<Value = Value> {
+    let number = if drain {
+        prop_oneof![9 => 1u16..=65535, 1 => Just(9797u16)].boxed()
+    } else {
+        (1u16..=65535).boxed()
+    };
     (
-        // Now and then the drain waiter's own port.
-        prop_oneof![9 => 1u16..=65535, 1 => Just(9797u16)],
+        number,
         prop::option::of(prop::sample::select(vec![
             "http", "http-api", "grpc", "metrics",
         ])),
@@ -54,8 +60,8 @@ fn command() -> impl Strategy<Value = Option<Value>> {
 }
 
 prop_compose! {
-    fn container(i: usize)(
-        ports in prop::collection::vec(port(), 0..3),
+    fn container(i: usize, drain: bool)(
+        ports in prop::collection::vec(port(drain), 0..3),
         readiness in probe(),
         liveness in probe(),
         lifecycle in lifecycle(),
@@ -76,8 +82,8 @@ prop_compose! {
     }
 }
 
-fn annotations() -> impl Strategy<Value = Map<String, Value>> {
-    let key = prop::sample::select(vec![
+fn annotations(drain: bool) -> impl Strategy<Value = Map<String, Value>> {
+    let mut keys = vec![
         "zerodrop.dev/prestop-sleep",
         "zerodrop.dev/drain-timeout",
         "zerodrop.dev/readiness-path",
@@ -87,33 +93,25 @@ fn annotations() -> impl Strategy<Value = Map<String, Value>> {
         "zerodrop.dev/mode",
         "zerodrop.dev/prestop-sleep.c0",
         "zerodrop.dev/drain-timeout.c1",
-        "zerodrop.dev/drain",
-        "zerodrop.dev/drain.c0",
-        "zerodrop.dev/drain-max",
-        "zerodrop.dev/drain-min",
-        "zerodrop.dev/drain-count",
         "a~b/c",
         "example.com/x",
-    ]);
-    let value = prop::sample::select(vec![
-        "0",
-        "3",
-        "45s",
-        "1m30s",
-        "banana",
-        "/ready",
-        "http",
-        "8080",
-        "exec",
-        "sleep",
-        "true",
-        "enforce",
-        "audit",
-        "-1",
-        "adaptive",
-        "adaptive",
-        "connections",
-    ]);
+    ];
+    let mut values = vec![
+        "0", "3", "45s", "1m30s", "banana", "/ready", "http", "8080", "exec", "sleep", "true",
+        "enforce", "audit", "-1",
+    ];
+    if drain {
+        keys.extend([
+            "zerodrop.dev/drain",
+            "zerodrop.dev/drain.c0",
+            "zerodrop.dev/drain-max",
+            "zerodrop.dev/drain-min",
+            "zerodrop.dev/drain-count",
+        ]);
+        values.extend(["adaptive", "adaptive", "connections"]);
+    }
+    let key = prop::sample::select(keys);
+    let value = prop::sample::select(values);
     prop::collection::btree_map(key, value, 0..6).prop_map(|m| {
         m.into_iter()
             .map(|(k, v)| (k.to_owned(), json!(v)))
@@ -121,14 +119,24 @@ fn annotations() -> impl Strategy<Value = Map<String, Value>> {
     })
 }
 
+/// The pods of the peers' corpus (fixed seed: the same pods as before the adaptive drain).
+pub fn pod() -> impl Strategy<Value = Value> {
+    pod_with(false)
+}
+
+/// With `drain`, also the adaptive drain's annotations, its port and init containers.
+pub fn pod_any() -> impl Strategy<Value = Value> {
+    pod_with(true)
+}
+
 prop_compose! {
-    pub fn pod()(
+    fn pod_with(drain: bool)(
         n in 1usize..4,
-        annotations in annotations(),
+        annotations in annotations(drain),
         grace in prop::option::of(0i64..200),
-        init in any::<bool>(),
+        init in if drain { any::<bool>().boxed() } else { Just(false).boxed() },
     )(
-        containers in (0..n).map(container).collect::<Vec<_>>(),
+        containers in (0..n).map(|i| container(i, drain)).collect::<Vec<_>>(),
         annotations in Just(annotations),
         grace in Just(grace),
         init in Just(init),

@@ -23,7 +23,7 @@ async fn generated_pods_valid_as_sent_stay_valid_with_zerodrops_patch() {
     });
     let (mut accepted, mut mutated) = (0, 0);
     for i in 0..300 {
-        let mut pod = pods::pod().new_tree(&mut runner).unwrap().current();
+        let mut pod = pods::pod_any().new_tree(&mut runner).unwrap().current();
         pod["metadata"]["name"] = json!(format!("gen-{i}"));
         pod["metadata"]["namespace"] = json!(null);
         let as_sent = create_pod(&c, &plain, &pod, true).await;
