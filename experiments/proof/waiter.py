@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 from cluster import KUBECONFIG, apply, install_zerodrop, kubectl, tool
 from timeline import WAITER, drain_line
@@ -23,6 +22,7 @@ from traffic import APPS
 
 NS = "waiter-proof"
 CGROUP = "/sys/fs/cgroup"
+CLIENT = "zd-c1"  # node.sh up --nodes 2 or more
 
 
 def pod(name, adaptive):
@@ -34,7 +34,8 @@ def pod(name, adaptive):
                      "containers": [{"name": "app", "image": app["image"], "imagePullPolicy": "Never",
                                      "args": app["args"],
                                      "ports": [{"name": "http", "containerPort": app["port"]}],
-                                     "readinessProbe": app["readiness"]}]}}
+                                     "readinessProbe": {"httpGet": {"path": "/ready", "port": app["port"]},
+                                                        "periodSeconds": 1}}]}}
 
 
 def get(name):
@@ -63,47 +64,54 @@ def waiter_status(p):
 
 
 def cgroup_of(container_id):
-    """The cgroup directory of a container (its id in the directory's name), or None."""
+    """The container's cgroup directories by controller: `memory` and `cpu` (cgroup v1, as on
+    this node: /sys/fs/cgroup/<controller>/k8s.io/<id>) or both the one v2 directory; None if
+    gone."""
     cid = container_id.split("://", 1)[-1]
-    for root, dirs, _ in os.walk(CGROUP):
-        for d in dirs:
-            if cid in d:
-                return os.path.join(root, d)
-    return None
+    found = {}
+    for controller, files in (("memory", ("memory.current", "memory.usage_in_bytes")),
+                              ("cpu", ("cpu.stat", "cpuacct.usage"))):
+        for root, dirs, _ in os.walk(CGROUP):
+            hit = next((os.path.join(root, d) for d in dirs if cid in d), None)
+            if hit and any(os.path.exists(os.path.join(hit, f)) for f in files):
+                found[controller] = hit
+                break
+    return found if len(found) == 2 else None
 
 
-def usage(path):
-    """(memory.current MiB, memory.peak MiB or None, CPU s) of a cgroup."""
-    def read(f):
-        try:
-            with open(os.path.join(path, f)) as fh:
-                return fh.read()
-        except OSError:
-            return None
-    cpu = read("cpu.stat") or ""
-    usec = next((int(l.split()[1]) for l in cpu.splitlines() if l.startswith("usage_usec")), 0)
-    peak = read("memory.peak")
-    mib = lambda v: round(int(v) / 2**20, 1)
-    return mib(read("memory.current") or 0), (mib(peak) if peak else None), usec / 1e6
+def usage(paths):
+    """(memory now MiB, its peak MiB, CPU s) of a container's cgroups, v1 or v2."""
+    def read(controller, *names):
+        for name in names:
+            try:
+                with open(os.path.join(paths[controller], name)) as fh:
+                    return fh.read()
+            except OSError:
+                continue
+        return None
+    mib = lambda v: round(int(v) / 2**20, 1) if v else None
+    stat = read("cpu", "cpu.stat") or ""
+    usec = next((int(l.split()[1]) for l in stat.splitlines() if l.startswith("usage_usec")), None)
+    cpu = usec / 1e6 if usec is not None else int(read("cpu", "cpuacct.usage") or 0) / 1e9
+    return (mib(read("memory", "memory.current", "memory.usage_in_bytes")),
+            mib(read("memory", "memory.peak", "memory.max_usage_in_bytes")), round(cpu, 3))
 
 
 def send(ip, port, seconds, rate=20):
-    """New connections to the pod for `seconds` (what the VIP path does while routing lags)."""
-    end = time.time() + seconds
-    while time.time() < end:
-        try:
-            urllib.request.urlopen(f"http://{ip}:{port}/", timeout=1).read()
-        except OSError:
-            pass
-        time.sleep(1 / rate)
+    """New connections to the pod for `seconds` (what the VIP path does while routing lags), from
+    a client node's network namespace: the host's address is the kubelet's, which the waiter
+    ignores."""
+    script = (f"end=$(($(date +%s)+{seconds})); while [ $(date +%s) -lt $end ]; do "
+              f"curl -s -m 1 -o /dev/null http://{ip}:{port}/; sleep {1 / rate}; done")
+    subprocess.run(["ip", "netns", "exec", CLIENT, "sh", "-c", script], check=False)
 
 
 def drain(name, p, arriving=8):
     """Deletes the pod while new connections arrive for `arriving` s; its waiter's drain line and
     its cgroup's usage before and at the last read during the drain."""
     cid = waiter_status(p)["containerID"]
-    path = cgroup_of(cid)
-    before = usage(path) if path else None
+    paths = cgroup_of(cid)
+    before = usage(paths) if paths else None
     logs = subprocess.Popen([tool("kubectl"), "-n", NS, "logs", "-f", "-c", WAITER, name],
                             env={**os.environ, "KUBECONFIG": KUBECONFIG},
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -113,8 +121,8 @@ def drain(name, p, arriving=8):
     time.sleep(0.5)
     kubectl("-n", NS, "delete", "pod", name, "--wait=false")
     during = before
-    while path and os.path.isdir(path):
-        during = usage(path) or during
+    while paths and all(os.path.isdir(p) for p in paths.values()):
+        during = usage(paths)
         time.sleep(0.2)
     sender.join()
     kubectl("-n", NS, "wait", "--for=delete", f"pod/{name}", "--timeout=120s", check=False)
@@ -125,8 +133,8 @@ def drain(name, p, arriving=8):
 
 def killed(name, p):
     """Kills the waiter's processes; seconds until its status is running again, restarts."""
-    path = cgroup_of(waiter_status(p)["containerID"])
-    with open(os.path.join(path, "cgroup.procs")) as f:
+    paths = cgroup_of(waiter_status(p)["containerID"])
+    with open(os.path.join(paths["memory"], "cgroup.procs")) as f:
         pids = [int(x) for x in f.read().split()]
     restarts = waiter_status(p).get("restartCount", 0)
     t0 = time.time()
@@ -144,8 +152,8 @@ def deleted_in_the_gap(name, p):
     """Kills the waiter and deletes the pod at once, before the kubelet has restarted it: how long
     the deletion took (the app drains 0 s here: an immediate SIGTERM shows as a short deletion) and
     the pod's FailedPreStopHook events."""
-    path = cgroup_of(waiter_status(p)["containerID"])
-    with open(os.path.join(path, "cgroup.procs")) as f:
+    paths = cgroup_of(waiter_status(p)["containerID"])
+    with open(os.path.join(paths["memory"], "cgroup.procs")) as f:
         for pid in [int(x) for x in f.read().split()]:
             os.kill(pid, 9)
     t0 = time.time()
