@@ -142,7 +142,29 @@ def parts(runs):
 
 
 def document(runs):
-    return "\n\n".join(parts(runs).values())
+    return "\n\n".join([*parts(runs).values(), rollouts(runs)])
+
+
+def rollouts(runs):
+    """Each cell's rollouts: how long each action took from the action to settled pods, and
+    under the adaptive drain what the waiters waited and how their waits ended."""
+    lines = ["| nodes | app | zerodrop | restart | scale-down | drain waits | endings |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in runs:
+        for c in r["cells"]:
+            took = {a: [run[a]["seconds"] for run in c["runs"]] for a, _ in ACTIONS}
+            w = waits(c)
+            endings = {}
+            for p in deleted(c):
+                e = (p.get("drain") or {}).get("ending")
+                if e:
+                    endings[e] = endings.get(e, 0) + 1
+            lines.append(f"| {r['nodes']} {r.get('mode', '')} | {c['app']} | {c['zerodrop']} "
+                         f"| {', '.join(f'{t:.1f}' for t in took['restart'])} s "
+                         f"| {', '.join(f'{t:.1f}' for t in took['scale_down'])} s "
+                         f"| {f'{w[0]:.1f}-{w[1]:.1f} s' if w else '-'} "
+                         f"| {', '.join(f'{k} {n}' for k, n in sorted(endings.items())) or '-'} |")
+    return "\n".join(lines)
 
 
 def deleted(cell):

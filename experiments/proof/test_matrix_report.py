@@ -118,3 +118,10 @@ def test_the_waiters_line_is_read_from_its_json_log():
     assert timeline.drain_line(line)["waited_ms"] == 2100
     assert timeline.drain_line('{"fields":{"message":"drain waiter serving"}}') is None
     assert timeline.drain_line("not json") is None
+
+
+def test_rollouts_show_each_actions_time_and_the_waits():
+    c = adaptive_cell(0, [{"waited_ms": 2100, "ending": "quiet"}, {"waited_ms": 30000, "ending": "max"}])
+    c["runs"][0]["restart"]["seconds"], c["runs"][0]["scale_down"]["seconds"] = 7.42, 3.0
+    table = matrix_report.rollouts([run(3, [c])])
+    assert "| 3 nftables | exit | adaptive-conn | 7.4 s | 3.0 s | 2.1-30.0 s | max 1, quiet 1 |" in table
