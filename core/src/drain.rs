@@ -12,7 +12,10 @@
 //! (`PassiveOpens`) is the other input: accepted connections no snapshot explains are arrivals.
 //! Not counted: connections the kubelet opens during the wait and that a snapshot shows (its
 //! HTTP probes: it asks the server to close, so they linger in TIME-WAIT; the waiter learns its
-//! address from the preStop call itself). A TCP probe leaves no trace and counts. A client
+//! address from the preStop call itself). A TCP probe leaves no trace and counts. The node's
+//! address is not only the kubelet's: a proxy on the node (a host-network ingress controller,
+//! our lagging balancer) opens its pooled connections from it too, so such a connection counts
+//! from its second request on, which a probe never sends (the kubelet turns keep-alive off). A client
 //! pinned to the pod through the VIP with a keep-alive connection counts too - the pod cannot
 //! tell it from a balancer's pooled connection - and holds the wait until `max`; only the app
 //! closing that connection after SIGTERM moves it.
@@ -80,8 +83,11 @@ pub struct Verdict {
 /// What is known about a socket seen before.
 struct Seen {
     bytes: u64,
-    /// Opened by the kubelet during the wait: ignored for good.
+    /// Not on the app's ports: ignored for good.
     ignored: bool,
+    /// Opened during the wait from the kubelet's address: a probe until it carries a second
+    /// request.
+    probe: bool,
     busy: bool,
 }
 
@@ -131,6 +137,7 @@ impl Wait {
                 Seen {
                     bytes: s.bytes_received,
                     ignored: false,
+                    probe: false,
                     busy: false,
                 },
             );
@@ -155,7 +162,11 @@ impl Wait {
             let app = self.ports.is_empty() || self.ports.contains(&s.local_port);
             let now = match self.seen.remove(&s.id) {
                 Some(mut known) => {
-                    if s.bytes_received > known.bytes && !known.ignored && app {
+                    let grew = s.bytes_received > known.bytes && !known.ignored && app;
+                    // A probe's one request may show only in its second snapshot: bytes on a
+                    // probe count once they come on top of bytes already seen.
+                    if grew && !(known.probe && known.bytes == 0) {
+                        known.probe = false;
                         if !known.busy {
                             self.busy_connections = self.busy_connections.saturating_add(1);
                         }
@@ -167,14 +178,15 @@ impl Wait {
                 }
                 None => {
                     explained += 1;
-                    let ignored = !app || self.kubelet == Some(s.peer);
-                    if !ignored {
+                    let probe = app && self.kubelet == Some(s.peer);
+                    if app && !probe {
                         self.new_connections = self.new_connections.saturating_add(1);
                         arrived = true;
                     }
                     Seen {
                         bytes: s.bytes_received,
-                        ignored,
+                        ignored: !app,
+                        probe,
                         busy: false,
                     }
                 }

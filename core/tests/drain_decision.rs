@@ -124,6 +124,41 @@ fn kubelet_probes_do_not_count_but_a_proxy_on_the_nodes_address_does() {
 }
 
 #[test]
+fn a_proxy_on_the_nodes_address_that_opens_a_connection_during_the_wait_counts_from_its_second_request()
+ {
+    // The matrix's podinfo under the lagging balancer (docs/proof.md): the balancer, on the
+    // node, reconnected to the pod 1 s into the wait from the kubelet's address, sent a request
+    // every 50 ms on that connection until its lag (8 s) ran out, and the waiter, which had
+    // ignored the connection as a probe, answered at 3 s.
+    let kubelet = kubelet_ip();
+    let mut wait = Wait::new(BOUNDS, vec![APP], kubelet, &[], 0);
+    let v = run(&mut wait, |at| {
+        if at < 1_000 {
+            vec![]
+        } else {
+            vec![sock(
+                7,
+                "198.18.0.1",
+                100 * ((at.min(8_000) - 1_000) / 50 + 1),
+            )]
+        }
+    });
+    assert_eq!((v.ending, v.waited), (Ending::Quiet, ms(10_000)));
+    assert_eq!((v.new_connections, v.busy_connections), (0, 1));
+    // A probe seen before its request arrived, then with it, then in TIME-WAIT: not counted.
+    let mut wait = Wait::new(BOUNDS, vec![APP], kubelet, &[], 0);
+    let v = run(&mut wait, |at| match at {
+        0..=1_000 => vec![],
+        1_100 => vec![sock(8, "198.18.0.1", 0)],
+        _ => vec![sock(8, "198.18.0.1", 120)],
+    });
+    assert_eq!(
+        (v.ending, v.waited, v.busy_connections),
+        (Ending::Quiet, ms(2_000), 0)
+    );
+}
+
+#[test]
 fn a_pinned_keep_alive_client_holds_the_wait_to_the_maximum() {
     let before = [sock(1, "198.18.0.12", 0)];
     let mut wait = Wait::new(BOUNDS, vec![APP], None, &before, 1);
