@@ -23,6 +23,20 @@ fn waiters(p: &Value) -> Vec<&Value> {
         .unwrap_or_default()
 }
 
+/// A new namespace under `enforce` and `drain: adaptive`, and a client.
+async fn adaptive_namespace() -> (kube::Client, String) {
+    shared().await;
+    let c = client().await;
+    let ns = namespace(
+        &c,
+        SHARED,
+        Some("enforce"),
+        json!({ "zerodrop.dev/drain": "adaptive" }),
+    )
+    .await;
+    (c, ns)
+}
+
 /// What Pod Security Restricted asks of a container.
 fn restricted(mut container: Value) -> Value {
     container["securityContext"] = json!({
@@ -34,15 +48,7 @@ fn restricted(mut container: Value) -> Value {
 
 #[tokio::test]
 async fn a_restricted_namespace_accepts_the_waiter_and_dry_run_answers_the_same() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(
-        &c,
-        SHARED,
-        Some("enforce"),
-        json!({ "zerodrop.dev/drain": "adaptive" }),
-    )
-    .await;
+    let (c, ns) = adaptive_namespace().await;
     label(
         &c,
         &ns,
@@ -90,15 +96,7 @@ async fn a_restricted_namespace_accepts_the_waiter_and_dry_run_answers_the_same(
 
 #[tokio::test]
 async fn reinvocation_after_an_injector_keeps_one_waiter_watching_every_port() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(
-        &c,
-        SHARED,
-        Some("enforce"),
-        json!({ "zerodrop.dev/drain": "adaptive" }),
-    )
-    .await;
+    let (c, ns) = adaptive_namespace().await;
     label(&c, &ns, json!({ INJECT_LABEL: "yes" })).await;
     let container = json!({ "name": "injected", "image": "registry.invalid/proxy:1",
         "ports": [{ "containerPort": 7070 }] });
