@@ -27,8 +27,9 @@ fn sha256(bytes: &[u8]) -> String {
     )
 }
 
-/// Manifest requests the "limited" repository got.
-static LIMITED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Manifest requests the "single" repository got: one test's own (tests run concurrently; the
+/// 429 test asks "limited", which answers the same).
+static SINGLE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 const CONFIG: &str = r#"{"config":{"Cmd":["/bin/sh","-c","./app"]}}"#;
 
@@ -64,8 +65,10 @@ async fn manifests(
             )
                 .into_response()
         }
-        "limited" => {
-            LIMITED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        "limited" | "single" => {
+            if repo == "single" {
+                SINGLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             // Slow enough that concurrent askers overlap.
             tokio::time::sleep(Duration::from_millis(100)).await;
             StatusCode::TOO_MANY_REQUESTS.into_response()
@@ -236,13 +239,13 @@ async fn concurrent_asks_for_one_image_make_one_inspection() {
     let mut config = RegistryConfig::default();
     config.insecure.insert(host.clone());
     let inspector = Inspector::new(RegistryClient::new(config).unwrap(), LayerBudget::default());
-    let image = format!("{host}/limited:2");
-    let before = LIMITED.load(std::sync::atomic::Ordering::Relaxed);
+    let image = format!("{host}/single:2");
+    let before = SINGLE.load(std::sync::atomic::Ordering::Relaxed);
     let any = Platform::default();
     let asks = (0..20).map(|_| inspector.facts(&image, &any));
     let answers = futures::future::join_all(asks).await;
     assert!(answers.iter().all(|a| matches!(a, ImageFacts::Unknown(_))));
-    let made = LIMITED.load(std::sync::atomic::Ordering::Relaxed) - before;
+    let made = SINGLE.load(std::sync::atomic::Ordering::Relaxed) - before;
     assert_eq!(made, 1, "20 concurrent asks made {made} registry calls");
 }
 
