@@ -2,7 +2,7 @@
 //! modes, workloads and escaped pods, and PolicyReports are written when the CRD exists.
 
 use crate::harness::{client, control_plane};
-use crate::{SHARED, shared};
+use crate::{SHARED, shared, shared_namespace};
 use serde_json::{Value, json};
 use std::process::Command;
 use zerodrop_testkit::cluster::{create_pod, namespace, pod, post, web};
@@ -122,9 +122,7 @@ async fn cluster_audit_shows_each_namespace_mode_and_what_would_change() {
 
 #[tokio::test]
 async fn policy_reports_need_the_crd_and_are_written_when_it_exists() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
+    let (c, ns) = shared_namespace(Some("enforce"), json!({})).await;
     create_pod(&c, &ns, &pod("p", json!({}), json!([web()])), false)
         .await
         .ok_status();

@@ -2,11 +2,10 @@
 //! the waiter and the preStop call, dry-run answers the same, and a later injector's container
 //! (the apiserver reinvokes zerodrop) gets the call and joins the waiter's ports.
 
-use crate::harness::client;
+use crate::shared_namespace;
 use crate::webhook_server::injector;
-use crate::{SHARED, shared};
 use serde_json::{Value, json};
-use zerodrop_testkit::cluster::{create_pod, delete_webhooks, label, namespace, pod, web};
+use zerodrop_testkit::cluster::{create_pod, delete_webhooks, label, pod, web};
 
 const INJECT_LABEL: &str = "e2e.zerodrop.dev/inject-drain";
 /// After zerodrop's configuration by name, so the apiserver calls it later.
@@ -25,16 +24,7 @@ fn waiters(p: &Value) -> Vec<&Value> {
 
 /// A new namespace under `enforce` and `drain: adaptive`, and a client.
 async fn adaptive_namespace() -> (kube::Client, String) {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(
-        &c,
-        SHARED,
-        Some("enforce"),
-        json!({ "zerodrop.dev/drain": "adaptive" }),
-    )
-    .await;
-    (c, ns)
+    shared_namespace(Some("enforce"), json!({ "zerodrop.dev/drain": "adaptive" })).await
 }
 
 /// What Pod Security Restricted asks of a container.

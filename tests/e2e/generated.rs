@@ -5,7 +5,7 @@
 use zerodrop_testkit::pods;
 
 use crate::harness::{client, log_line};
-use crate::{SHARED, shared};
+use crate::{SHARED, shared, shared_namespace};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::json;
@@ -54,9 +54,7 @@ async fn generated_pods_valid_as_sent_stay_valid_with_zerodrops_patch() {
 
 #[tokio::test]
 async fn logs_carry_no_secret_key_or_object() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
+    let (c, ns) = shared_namespace(Some("enforce"), json!({})).await;
     let marker = "zd-marker-7f3a9c";
     let mut container = zerodrop_testkit::cluster::web();
     container["env"] = json!([{ "name": "TOKEN", "value": marker }]);

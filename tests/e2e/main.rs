@@ -52,3 +52,15 @@ pub async fn shared() -> &'static Shared {
     })
     .await
 }
+
+/// A new namespace behind the shared zerodrop, in `mode` and with these annotations, and a
+/// client: the setup most tests share.
+pub async fn shared_namespace(
+    mode: Option<&str>,
+    annotations: serde_json::Value,
+) -> (kube::Client, String) {
+    shared().await;
+    let client = harness::client().await;
+    let ns = cluster::namespace(&client, SHARED, mode, annotations).await;
+    (client, ns)
+}

@@ -1,17 +1,8 @@
 //! Pods through the real apiserver: what is stored, what is warned, what is left alone.
 
-use crate::harness::client;
-use crate::{SHARED, shared};
+use crate::{SHARED, shared_namespace};
 use serde_json::{Value, json};
 use zerodrop_testkit::cluster::{create_pod, get_pod, namespace, pod, web};
-
-/// A fresh namespace of the shared webhook, opted in with `mode`.
-async fn setup(mode: Option<&str>) -> (kube::Client, String) {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(&c, SHARED, mode, json!({})).await;
-    (c, ns)
-}
 
 /// The first container's native preStop sleep.
 fn sleep_of(p: &Value) -> &Value {
@@ -25,11 +16,7 @@ fn ledger(p: &Value) -> Option<&str> {
 
 #[tokio::test]
 async fn enforce_namespace_pod_is_stored_mutated() {
-    shared().await;
-    let c = client().await;
-    let ns = namespace(
-        &c,
-        SHARED,
+    let (c, ns) = shared_namespace(
         Some("enforce"),
         json!({ "zerodrop.dev/drain-timeout": "40s" }),
     )
@@ -55,7 +42,7 @@ async fn enforce_namespace_pod_is_stored_mutated() {
 
 #[tokio::test]
 async fn unlabelled_namespace_pod_is_stored_as_sent() {
-    let (c, ns) = setup(None).await;
+    let (c, ns) = shared_namespace(None, json!({})).await;
     create_pod(
         &c,
         &ns,
@@ -81,7 +68,7 @@ async fn unlabelled_namespace_pod_is_stored_as_sent() {
 
 #[tokio::test]
 async fn audit_namespace_pod_is_unchanged_and_warned() {
-    let (c, ns) = setup(Some("audit")).await;
+    let (c, ns) = shared_namespace(Some("audit"), json!({})).await;
     let r = create_pod(&c, &ns, &pod("web", json!({}), json!([web()])), false).await;
     r.ok_status();
     assert!(ledger(&r.body).is_none());
@@ -102,7 +89,7 @@ async fn audit_namespace_pod_is_unchanged_and_warned() {
 
 #[tokio::test]
 async fn server_side_dry_run_returns_the_mutation_and_persists_nothing() {
-    let (c, ns) = setup(Some("enforce")).await;
+    let (c, ns) = shared_namespace(Some("enforce"), json!({})).await;
     let r = create_pod(&c, &ns, &pod("dry", json!({}), json!([web()])), true).await;
     r.ok_status();
     assert_eq!(sleep_of(&r.body), 5);
@@ -112,7 +99,7 @@ async fn server_side_dry_run_returns_the_mutation_and_persists_nothing() {
 
 #[tokio::test]
 async fn long_sleep_is_accepted_because_grace_is_raised() {
-    let (c, ns) = setup(Some("enforce")).await;
+    let (c, ns) = shared_namespace(Some("enforce"), json!({})).await;
     let r = create_pod(
         &c,
         &ns,
@@ -149,7 +136,7 @@ async fn long_sleep_is_accepted_because_grace_is_raised() {
 
 #[tokio::test]
 async fn own_prestop_job_pods_and_tcp_probes_are_left_alone() {
-    let (c, ns) = setup(Some("enforce")).await;
+    let (c, ns) = shared_namespace(Some("enforce"), json!({})).await;
     let mut own = web();
     own["lifecycle"] = json!({ "preStop": { "exec": { "command": ["/bin/drain"] } } });
     own["readinessProbe"] = json!({ "tcpSocket": { "port": 8080 } });
@@ -179,7 +166,7 @@ async fn own_prestop_job_pods_and_tcp_probes_are_left_alone() {
 
 #[tokio::test]
 async fn recreating_a_mutated_pod_does_not_inject_twice() {
-    let (c, ns) = setup(Some("enforce")).await;
+    let (c, ns) = shared_namespace(Some("enforce"), json!({})).await;
     let first = create_pod(
         &c,
         &ns,
@@ -213,7 +200,7 @@ async fn recreating_a_mutated_pod_does_not_inject_twice() {
 
 #[tokio::test]
 async fn bad_annotation_uses_the_default_and_warns() {
-    let (c, ns) = setup(Some("enforce")).await;
+    let (c, ns) = shared_namespace(Some("enforce"), json!({})).await;
     let r = create_pod(
         &c,
         &ns,
