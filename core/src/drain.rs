@@ -83,8 +83,6 @@ pub struct Verdict {
 /// What is known about a socket seen before.
 struct Seen {
     bytes: u64,
-    /// Not on the app's ports: ignored for good.
-    ignored: bool,
     /// Opened during the wait from the kubelet's address: a probe until it carries a second
     /// request.
     probe: bool,
@@ -136,7 +134,6 @@ impl Wait {
                 s.id,
                 Seen {
                     bytes: s.bytes_received,
-                    ignored: false,
                     probe: false,
                     busy: false,
                 },
@@ -162,7 +159,8 @@ impl Wait {
             let app = self.ports.is_empty() || self.ports.contains(&s.local_port);
             let now = match self.seen.remove(&s.id) {
                 Some(mut known) => {
-                    let grew = s.bytes_received > known.bytes && !known.ignored && app;
+                    // A socket's id fixes its ports: off the app's ports it never counts.
+                    let grew = app && s.bytes_received > known.bytes;
                     // A probe's one request may show only in its second snapshot: bytes on a
                     // probe count once they come on top of bytes already seen.
                     if grew && !(known.probe && known.bytes == 0) {
@@ -185,7 +183,6 @@ impl Wait {
                     }
                     Seen {
                         bytes: s.bytes_received,
-                        ignored: !app,
                         probe,
                         busy: false,
                     }

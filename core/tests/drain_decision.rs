@@ -196,6 +196,25 @@ fn connections_to_other_ports_are_not_the_apps_traffic() {
         (v.ending, v.waited, v.new_connections),
         (Ending::Quiet, ms(2000), 0)
     );
+    // Nor requests on a kept connection to another port (opened before the call or during it).
+    let mut kept = sock(1, "198.18.0.11", 0);
+    kept.local_port = 9090;
+    let mut wait = Wait::new(BOUNDS, vec![APP], None, std::slice::from_ref(&kept), 1);
+    let v = run(&mut wait, |at| {
+        let mut during = sock(2, "198.18.0.11", at);
+        during.local_port = 9090;
+        vec![
+            Socket {
+                bytes_received: at,
+                ..kept.clone()
+            },
+            during,
+        ]
+    });
+    assert_eq!(
+        (v.ending, v.waited, v.busy_connections),
+        (Ending::Quiet, ms(2000), 0)
+    );
     // No port given: every port counts.
     let mut wait = Wait::new(BOUNDS, vec![], None, &[], 0);
     let v = run(&mut wait, |at| {
