@@ -1,6 +1,8 @@
 """The cluster matrix's tables: failures per app, zerodrop setting, path and client for each
 topology; where they fall in the terminating pod's life; the prestop-sleep sweep's smallest safe
 value per path."""
+from collections import Counter
+
 from report import ACTIONS, classes, spread
 
 PATHS = (("vip", "Service VIP, from every node"), ("ingress", "Traefik Ingress"),
@@ -146,22 +148,26 @@ def document(runs):
 
 
 def rollouts(runs):
-    """Each cell's rollouts: how long each action took from the action to settled pods, and
-    under the adaptive drain what the waiters waited and how their waits ended."""
-    lines = ["| nodes | app | zerodrop | restart | scale-down | drain waits | endings |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    """Each cell on one line: failed / sent per path (every client, restart and scale-down
+    together), how long each action took from the action to settled pods, and under the
+    adaptive drain what the waiters waited and how their waits ended (docs/proof.md's tables)."""
+    lines = ["| nodes | app | zerodrop | " + " | ".join(p for p, _ in PATHS)
+             + " | restart | scale-down | drain waits | endings |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in PATHS) + " | --- | --- | --- | --- |"]
     for r in runs:
         for c in r["cells"]:
-            took = {a: [run[a]["seconds"] for run in c["runs"]] for a, _ in ACTIONS}
+            per_path = {}
+            for (path, _), (failed, sent, _) in totals(c).items():
+                t = per_path.setdefault(path, [0, 0])
+                t[0] += failed
+                t[1] += sent
+            sent = " | ".join(f"{per_path[p][0]:,} / {per_path[p][1]:,}" if p in per_path else "-"
+                              for p, _ in PATHS)
+            took = {a: ", ".join(f"{run[a]['seconds']:.1f}" for run in c["runs"]) for a, _ in ACTIONS}
             w = waits(c)
-            endings = {}
-            for p in deleted(c):
-                e = (p.get("drain") or {}).get("ending")
-                if e:
-                    endings[e] = endings.get(e, 0) + 1
-            lines.append(f"| {r['nodes']} {r.get('mode', '')} | {c['app']} | {c['zerodrop']} "
-                         f"| {', '.join(f'{t:.1f}' for t in took['restart'])} s "
-                         f"| {', '.join(f'{t:.1f}' for t in took['scale_down'])} s "
+            endings = Counter(e for p in deleted(c) if (e := (p.get("drain") or {}).get("ending")))
+            lines.append(f"| {topo(r)} | {c['app']} | {c['zerodrop']} | {sent} "
+                         f"| {took['restart']} s | {took['scale_down']} s "
                          f"| {f'{w[0]:.1f}-{w[1]:.1f} s' if w else '-'} "
                          f"| {', '.join(f'{k} {n}' for k, n in sorted(endings.items())) or '-'} |")
     return "\n".join(lines)

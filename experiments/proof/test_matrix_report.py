@@ -124,4 +124,11 @@ def test_rollouts_show_each_actions_time_and_the_waits():
     c = adaptive_cell(0, [{"waited_ms": 2100, "ending": "quiet"}, {"waited_ms": 30000, "ending": "max"}])
     c["runs"][0]["restart"]["seconds"], c["runs"][0]["scale_down"]["seconds"] = 7.42, 3.0
     table = matrix_report.rollouts([run(3, [c])])
-    assert "| 3 nftables | exit | adaptive-conn | 7.4 s | 3.0 s | 2.1-30.0 s | max 1, quiet 1 |" in table
+    assert ("| 3 nftables | exit | adaptive-conn | 0 / 100 | - | - | 7.4 s | 3.0 s | 2.1-30.0 s "
+            "| max 1, quiet 1 |") in table
+    # Failed / sent per path sums every client over restart and scale-down.
+    s = cell("drain", "enforce", {"lb/new/GET": stream(3), "vip:c1/new/GET": stream(1)},
+             {"lb/keepalive/GET": stream(2, sent=1500)})
+    s["runs"][0]["restart"]["seconds"], s["runs"][0]["scale_down"]["seconds"] = 7.0, 5.5
+    table = matrix_report.rollouts([run(3, [s], mode="iptables")])
+    assert "| 3 iptables | drain | enforce | 1 / 100 | - | 5 / 1,600 | 7.0 s | 5.5 s | - | - |" in table
