@@ -101,6 +101,17 @@ impl Outcome {
                 error = %error,
                 "drain"
             ),
+            // Work still arrived when the maximum ended the wait: SIGTERM met it (a client
+            // pinned through the VIP under `requests`, or a balancer slower than `drain-max`).
+            None if self.ending == "max" => tracing::warn!(
+                waited_ms,
+                ending = self.ending,
+                new_connections = self.new_connections,
+                busy_connections = self.busy_connections,
+                last_arrival_ms,
+                kubelet = %self.kubelet,
+                "drain"
+            ),
             None => tracing::info!(
                 waited_ms,
                 ending = self.ending,

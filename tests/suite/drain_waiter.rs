@@ -114,11 +114,22 @@ async fn only_the_kubelets_call_drains_and_a_quiet_app_ends_the_wait() {
         .collect();
     assert_eq!(drains.len(), 1, "{lines:?}");
     assert_eq!(drains[0].ending, "quiet");
+    assert_eq!(level_of_drains(&lines), ["INFO"], "{lines:?}");
     assert_eq!(
         Some(drains[0].waited_ms),
         v["waited_ms"].as_u64(),
         "{lines:?}"
     );
+}
+
+/// The level of each drain line of the waiter's log.
+fn level_of_drains(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| zerodrop::verify::podwatch::drain_line(l).is_some())
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["level"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,6 +170,10 @@ async fn a_connection_that_keeps_receiving_holds_the_wait_and_waits_are_bounded(
         assert!(v["busy_connections"].as_u64() >= Some(1), "{body}");
     }
     sending.join().unwrap();
+    // A wait the maximum ended let SIGTERM meet work still arriving: said at WARN.
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = w.log.lock().unwrap().clone();
+    assert_eq!(level_of_drains(&lines), ["WARN"; 16], "{lines:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
