@@ -92,6 +92,21 @@ impl Outcome {
     fn log(&self) {
         let waited_ms = self.waited.as_millis() as u64;
         let last_arrival_ms = self.last_arrival.map(|d| d.as_millis() as u64);
+        // tracing's level must be known where the event is written: one body, two levels.
+        macro_rules! measured {
+            ($level:expr) => {
+                tracing::event!(
+                    $level,
+                    waited_ms,
+                    ending = self.ending,
+                    new_connections = self.new_connections,
+                    busy_connections = self.busy_connections,
+                    last_arrival_ms,
+                    kubelet = %self.kubelet,
+                    "drain"
+                )
+            };
+        }
         match &self.error {
             // The pod got the fixed sleep, not the adaptive wait: someone should know.
             Some(error) => tracing::warn!(
@@ -103,24 +118,8 @@ impl Outcome {
             ),
             // Work still arrived when the maximum ended the wait: SIGTERM met it (a client
             // pinned through the VIP under `requests`, or a balancer slower than `drain-max`).
-            None if self.ending == "max" => tracing::warn!(
-                waited_ms,
-                ending = self.ending,
-                new_connections = self.new_connections,
-                busy_connections = self.busy_connections,
-                last_arrival_ms,
-                kubelet = %self.kubelet,
-                "drain"
-            ),
-            None => tracing::info!(
-                waited_ms,
-                ending = self.ending,
-                new_connections = self.new_connections,
-                busy_connections = self.busy_connections,
-                last_arrival_ms,
-                kubelet = %self.kubelet,
-                "drain"
-            ),
+            None if self.ending == "max" => measured!(tracing::Level::WARN),
+            None => measured!(tracing::Level::INFO),
         }
     }
 
