@@ -33,6 +33,7 @@ fn admission(c: &mut Criterion) {
         namespaces: &namespaces,
         unknown_namespace_mode: Mode::Audit,
         images: None,
+        paths: None,
     };
     let adaptive_ns = Layer::for_namespace(Some("enforce"), [("zerodrop.dev/drain", "adaptive")]);
     let adaptive_namespaces: HashMap<String, Arc<Layer>> =
@@ -140,6 +141,7 @@ fn admission(c: &mut Criterion) {
         let with_images = Context {
             cache: Some(&cache),
             images: Some(&facts),
+            paths: None,
             ..ctx
         };
         group.bench_with_input(
@@ -163,6 +165,7 @@ fn admission(c: &mut Criterion) {
                         let ctx = Context {
                             cache: Some(&cache),
                             images: Some(&facts),
+                            paths: None,
                             ..ctx
                         };
                         let outcome =

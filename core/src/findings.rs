@@ -33,6 +33,10 @@ pub enum Code {
     ImageShellPid1,
     ImageScriptKeeps,
     ImageUnknown,
+    PathAnnotation,
+    PathPartial,
+    PathBelowClass,
+    PathLocalNoDelay,
 }
 
 impl Serialize for Code {
@@ -42,7 +46,7 @@ impl Serialize for Code {
 }
 
 impl Code {
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 21] = [
         Code::BadAnnotation,
         Code::UnknownSetting,
         Code::UnknownContainer,
@@ -60,6 +64,10 @@ impl Code {
         Code::ImageShellPid1,
         Code::ImageScriptKeeps,
         Code::ImageUnknown,
+        Code::PathAnnotation,
+        Code::PathPartial,
+        Code::PathBelowClass,
+        Code::PathLocalNoDelay,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +89,10 @@ impl Code {
             Code::ImageShellPid1 => "ZD303",
             Code::ImageScriptKeeps => "ZD304",
             Code::ImageUnknown => "ZD305",
+            Code::PathAnnotation => "ZD401",
+            Code::PathPartial => "ZD402",
+            Code::PathBelowClass => "ZD403",
+            Code::PathLocalNoDelay => "ZD404",
         }
     }
 
@@ -104,12 +116,18 @@ impl Code {
             Code::ImageShellPid1 => "image-shell-pid1",
             Code::ImageScriptKeeps => "image-script-keeps",
             Code::ImageUnknown => "image-unknown",
+            Code::PathAnnotation => "path-annotation",
+            Code::PathPartial => "path-partial",
+            Code::PathBelowClass => "path-below-class",
+            Code::PathLocalNoDelay => "path-local-no-delay",
         }
     }
 
     pub fn severity(self) -> Severity {
         match self {
-            Code::ScriptPid1 | Code::NotPerContainer | Code::ImageUnknown => Severity::Info,
+            Code::ScriptPid1 | Code::NotPerContainer | Code::ImageUnknown | Code::PathPartial => {
+                Severity::Info
+            }
             _ => Severity::Warning,
         }
     }

@@ -5,4 +5,5 @@ pub mod admission;
 pub mod drain;
 pub mod engine;
 pub mod findings;
+pub mod paths;
 pub mod policy;

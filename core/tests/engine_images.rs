@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 use zerodrop_core::engine::image::{ImageConfig, ImageFacts, Images, Script, Shell};
-use zerodrop_core::engine::{Capabilities, Engine, Workload};
+use zerodrop_core::engine::{Capabilities, Engine, Facts, Workload};
 use zerodrop_core::findings::Code;
 use zerodrop_core::policy::{ClusterPolicy, Layer};
 
@@ -38,10 +38,14 @@ fn run(obj: &Value, facts: ImageFacts) -> (Vec<Code>, Value, String) {
     let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
     let images: Images = [(IMAGE.to_owned(), facts)].into();
     let ns = Layer::for_namespace(Some("enforce"), []);
-    let d = engine.evaluate_with(obj, Workload::Pod, &ns, &images);
+    let facts = Facts {
+        images: &images,
+        paths: None,
+    };
+    let d = engine.evaluate_with(obj, Workload::Pod, &ns, facts);
     let mut patched = obj.clone();
     json_patch::patch(&mut patched, &d.patch).unwrap();
-    let again = engine.evaluate_with(&patched, Workload::Pod, &ns, &images);
+    let again = engine.evaluate_with(&patched, Workload::Pod, &ns, facts);
     assert!(
         again.patch.0.is_empty(),
         "second pass changes: {:?}",

@@ -123,7 +123,7 @@ proptest! {
             "request": { "uid": uid, "kind": { "group": "", "version": "v1", "kind": "Pod" },
                 "operation": "CREATE", "namespace": "ns", "object": obj }
         })).unwrap();
-        let fresh = Context { engine: &engine, cache: None, namespaces: &namespaces, unknown_namespace_mode: zerodrop_core::policy::Mode::Enforce, images: None };
+        let fresh = Context { engine: &engine, cache: None, namespaces: &namespaces, unknown_namespace_mode: zerodrop_core::policy::Mode::Enforce, images: None, paths: None };
         let memo = Context { cache: Some(&cache), ..fresh };
         let want = zerodrop_core::admission::review::encode(&handle(Endpoint::Mutate, &review("u2"), &fresh).unwrap().response);
         let _ = handle(Endpoint::Mutate, &review("u1"), &memo).unwrap();

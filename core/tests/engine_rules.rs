@@ -89,7 +89,10 @@ fn init_containers_sidecars_meshes_and_skip_list_are_untouched() {
         { "name": "log-shipper", "image": "l", "restartPolicy": "Always" }
     ]);
     let (d, p) = run(&obj);
-    assert_eq!(d.changes.len(), 1, "{:?}", d.changes);
+    // The native sidecar is left alone, but its drain after the app's (5 s when it shows none)
+    // counts in the grace period: 5 sleep + 20 drain + 5 sidecar + 5 margin.
+    assert_eq!(d.changes.len(), 2, "{:?}", d.changes);
+    assert_eq!(p["spec"]["terminationGracePeriodSeconds"], 35);
     assert_eq!(p["spec"]["initContainers"], obj["spec"]["initContainers"]);
     assert_eq!(p["spec"]["containers"][1], obj["spec"]["containers"][1]);
     assert_eq!(p["spec"]["containers"][2], obj["spec"]["containers"][2]);

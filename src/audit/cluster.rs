@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use zerodrop_core::engine::image::Images;
 use zerodrop_core::engine::ledger::{self, Ledger};
-use zerodrop_core::engine::{Change, Engine, Workload, waiter};
+use zerodrop_core::engine::{Change, Engine, Facts as PodFacts, Workload, waiter};
 use zerodrop_core::policy::{Layer, Mode};
 
 /// What the cluster audit knows beyond the objects: when zerodrop was down, and where to learn
@@ -128,9 +128,15 @@ pub async fn audit_namespace(
             }
             let images = page_images(facts, name, &objs).await;
             for (obj, images) in objs.iter().zip(&images) {
-                report
-                    .workloads
-                    .extend(evaluate_with(engine, obj, &layer, images));
+                report.workloads.extend(evaluate_with(
+                    engine,
+                    obj,
+                    &layer,
+                    PodFacts {
+                        images,
+                        paths: None,
+                    },
+                ));
             }
         }
     }
@@ -190,7 +196,11 @@ fn escaped(
     {
         return None;
     }
-    let decision = engine.evaluate_with(pod, Workload::Pod, layer, images);
+    let facts = PodFacts {
+        images,
+        paths: None,
+    };
+    let decision = engine.evaluate_with(pod, Workload::Pod, layer, facts);
     if decision.skipped.is_some() || decision.mode != Mode::Enforce {
         return None;
     }

@@ -4,20 +4,21 @@ use super::manifests::{self, Document};
 use super::report::{ChangeOut, Entry, Report, SCHEMA_VERSION};
 use serde_json::Value;
 use zerodrop_core::engine::image::Images;
-use zerodrop_core::engine::{Engine, Workload};
+use zerodrop_core::engine::{Engine, Facts, Workload, pod};
+use zerodrop_core::paths::PathIndex;
 use zerodrop_core::policy::Layer;
 
 /// Evaluates one object; `None` when it is not a workload zerodrop knows.
 pub fn evaluate(engine: &Engine, obj: &Value, namespace: &Layer) -> Option<Entry> {
-    evaluate_with(engine, obj, namespace, &Images::new())
+    evaluate_with(engine, obj, namespace, Facts::default())
 }
 
-/// The same, with what is known of the containers' images.
+/// The same, with what is known of the containers' images and of what routes to its pods.
 pub fn evaluate_with(
     engine: &Engine,
     obj: &Value,
     namespace: &Layer,
-    images: &Images,
+    facts: Facts<'_>,
 ) -> Option<Entry> {
     let kind = obj.get("kind")?.as_str()?;
     let workload = Workload::from_kind(kind)?;
@@ -27,9 +28,8 @@ pub fn evaluate_with(
             .unwrap_or_default()
             .to_owned()
     };
-    let template =
-        zerodrop_core::engine::pod::at(obj, workload.template_path()).unwrap_or(&Value::Null);
-    let decision = engine.evaluate_with(template, workload, namespace, images);
+    let template = pod::at(obj, workload.template_path()).unwrap_or(&Value::Null);
+    let decision = engine.evaluate_with(template, workload, namespace, facts);
     Some(Entry {
         file: None,
         line: None,
@@ -57,13 +57,28 @@ pub fn evaluate_with(
     })
 }
 
-/// Audits parsed manifests: every workload in every document, with its file and line.
+/// The Services, Ingresses and routes among the documents (`helm template` renders a whole
+/// release); `None` when there are none: the path is unknown, not empty.
+pub fn paths_of(docs: &[Document]) -> Option<PathIndex> {
+    let mut index = PathIndex::new();
+    let mut any = false;
+    for value in docs.iter().filter_map(|d| d.value.as_ref()) {
+        for (_, obj) in manifests::objects(value) {
+            any |= index.add_object(obj);
+        }
+    }
+    any.then_some(index)
+}
+
+/// Audits parsed manifests: every workload in every document, with its file and line, and the
+/// path the set's own Services and fronts give its pods.
 pub fn audit_documents(
     engine: &Engine,
     docs: &[Document],
     namespace: &Layer,
     images: &Images,
 ) -> Report {
+    let routes = paths_of(docs);
     let mut report = Report {
         version: SCHEMA_VERSION,
         ..Report::default()
@@ -80,7 +95,18 @@ pub fn audit_documents(
             continue;
         }
         for (item, obj) in manifests::objects(value) {
-            if let Some(mut entry) = evaluate_with(engine, obj, namespace, images) {
+            let paths = routes.as_ref().and_then(|routes| {
+                let kind = obj.get("kind").and_then(Value::as_str)?;
+                let template = pod::at(obj, Workload::from_kind(kind)?.template_path())?;
+                let ns = pod::at(obj, &["metadata", "namespace"]).and_then(Value::as_str);
+                let labels = pod::at(template, &["metadata", "labels"]).and_then(Value::as_object);
+                Some(routes.lookup(ns.unwrap_or_default(), labels))
+            });
+            let facts = Facts {
+                images,
+                paths: paths.as_ref(),
+            };
+            if let Some(mut entry) = evaluate_with(engine, obj, namespace, facts) {
                 entry.file = Some(doc.file.clone());
                 entry.line = Some(doc.line);
                 entry.origin = Some((index, item));

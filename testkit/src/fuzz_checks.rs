@@ -19,6 +19,7 @@ pub fn admission_body(data: &[u8]) {
         namespaces: &namespaces,
         unknown_namespace_mode: Mode::Enforce,
         images: None,
+        paths: None,
     };
     for endpoint in [Endpoint::Mutate, Endpoint::Validate] {
         match handle(endpoint, data, &ctx) {

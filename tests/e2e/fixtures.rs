@@ -145,6 +145,7 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
         namespaces: &namespaces,
         unknown_namespace_mode: zerodrop_core::policy::Mode::Audit,
         images: None,
+        paths: None,
     };
     let outcome = handle(
         Endpoint::Mutate,

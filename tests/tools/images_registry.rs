@@ -322,7 +322,15 @@ async fn the_engine_on_the_real_images() {
             inspect.facts(image, &Platform::default()).await,
         )]
         .into();
-        let d = engine.evaluate_with(&pod, zerodrop_core::engine::Workload::Pod, &ns, &images);
+        let d = engine.evaluate_with(
+            &pod,
+            zerodrop_core::engine::Workload::Pod,
+            &ns,
+            zerodrop_core::engine::Facts {
+                images: &images,
+                paths: None,
+            },
+        );
         let found: Vec<&str> = d
             .findings
             .iter()

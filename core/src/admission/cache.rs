@@ -7,6 +7,7 @@ use super::types::{Endpoint, Verdict};
 use crate::engine::image::Images;
 use crate::engine::{Workload, patch, pod};
 use crate::findings::Code;
+use crate::paths::Paths;
 use crate::policy::{Layer, Mode};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -26,8 +27,9 @@ pub struct Key<'a> {
     pub object: &'a Arc<Value>,
     /// ... and the pod (template) in it, which is what the answer depends on,
     pub template: &'a Value,
-    /// ... with the facts known of its images.
+    /// ... with the facts known of its images and of what routes to it.
     pub images: &'a Images,
+    pub paths: Option<&'a Paths>,
     /// Bytes of the request: a bound of what an entry keeps (the object is a projection of it).
     pub size: usize,
 }
@@ -49,6 +51,7 @@ struct Entry {
     layer: Arc<Layer>,
     object: Arc<Value>,
     images: Images,
+    paths: Option<Paths>,
     answer: Arc<Answer>,
     size: usize,
 }
@@ -61,6 +64,7 @@ impl Entry {
             // Layers are shared per namespace version: pointer equality is the usual case.
             && (Arc::ptr_eq(&self.layer, key.layer) || *self.layer == **key.layer)
             && self.images == *key.images
+            && self.paths.as_ref() == key.paths
             && pod::at(&self.object, self.workload.template_path())
                 .is_some_and(|template| patch::same(template, key.template))
     }
@@ -114,6 +118,7 @@ impl DecisionCache {
         key.namespace.hash(&mut h);
         hash_value(key.template, &mut h);
         key.images.hash(&mut h);
+        key.paths.hash(&mut h);
         h.finish()
     }
 
@@ -139,6 +144,7 @@ impl DecisionCache {
             layer: key.layer.clone(),
             object: Arc::clone(key.object),
             images: key.images.clone(),
+            paths: key.paths.cloned(),
             answer: Arc::new(answer),
             size: key.size,
         };
@@ -233,6 +239,7 @@ mod tests {
             object,
             template: object,
             images: &NO_IMAGES,
+            paths: None,
             size: 100,
         }
     }

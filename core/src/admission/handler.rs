@@ -3,9 +3,9 @@
 use super::cache::{Answer, DecisionCache, Key};
 use super::response::{self, Advice};
 use super::review::{self, DecodeError, Request, Response};
-use super::types::{Endpoint, ImageLookup, NamespaceLookup, Outcome, Puller, Verdict};
+use super::types::{Endpoint, ImageLookup, NamespaceLookup, Outcome, PathLookup, Puller, Verdict};
 use crate::engine::image::{Images, Platform};
-use crate::engine::{Decision, Engine, Workload, pod};
+use crate::engine::{Decision, Engine, Facts, Workload, pod};
 use crate::policy::{Layer, Mode, Partial};
 use serde_json::Value;
 use std::sync::Arc;
@@ -20,6 +20,8 @@ pub struct Context<'a> {
     pub unknown_namespace_mode: Mode,
     /// Known image facts (None: image inspection is off).
     pub images: Option<&'a dyn ImageLookup>,
+    /// What routes to pods (None: no index, the sleep is `prestop-sleep`).
+    pub paths: Option<&'a dyn PathLookup>,
 }
 
 pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outcome, DecodeError> {
@@ -61,6 +63,10 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         outcome.puller = Some(Arc::new(Puller::of(template, namespace, is_pod)));
     }
     outcome.image_misses = misses;
+    let paths = ctx.paths.map(|index| {
+        let labels = pod::at(template, &["metadata", "labels"]).and_then(Value::as_object);
+        index.paths(namespace, labels)
+    });
     let key = Key {
         endpoint,
         workload,
@@ -69,6 +75,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         object,
         template,
         images: &images,
+        paths: paths.as_ref(),
         size: body.len(),
     };
     let miss = match ctx.cache.map(|cache| cache.get(&key)) {
@@ -88,9 +95,15 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         }
         None => None,
     };
-    let decision = ctx
-        .engine
-        .evaluate_with(template, workload, &layer, &images);
+    let decision = ctx.engine.evaluate_with(
+        template,
+        workload,
+        &layer,
+        Facts {
+            images: &images,
+            paths: paths.as_ref(),
+        },
+    );
     outcome.mode = Some(decision.mode);
     outcome.changes = decision.changes.iter().map(|c| c.kind()).collect();
     outcome.findings = decision.findings.iter().map(|f| f.code).collect();

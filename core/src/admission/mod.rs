@@ -9,4 +9,6 @@ pub mod types;
 
 pub use handler::{Context, handle};
 pub use review::DecodeError;
-pub use types::{Endpoint, Fetch, ImageLookup, NamespaceLookup, Outcome, Puller, Verdict};
+pub use types::{
+    Endpoint, Fetch, ImageLookup, NamespaceLookup, Outcome, PathLookup, Puller, Verdict,
+};

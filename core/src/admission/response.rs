@@ -47,12 +47,14 @@ pub fn warnings(decision: &Decision, advice: Advice) -> Vec<String> {
         Mode::Audit => "would set",
         _ => "will set",
     };
-    let show_changes = advice == Advice::Workload || decision.mode == Mode::Audit;
-    if show_changes && decision.skipped.is_none() {
+    // A pod's own changes are in its patch; one the traffic path decided also says why here.
+    let show_all = advice == Advice::Workload || decision.mode == Mode::Audit;
+    if decision.skipped.is_none() {
         out.extend(
             decision
                 .changes
                 .iter()
+                .filter(|c| show_all || c.why().is_some())
                 .map(|c| format!("{prefix}{verb} {c}")),
         );
     }
@@ -126,6 +128,7 @@ mod tests {
                 container: "web".into(),
                 seconds: 5,
                 action: "sleep",
+                why: None,
             }],
             findings: vec![
                 Finding::new(

@@ -4,6 +4,7 @@
 use super::review::{Request, Response};
 use crate::engine::image::{ImageFacts, Platform};
 use crate::findings::Code;
+use crate::paths::Paths;
 use crate::policy::{Layer, Mode};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,6 +54,16 @@ pub trait ImageLookup: Send + Sync {
         platform: Platform,
         puller: Arc<Puller>,
     ) -> BoxFuture<'static, ImageFacts>;
+}
+
+/// What routes to a pod, from an index kept in memory (paths::PathIndex behind the server's
+/// watches): answered at once, never by asking the apiserver.
+pub trait PathLookup: Send + Sync {
+    fn paths(
+        &self,
+        namespace: &str,
+        labels: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Paths;
 }
 
 /// Who pulls a pod's images, as its kubelet will: the pod's namespace and pull secrets. A pod

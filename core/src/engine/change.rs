@@ -11,6 +11,9 @@ pub enum Change {
         container: String,
         seconds: u32,
         action: &'static str,
+        /// Why this many seconds, when the traffic path decided it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
     },
     Readiness {
         container: String,
@@ -74,12 +77,29 @@ impl Change {
         }
     }
 
+    /// Why, when the traffic path decided the change.
+    pub fn why(&self) -> Option<&str> {
+        match self {
+            Change::Prestop { why, .. } => why.as_deref(),
+            _ => None,
+        }
+    }
+
     /// What changes, without where: the one wording reports, warnings and tables use.
     pub fn what(&self) -> String {
         match self {
             Change::Prestop {
-                seconds, action, ..
+                seconds,
+                action,
+                why: None,
+                ..
             } => format!("preStop {action} {seconds}s"),
+            Change::Prestop {
+                seconds,
+                action,
+                why: Some(why),
+                ..
+            } => format!("preStop {action} {seconds}s: {why}"),
             Change::Readiness { description, .. } => description.clone(),
             Change::Grace { from, to } => format!("terminationGracePeriodSeconds {from} -> {to}"),
             Change::ShellExec { .. } => "shell command rewritten to exec".into(),

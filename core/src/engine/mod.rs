@@ -5,6 +5,8 @@ pub mod grace;
 pub mod image;
 pub mod ledger;
 pub mod patch;
+pub mod path;
+mod plan;
 pub mod pod;
 pub mod prestop;
 pub mod readiness;
@@ -16,10 +18,10 @@ pub use change::Change;
 pub use scope::{Skip, Workload};
 
 use crate::findings::{Code, Finding};
-use crate::policy::{ClusterPolicy, DrainMode, LEDGER_ANNOTATION, Layer, Mode, Settings, Source};
+use crate::paths::Paths;
+use crate::policy::{ClusterPolicy, DrainCount, LEDGER_ANNOTATION, Layer, Mode, Settings, Source};
 use serde::Serialize;
 use serde_json::Value;
-use std::borrow::Cow;
 
 /// What the cluster can do, decided by the caller (apiserver version, `--kube-version`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,28 +85,27 @@ pub struct Engine {
     pub caps: Capabilities,
 }
 
+/// What the shells know of a pod beyond its spec: its images' facts and its traffic path.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub images: &'a image::Images,
+    /// What routes to the pod; `None`: unknown (no index), the sleep is `prestop-sleep`.
+    pub paths: Option<&'a Paths>,
+}
+
+static NO_IMAGES: image::Images = image::Images::new();
+
+impl Default for Facts<'_> {
+    fn default() -> Self {
+        Facts {
+            images: &NO_IMAGES,
+            paths: None,
+        }
+    }
+}
+
 /// Where the ledger annotation lives.
 const LEDGER_PATH: [&str; 3] = ["metadata", "annotations", LEDGER_ANNOTATION];
-
-/// A container zerodrop will handle, with its effective settings.
-struct Planned<'a> {
-    index: usize,
-    name: String,
-    /// The pod's, unless the container has annotations of its own.
-    settings: Cow<'a, Settings>,
-    wait: Wait,
-}
-
-/// How a planned container waits before SIGTERM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wait {
-    /// Its own preStop hook (or none: a sleep of 0), left alone.
-    Own,
-    /// A preStop sleep of this many seconds, to add.
-    Sleep(u32),
-    /// The drain waiter: a preStop call to add, or one an earlier pass added.
-    Waiter { add: bool },
-}
 
 impl Engine {
     pub fn new(cluster: ClusterPolicy, caps: Capabilities) -> Engine {
@@ -114,18 +115,20 @@ impl Engine {
     /// Evaluates a Pod, or a pod template (`{metadata, spec}`) of `workload`: a whole object, or
     /// the webhook's projection of one (`admission::projection`); both decide the same.
     pub fn evaluate(&self, obj: &Value, workload: Workload, namespace: &Layer) -> Decision {
-        self.evaluate_with(obj, workload, namespace, &image::Images::new())
+        self.evaluate_with(obj, workload, namespace, Facts::default())
     }
 
     /// The same, with what is known of the containers' images (by reference): PID 1 from the
-    /// image (shell-form CMD, entrypoint scripts), and the shell-form rewrite when certain.
+    /// image (shell-form CMD, entrypoint scripts), and the shell-form rewrite when certain; and
+    /// of what routes to the pod: the sleep its slowest path class needs.
     pub fn evaluate_with(
         &self,
         obj: &Value,
         workload: Workload,
         namespace: &Layer,
-        images: &image::Images,
+        facts: Facts<'_>,
     ) -> Decision {
+        let images = facts.images;
         let pod_layer = Layer::from_annotations(Source::Pod, pod::annotations(obj));
         let mut findings = namespace.findings.clone();
         findings.extend(pod_layer.findings.iter().cloned());
@@ -154,7 +157,18 @@ impl Engine {
             }
         }
 
-        let mut plans = self.plan(containers, &pod_settings, &pod_layer);
+        let pinned = namespace.all.prestop_sleep.is_some() || pod_layer.all.prestop_sleep.is_some();
+        let needed = path::needed(facts.paths, &self.cluster.paths, pod_settings.prestop_sleep);
+        if !pinned {
+            pod_settings.prestop_sleep = needed.seconds;
+        }
+        self.path_bounds(
+            &mut pod_settings,
+            &needed,
+            facts.paths,
+            [namespace, &pod_layer],
+        );
+        let mut plans = self.plan(containers, &pod_settings, &pod_layer, pinned);
         let bad_bounds = [namespace, &pod_layer]
             .iter()
             .flat_map(|l| &l.ignored)
@@ -164,14 +178,28 @@ impl Engine {
             .iter()
             .map(|p| {
                 let wait = match p.wait {
-                    Wait::Sleep(s) => s,
-                    Wait::Waiter { .. } => pod_settings.drain_max,
-                    Wait::Own => prestop::existing_sleep(&containers[p.index]).unwrap_or(0),
+                    plan::Wait::Sleep(s) => s,
+                    plan::Wait::Waiter { .. } => pod_settings.drain_max,
+                    plan::Wait::Own => prestop::existing_sleep(&containers[p.index]).unwrap_or(0),
                 };
                 wait.saturating_add(p.settings.drain_timeout)
             })
             .max()
-            .map(|m| m.saturating_add(grace::MARGIN));
+            .map(|m| {
+                let sidecars = pod_settings
+                    .sidecar_drain
+                    .unwrap_or_else(|| grace::sidecar_drain(obj));
+                m.saturating_add(sidecars).saturating_add(grace::MARGIN)
+            });
+        let undelayed = plans.iter().find(|p| {
+            p.wait == plan::Wait::Own
+                && prestop::existing_sleep(&containers[p.index]).unwrap_or(0) == 0
+        });
+        path::findings(
+            facts.paths,
+            undelayed.map(|p| p.name.as_str()),
+            &mut findings,
+        );
         let current = grace::current(obj);
         let outcome = required.map(|r| grace::decide(current, r, self.cluster.max_grace_period));
         let effective = outcome.as_ref().map_or(current, |o| o.effective);
@@ -188,7 +216,7 @@ impl Engine {
                 patch::Step::Key("containers"),
                 patch::Step::Index(plan.index),
             ];
-            if plan.wait == (Wait::Waiter { add: true }) {
+            if plan.wait == (plan::Wait::Waiter { add: true }) {
                 let port = self.cluster.drain_waiter.port;
                 let lifecycle = waiter::lifecycle(container, port);
                 patch::diff_field(container, "lifecycle", lifecycle, &at, &mut ops);
@@ -198,7 +226,7 @@ impl Engine {
                     max: pod_settings.drain_max,
                 });
             }
-            if let Wait::Sleep(wanted) = plan.wait {
+            if let plan::Wait::Sleep(wanted) = plan.wait {
                 // The apiserver rejects a native sleep longer than the grace period.
                 let seconds = wanted.min(u32::try_from(effective.max(0)).unwrap_or(u32::MAX));
                 if seconds < wanted {
@@ -216,11 +244,16 @@ impl Engine {
                     let lifecycle = prestop::lifecycle(container, seconds, action);
                     patch::diff_field(container, "lifecycle", lifecycle, &at, &mut ops);
                     ledger.container(&plan.name, "lifecycle.preStop");
+                    let why = (!plan.pinned && needed.moved).then(|| needed.why.clone());
                     changes.push(Change::Prestop {
                         container: plan.name.clone(),
                         seconds,
                         action: action.as_str(),
+                        why: why.flatten(),
                     });
+                }
+                if plan.pinned {
+                    findings.extend(path::lowered(&plan.name, wanted, &needed));
                 }
             }
             if let Some((change, probe)) =
@@ -313,116 +346,32 @@ impl Engine {
         }
     }
 
-    fn plan<'a>(
+    /// Where the path is known and no layer set them, the drain waiter's bounds follow it: its
+    /// maximum covers the slowest class, and it counts requests only where a balancer outside
+    /// the cluster pools connections to the pod (clients pinned through kube-proxy would
+    /// otherwise hold every wait to the maximum; docs/proof.md "Adaptive drain").
+    fn path_bounds(
         &self,
-        containers: &[Value],
-        pod_settings: &'a Settings,
-        pod_layer: &Layer,
-    ) -> Vec<Planned<'a>> {
-        let mut plans = Vec::new();
-        for (index, c) in containers.iter().enumerate() {
-            // Rules write fields into the container; anything else cannot be patched.
-            if !c.is_object() {
-                continue;
-            }
-            let name = pod::name(c);
-            let skipped = pod_settings.skip_containers.iter().any(|s| s == name)
-                || self.cluster.sidecar_containers.iter().any(|s| s == name);
-            if skipped {
-                continue;
-            }
-            let mut settings = Cow::Borrowed(pod_settings);
-            if let Some(own) = pod_layer.containers.get(name) {
-                settings.to_mut().apply(own);
-            }
-            let wait = if waiter::calls_waiter(c, self.cluster.drain_waiter.port) {
-                Wait::Waiter { add: false }
-            } else if prestop::existing_sleep(c).is_some() {
-                Wait::Own
-            } else if settings.drain == DrainMode::Adaptive {
-                Wait::Waiter { add: true }
-            } else if settings.prestop_sleep > 0 {
-                Wait::Sleep(settings.prestop_sleep)
-            } else {
-                Wait::Own
-            };
-            plans.push(Planned {
-                index,
-                name: name.to_owned(),
-                settings,
-                wait,
-            });
-        }
-        plans
-    }
-
-    /// The waiter sidecar the pod needs, if any container waits for it. A pod that cannot have
-    /// it (or whose bounds make no sense) keeps the fixed sleep, with the finding saying why.
-    fn adaptive(
-        &self,
-        obj: &Value,
-        plans: &mut [Planned<'_>],
-        pod_settings: &Settings,
-        bad_bounds: bool,
-        findings: &mut Vec<Finding>,
-    ) -> Option<Value> {
-        let adding = plans.iter().any(|p| p.wait == Wait::Waiter { add: true });
-        if adding {
-            let refusal = waiter::bounds(pod_settings, self.cluster.max_grace_period, bad_bounds)
-                .err()
-                .or_else(|| {
-                    waiter::unavailable(obj, self.caps, &self.cluster)
-                        .map(|why| waiter::unavailable_finding(&why))
-                });
-            if let Some(finding) = refusal {
-                findings.push(finding);
-                for p in plans
-                    .iter_mut()
-                    .filter(|p| p.wait == Wait::Waiter { add: true })
-                {
-                    let sleep = p.settings.prestop_sleep;
-                    p.wait = if sleep > 0 {
-                        Wait::Sleep(sleep)
-                    } else {
-                        Wait::Own
-                    };
-                }
-            }
-        }
-        let served: Vec<&Planned<'_>> = plans
-            .iter()
-            .filter(|p| matches!(p.wait, Wait::Waiter { .. }))
-            .collect();
-        if served.is_empty() {
-            return None;
-        }
-        let containers = pod::containers(obj);
-        let mut ports = Vec::new();
-        for p in &served {
-            let own = pod::tcp_ports(&containers[p.index]);
-            if own.is_empty() {
-                // One container without declared ports: watch every port the pod listens on.
-                ports.clear();
-                break;
-            }
-            ports.extend(own.into_iter().map(|(port, _)| port));
-        }
-        ports.sort_unstable();
-        ports.dedup();
-        let spec = waiter::Spec {
-            image: &self.cluster.drain_waiter.image,
-            port: self.cluster.drain_waiter.port,
-            min: pod_settings.drain_min,
-            quiet: pod_settings.drain_quiet,
-            max: pod_settings.drain_max,
-            fallback: served
-                .iter()
-                .map(|p| p.settings.prestop_sleep)
-                .max()
-                .unwrap_or(0),
-            count: pod_settings.drain_count,
-            ports,
+        settings: &mut Settings,
+        needed: &path::Needed,
+        paths: Option<&Paths>,
+        layers: [&Layer; 2],
+    ) {
+        let Some(paths) = paths else { return };
+        let set = |f: fn(&crate::policy::Partial) -> bool| {
+            f(&self.cluster.defaults) || layers.iter().any(|l| f(&l.all))
         };
-        Some(waiter::container(&spec))
+        if !set(|p| p.drain_max.is_some()) {
+            let cover = needed.seconds.saturating_add(settings.drain_quiet);
+            settings.drain_max = settings.drain_max.max(cover);
+        }
+        if !set(|p| p.drain_count.is_some()) {
+            let balancer = paths.routes.iter().any(|r| r.class.is_balancer());
+            settings.drain_count = if balancer {
+                DrainCount::Requests
+            } else {
+                DrainCount::Connections
+            };
+        }
     }
 }

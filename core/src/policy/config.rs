@@ -1,6 +1,7 @@
 //! The cluster layer: a YAML config file of defaults, validated strictly at start.
 
 use super::settings::{Partial, Setting};
+use crate::paths::{Delays, PathClass};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -29,6 +30,8 @@ pub struct ClusterPolicy {
     /// The adaptive drain's native sidecar: zerodrop's own image (mirrored in air-gapped
     /// clusters) and the port of its preStop endpoint.
     pub drain_waiter: DrainWaiter,
+    /// The path classes' delays (`path-classes`) and the unrouted pods' sleep (`unrouted-sleep`).
+    pub paths: Delays,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -66,6 +69,7 @@ impl Default for ClusterPolicy {
             sidecar_containers: vec!["istio-proxy".into(), "linkerd-proxy".into()],
             max_grace_period: None,
             drain_waiter: DrainWaiter::default(),
+            paths: Delays::default(),
         }
     }
 }
@@ -86,6 +90,9 @@ struct File {
     sidecar_containers: Option<Vec<String>>,
     max_grace_period: Option<Scalar>,
     drain_waiter: Option<DrainWaiter>,
+    #[serde(default)]
+    path_classes: BTreeMap<String, Scalar>,
+    unrouted_sleep: Option<Scalar>,
 }
 
 impl ClusterPolicy {
@@ -112,15 +119,30 @@ impl ClusterPolicy {
             policy.sidecar_containers = names;
         }
         if let Some(cap) = &file.max_grace_period {
-            let raw = scalar_text(cap);
-            let secs = super::duration::parse_seconds(&raw)
-                .filter(|s| *s > 0)
-                .ok_or_else(|| ConfigError::BadValue {
+            let secs = seconds("max-grace-period", cap)?;
+            if secs == 0 {
+                return Err(ConfigError::BadValue {
                     key: "max-grace-period".into(),
-                    value: raw,
-                    expected: super::duration::EXPECTED,
-                })?;
+                    value: "0".into(),
+                    expected: "a duration above 0",
+                });
+            }
             policy.max_grace_period = Some(secs);
+        }
+        for (key, value) in &file.path_classes {
+            let class = PathClass::from_name(key)
+                .filter(|c| *c != PathClass::None)
+                .ok_or_else(|| ConfigError::BadValue {
+                    key: "path-classes".into(),
+                    value: key.clone(),
+                    expected: "a class: cluster, ingress, load-balancer, aws-alb, aws-nlb, gke-l4 \
+                               or azure-app-gateway (unrouted-sleep for pods nothing selects)",
+                })?;
+            let secs = seconds(&format!("path-classes.{key}"), value)?;
+            policy.paths.classes.insert(class, secs);
+        }
+        if let Some(raw) = &file.unrouted_sleep {
+            policy.paths.unrouted = Some(seconds("unrouted-sleep", raw)?);
         }
         if let Some(waiter) = file.drain_waiter {
             let bad = |value: String, expected| ConfigError::BadValue {
@@ -138,6 +160,15 @@ impl ClusterPolicy {
         }
         Ok(policy)
     }
+}
+
+fn seconds(key: &str, value: &Scalar) -> Result<u32, ConfigError> {
+    let raw = scalar_text(value);
+    super::duration::parse_seconds(&raw).ok_or_else(|| ConfigError::BadValue {
+        key: key.into(),
+        value: raw,
+        expected: super::duration::EXPECTED,
+    })
 }
 
 fn scalar_text(s: &Scalar) -> String {
@@ -171,6 +202,14 @@ mod tests {
         assert_eq!(p.sidecar_containers, ["envoy"]);
         assert_eq!(p.max_grace_period, Some(120));
         assert_eq!(p.drain_waiter, DrainWaiter::default());
+        assert_eq!(p.paths, Delays::default());
+        let p = ClusterPolicy::from_yaml(
+            "path-classes:\n  aws-nlb: 3m\n  cluster: 2\nunrouted-sleep: 1s\n",
+        )
+        .unwrap();
+        assert_eq!(p.paths.of(PathClass::AwsNlb, 5), 180);
+        assert_eq!(p.paths.of(PathClass::Cluster, 5), 2);
+        assert_eq!(p.paths.of(PathClass::None, 5), 1);
         let p = ClusterPolicy::from_yaml(
             "drain-waiter:\n  image: mirror.local/zerodrop:1.2\n  port: 9000\n",
         )
@@ -206,6 +245,13 @@ mod tests {
             ("drain-waiter:\n  port: 0\n", "drain-waiter"),
             ("drain-waiter:\n  image: \"a b\"\n", "drain-waiter"),
             ("drain-waiter:\n  imge: x\n", "unknown field `imge`"),
+            (
+                "path-classes:\n  aws-nbl: 2m\n",
+                "path-classes = \"aws-nbl\"",
+            ),
+            ("path-classes:\n  none: 1\n", "unrouted-sleep"),
+            ("path-classes:\n  aws-nlb: soon\n", "path-classes.aws-nlb"),
+            ("unrouted-sleep: -1\n", "unrouted-sleep"),
         ];
         for (text, want) in cases {
             let err = ClusterPolicy::from_yaml(text).unwrap_err().to_string();

@@ -128,6 +128,9 @@ pub struct Settings {
     pub drain_quiet: u32,
     pub drain_max: u32,
     pub drain_count: DrainCount,
+    /// Seconds the native sidecars need after the app exits; `None`: what the pod shows
+    /// (engine::grace::sidecar_drain).
+    pub sidecar_drain: Option<u32>,
 }
 
 impl Default for Settings {
@@ -148,6 +151,7 @@ impl Default for Settings {
             drain_quiet: 2,
             drain_max: 30,
             drain_count: DrainCount::Requests,
+            sidecar_drain: None,
         }
     }
 }
@@ -169,6 +173,7 @@ pub struct Partial {
     pub drain_quiet: Option<u32>,
     pub drain_max: Option<u32>,
     pub drain_count: Option<DrainCount>,
+    pub sidecar_drain: Option<u32>,
 }
 
 impl Settings {
@@ -197,6 +202,9 @@ impl Settings {
         set(&mut self.drain_quiet, &p.drain_quiet);
         set(&mut self.drain_max, &p.drain_max);
         set(&mut self.drain_count, &p.drain_count);
+        if p.sidecar_drain.is_some() {
+            self.sidecar_drain = p.sidecar_drain;
+        }
     }
 }
 
@@ -222,10 +230,11 @@ pub enum Setting {
     DrainQuiet,
     DrainMax,
     DrainCount,
+    SidecarDrain,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 14] = [
+    pub const ALL: [Setting; 15] = [
         Setting::Mode,
         Setting::PrestopSleep,
         Setting::DrainTimeout,
@@ -240,6 +249,7 @@ impl Setting {
         Setting::DrainQuiet,
         Setting::DrainMax,
         Setting::DrainCount,
+        Setting::SidecarDrain,
     ];
 
     pub fn name(self) -> &'static str {
@@ -258,6 +268,7 @@ impl Setting {
             Setting::DrainQuiet => "drain-quiet",
             Setting::DrainMax => "drain-max",
             Setting::DrainCount => "drain-count",
+            Setting::SidecarDrain => "sidecar-drain",
         }
     }
 
@@ -268,7 +279,9 @@ impl Setting {
     pub fn expected(self) -> &'static str {
         match self {
             Setting::Mode => "enforce, audit or off",
-            Setting::PrestopSleep | Setting::DrainTimeout => duration::EXPECTED,
+            Setting::PrestopSleep | Setting::DrainTimeout | Setting::SidecarDrain => {
+                duration::EXPECTED
+            }
             Setting::DrainMin | Setting::DrainQuiet | Setting::DrainMax => {
                 "a duration above 0 like 2s or 1m"
             }
@@ -284,7 +297,7 @@ impl Setting {
     }
 
     /// Pod-wide settings have no per-container form (the drain's bounds and count belong to
-    /// the pod's one waiter).
+    /// the pod's one waiter; the sidecars' drain to the pod's grace period).
     pub fn per_container(self) -> bool {
         !matches!(
             self,
@@ -294,6 +307,7 @@ impl Setting {
                 | Setting::DrainQuiet
                 | Setting::DrainMax
                 | Setting::DrainCount
+                | Setting::SidecarDrain
         )
     }
 
@@ -359,6 +373,9 @@ impl Setting {
                     "adaptive" => DrainMode::Adaptive,
                     _ => return Err(InvalidValue),
                 })
+            }
+            Setting::SidecarDrain => {
+                into.sidecar_drain = Some(duration::parse_seconds(v).ok_or(InvalidValue)?)
             }
             Setting::DrainMin => into.drain_min = Some(positive_seconds(v)?),
             Setting::DrainQuiet => into.drain_quiet = Some(positive_seconds(v)?),
