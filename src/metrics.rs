@@ -67,6 +67,9 @@ pub struct Metrics {
     pub overloaded: Counter,
     pub cache_hits: Counter,
     pub namespace_watch_errors: Counter,
+    pub path_watch_errors: Counter,
+    pub path_index_services: Gauge<i64, AtomicI64>,
+    pub path_index_fronts: Gauge<i64, AtomicI64>,
     pub namespace_fetches: Family<ResultLabels, Counter>,
     pub unprotected_pods: Family<UnprotectedLabels, Gauge<i64, AtomicI64>>,
     pub scan_leader: Gauge<i64, AtomicI64>,
@@ -106,6 +109,9 @@ impl Metrics {
         let overloaded = Counter::default();
         let cache_hits = Counter::default();
         let namespace_watch_errors = Counter::default();
+        let path_watch_errors = Counter::default();
+        let path_index_services = Gauge::default();
+        let path_index_fronts = Gauge::default();
         let namespace_fetches = Family::default();
         let unprotected_pods = Family::default();
         let scan_leader = Gauge::default();
@@ -173,6 +179,21 @@ impl Metrics {
             namespace_watch_errors.clone(),
         );
         registry.register(
+            "path_watch_errors",
+            "Failed watch attempts of the traffic path index (Services, Ingresses, routes); admission keeps using the last known paths",
+            path_watch_errors.clone(),
+        );
+        registry.register(
+            "path_index_services",
+            "Services with a selector in the traffic path index",
+            path_index_services.clone(),
+        );
+        registry.register(
+            "path_index_fronts",
+            "Ingresses and Gateway API routes in the traffic path index",
+            path_index_fronts.clone(),
+        );
+        registry.register(
             "namespace_fetches",
             "Namespaces asked from the apiserver because the watch had not delivered them yet, by result",
             namespace_fetches.clone(),
@@ -227,6 +248,9 @@ impl Metrics {
             overloaded,
             cache_hits,
             namespace_watch_errors,
+            path_watch_errors,
+            path_index_services,
+            path_index_fronts,
             namespace_fetches,
             unprotected_pods,
             scan_leader,

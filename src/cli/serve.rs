@@ -74,6 +74,11 @@ pub struct ServeArgs {
     /// How often every replica re-reads the Secret (renewals by others, expiry).
     #[arg(long, env = "ZERODROP_SELF_MANAGED_CHECK_INTERVAL", default_value = "1m", value_parser = duration)]
     pub self_managed_check_interval: Duration,
+    /// Know what routes to each pod (watch Services, Ingresses, Gateway API routes; needs list
+    /// and watch on them): the sleep becomes the slowest path class's. `false`: every pod gets
+    /// `prestop-sleep`, as without the index.
+    #[arg(long, env = "ZERODROP_TRAFFIC_PATHS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub traffic_paths: bool,
     /// Inspect images (CMD, ENTRYPOINT, STOPSIGNAL, entrypoint scripts) to judge PID 1;
     /// `false` turns every registry call off (air-gapped clusters).
     #[arg(long, env = "ZERODROP_IMAGE_INSPECTION", default_value_t = true, action = clap::ArgAction::Set)]

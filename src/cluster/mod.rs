@@ -3,6 +3,7 @@
 pub mod certificates;
 pub mod lease;
 pub mod namespaces;
+pub mod paths;
 pub mod pull_secrets;
 
 use kube::Client;

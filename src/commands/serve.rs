@@ -6,6 +6,7 @@ use crate::certs::{self, Resolver};
 use crate::cli::ServeArgs;
 use crate::cluster::certificates::{self, SelfManaged};
 use crate::cluster::lease::LeaseConfig;
+use crate::cluster::paths::PathCache;
 use crate::cluster::{self, ClusterError, namespaces::NamespaceCache};
 use crate::metrics::Metrics;
 use crate::scan::ScanConfig;
@@ -85,6 +86,7 @@ pub async fn serve(args: ServeArgs, shutdown: impl Future<Output = ()>) -> anyho
             policy,
             kube_version: args.kube_version,
             cache_size: args.decision_cache_size,
+            traffic_paths: args.traffic_paths,
             self_managed,
             state,
         };
@@ -216,6 +218,7 @@ struct Join {
     policy: ClusterPolicy,
     kube_version: Option<Capabilities>,
     cache_size: usize,
+    traffic_paths: bool,
     self_managed: SelfManagedCerts,
     state: Arc<State>,
 }
@@ -228,6 +231,7 @@ impl Join {
             policy,
             kube_version,
             cache_size,
+            traffic_paths,
             self_managed,
             state,
         } = self;
@@ -252,13 +256,26 @@ impl Join {
                 metrics.clone(),
             ));
         }
+        let paths = match traffic_paths {
+            true => Some(PathCache::start(client.clone(), metrics.clone()).await),
+            false => None,
+        };
         let cache = NamespaceCache::start(client, metrics.clone());
-        let probe = cache.clone();
+        let (probe, paths_probe) = (cache.clone(), paths.clone());
         let backend = Backend {
             engine: Engine::new(policy, caps),
             namespaces: Arc::new(cache),
             cache: zerodrop_core::admission::cache::DecisionCache::new(cache_size),
-            synced: Box::new(move || probe.synced()),
+            paths: paths.map(|p| Arc::new(p) as Arc<dyn zerodrop_core::admission::PathLookup>),
+            unsynced: Box::new(move || {
+                if !probe.synced() {
+                    Some("namespace cache not synced")
+                } else if paths_probe.as_ref().is_some_and(|p| !p.synced()) {
+                    Some("traffic path index not synced (Services, Ingresses, routes)")
+                } else {
+                    None
+                }
+            }),
         };
         if state.connected.set(backend).is_ok() {
             metrics.cluster_connected.set(1);

@@ -354,7 +354,7 @@ fn evaluate(state: &State, endpoint: Endpoint, body: &[u8]) -> Evaluated {
         namespaces: backend.namespaces.as_ref(),
         unknown_namespace_mode: state.unknown_namespace_mode,
         images: state.images.lookup.as_deref(),
-        paths: None,
+        paths: backend.paths.as_deref(),
     };
     let outcome = admission::handle(endpoint, body, &ctx)?;
     let bytes = admission::review::encode(&outcome.response);

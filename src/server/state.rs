@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use zerodrop_core::admission::cache::DecisionCache;
-use zerodrop_core::admission::{ImageLookup, NamespaceLookup};
+use zerodrop_core::admission::{ImageLookup, NamespaceLookup, PathLookup};
 use zerodrop_core::engine::Engine;
 use zerodrop_core::policy::Mode;
 
@@ -69,8 +69,11 @@ pub struct Backend {
     pub engine: Engine,
     pub namespaces: Arc<dyn NamespaceLookup>,
     pub cache: DecisionCache,
-    /// Whether `namespaces` has its first full view (always, for a fixed set).
-    pub synced: Box<dyn Fn() -> bool + Send + Sync>,
+    /// What routes to pods (None: no index; sleeps are `prestop-sleep`).
+    pub paths: Option<Arc<dyn PathLookup>>,
+    /// What has not had its first full view yet (`None`: everything has; always, for a
+    /// fixed set).
+    pub unsynced: Box<dyn Fn() -> Option<&'static str> + Send + Sync>,
 }
 
 impl Backend {
@@ -80,7 +83,8 @@ impl Backend {
             engine,
             namespaces,
             cache: DecisionCache::new(cache_size),
-            synced: Box::new(|| true),
+            paths: None,
+            unsynced: Box::new(|| None),
         }
     }
 }
@@ -167,8 +171,8 @@ impl State {
         if self.expects_cluster && self.connected.get().is_none() {
             return Some("not connected to the cluster yet (retrying; the log says why)");
         }
-        if !(self.backend().synced)() {
-            return Some("namespace cache not synced");
+        if let Some(what) = (self.backend().unsynced)() {
+            return Some(what);
         }
         // The ports open only with a certificate; one that has expired makes every call of
         // the apiserver fail, so say so rather than look healthy.

@@ -27,7 +27,7 @@ pub fn state_with(namespaces: Arc<dyn NamespaceLookup>, ready: bool) -> Arc<Stat
         namespaces,
         1024,
     );
-    backend.synced = Box::new(move || ready);
+    backend.unsynced = Box::new(move || (!ready).then_some("namespace cache not synced"));
     let metrics = Arc::new(Metrics::new());
     Arc::new(State::new(
         backend,
