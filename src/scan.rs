@@ -20,6 +20,8 @@ pub struct ScanConfig {
     pub namespace_selector: Option<String>,
     /// The webhook's image facts (cached verdicts only), when image inspection is on.
     pub images: Option<Arc<dyn zerodrop_core::admission::ImageLookup>>,
+    /// The webhook's traffic path index (`path-changed`), when it runs one.
+    pub paths: Option<Arc<dyn zerodrop_core::admission::PathLookup>>,
 }
 
 /// What one scan found: unprotected pods by namespace and cause, over the namespaces scanned.
@@ -100,6 +102,7 @@ async fn scan(client: &Client, engine: &Engine, cfg: &ScanConfig) -> Result<Foun
         outages: cfg.lease.outages(client).await?,
         images: cfg.images.clone(),
         inspect_misses: false,
+        paths: cfg.paths.clone(),
     };
     let reports = policy_report::installed(client).await;
     let mut found = Found::default();

@@ -241,3 +241,42 @@ fn the_adaptive_drain_takes_its_maximum_and_count_from_the_path() {
     assert_eq!(arg(&p, "count").as_deref(), Some("requests"));
     assert_eq!(arg(&p, "max").as_deref(), Some("40s"));
 }
+
+#[test]
+fn a_pod_whose_path_got_slower_is_outgrown() {
+    let e = engine("");
+    let ns = enforce_ns();
+    // Admitted with no Service: the default sleep.
+    let (_, admitted) = run_routed(&e, &pod(json!({}), json!([web()])), &ns, &routed(&[]));
+    assert_eq!(sleep_of(&admitted, 0), Some(5));
+    assert_eq!(e.path_outgrown(&admitted, &ns, &routed(&[])), None);
+    assert_eq!(
+        e.path_outgrown(&admitted, &ns, &routed(&[PathClass::Cluster])),
+        None
+    );
+    let why = e
+        .path_outgrown(&admitted, &ns, &routed(&[PathClass::AwsAlb]))
+        .unwrap();
+    assert_eq!(
+        why,
+        "container web sleeps 5s; Service web is aws-alb: needs 20s"
+    );
+    // Pinned by an annotation, never mutated, or waiting for the drain waiter: not the path's.
+    let pinned = pod(json!({ "zerodrop.dev/prestop-sleep": "5" }), json!([web()]));
+    let (_, pinned) = run_routed(&e, &pinned, &ns, &routed(&[]));
+    assert_eq!(
+        e.path_outgrown(&pinned, &ns, &routed(&[PathClass::AwsAlb])),
+        None
+    );
+    let untouched = pod(json!({}), json!([web()]));
+    assert_eq!(
+        e.path_outgrown(&untouched, &ns, &routed(&[PathClass::AwsAlb])),
+        None
+    );
+    let adaptive = pod(json!({ "zerodrop.dev/drain": "adaptive" }), json!([web()]));
+    let (_, adaptive) = run_routed(&e, &adaptive, &ns, &routed(&[]));
+    assert_eq!(
+        e.path_outgrown(&adaptive, &ns, &routed(&[PathClass::AwsAlb])),
+        None
+    );
+}

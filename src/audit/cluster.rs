@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use zerodrop_core::engine::image::Images;
 use zerodrop_core::engine::ledger::{self, Ledger};
-use zerodrop_core::engine::{Change, Engine, Facts as PodFacts, Workload, waiter};
+use zerodrop_core::engine::{Change, Engine, Facts as PodFacts, Workload, pod, waiter};
 use zerodrop_core::policy::{Layer, Mode};
 
 /// What the cluster audit knows beyond the objects: when zerodrop was down, and where to learn
@@ -26,6 +26,8 @@ pub struct Facts {
     /// Inspect images the lookup does not know yet (`false`: what it knows only, no registry
     /// call: the background scan).
     pub inspect_misses: bool,
+    /// What routes to pods (`None`: unknown; no `path-changed`).
+    pub paths: Option<std::sync::Arc<dyn zerodrop_core::admission::PathLookup>>,
 }
 
 /// The workload collections audited.
@@ -134,7 +136,7 @@ pub async fn audit_namespace(
                     &layer,
                     PodFacts {
                         images,
-                        paths: None,
+                        paths: paths_of(facts, name, obj).as_ref(),
                     },
                 ));
             }
@@ -196,11 +198,13 @@ fn escaped(
     {
         return None;
     }
+    let paths = paths_of(seen.facts, meta(pod, "namespace"), pod);
     let facts = PodFacts {
         images,
-        paths: None,
+        paths: paths.as_ref(),
     };
     let decision = engine.evaluate_with(pod, Workload::Pod, layer, facts);
+    let mut detail = None;
     if decision.skipped.is_some() || decision.mode != Mode::Enforce {
         return None;
     }
@@ -219,8 +223,13 @@ fn escaped(
     let cause = match &ledger {
         Some(l) if l.v < ledger::VERSION => Cause::OutdatedLedger,
         _ if decision.patch.0.is_empty() => {
+            detail = paths
+                .as_ref()
+                .and_then(|p| engine.path_outgrown(pod, layer, p));
             if phase == "Running" && waiter.is_some() && !waiter_running(pod) {
                 Cause::WaiterDown
+            } else if detail.is_some() {
+                Cause::PathChanged
             } else {
                 return None;
             }
@@ -256,8 +265,22 @@ fn escaped(
         name: meta(pod, "name").to_owned(),
         owner,
         cause,
-        reason: cause.describe(ledger.map_or(0, |l| l.v)),
+        reason: match detail {
+            Some(detail) => format!("its traffic path got slower: {detail}; needs a rollout"),
+            None => cause.describe(ledger.map_or(0, |l| l.v)),
+        },
     })
+}
+
+/// What routes to a pod, or to a workload's pods (its template's labels).
+fn paths_of(facts: &Facts, namespace: &str, obj: &Value) -> Option<zerodrop_core::paths::Paths> {
+    let index = facts.paths.as_ref()?;
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("Pod");
+    let template = Workload::from_kind(kind).map_or(Some(obj), |w| pod::at(obj, w.template_path()));
+    let labels = template
+        .and_then(|t| pod::at(t, &["metadata", "labels"]))
+        .and_then(Value::as_object);
+    Some(index.paths(namespace, labels))
 }
 
 /// The waiter's status says running (no status yet: not judged down).
@@ -271,138 +294,5 @@ fn waiter_running(pod: &Value) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-    use zerodrop_core::engine::Capabilities;
-    use zerodrop_core::policy::ClusterPolicy;
-
-    fn pod(created: &str, annotations: Value) -> Value {
-        json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": { "name": "web-1", "namespace": "shop", "creationTimestamp": created, "annotations": annotations },
-            "spec": { "containers": [{ "name": "web", "image": "web" }] },
-            "status": { "phase": "Running" }
-        })
-    }
-
-    #[test]
-    fn causes_tell_outages_late_opt_ins_and_changed_pods_apart() {
-        let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
-        let layer = Layer::for_namespace(Some("enforce"), []);
-        let replica_sets = HashMap::new();
-        let at = |s: &str| s.parse::<Timestamp>().unwrap().as_second();
-        let facts = Facts {
-            outages: vec![Window {
-                from: at("2026-01-01T10:00:00Z"),
-                to: at("2026-01-01T10:05:00Z"),
-            }],
-            images: None,
-            inspect_misses: false,
-        };
-        let seen = Seen {
-            replica_sets: &replica_sets,
-            opted_in_at: Some(at("2026-01-02T00:00:00Z")),
-            facts: &facts,
-        };
-        let cause = |p: &Value| escaped(&engine, p, &layer, &seen, &Images::new()).map(|e| e.cause);
-        assert_eq!(
-            cause(&pod("2026-01-01T10:01:00Z", json!({}))),
-            Some(Cause::CreatedDuringOutage)
-        );
-        assert_eq!(
-            cause(&pod("2026-01-01T12:00:00Z", json!({}))),
-            Some(Cause::OptedInAfterStart)
-        );
-        assert_eq!(
-            cause(&pod("2026-01-03T00:00:00Z", json!({}))),
-            Some(Cause::NotMutated)
-        );
-        let stamped = json!({ "zerodrop.dev/injected": "{\"v\":1,\"containers\":{\"web\":[\"lifecycle.preStop\"]}}" });
-        assert_eq!(
-            cause(&pod("2026-01-03T00:00:00Z", stamped)),
-            Some(Cause::ChangedAfterAdmission)
-        );
-        let old = json!({ "zerodrop.dev/injected": "{\"v\":0}" });
-        assert_eq!(
-            cause(&pod("2026-01-03T00:00:00Z", old)),
-            Some(Cause::OutdatedLedger)
-        );
-        // Mutated before its shell-form image was known: the rewrite is the image's.
-        let mut early = pod(
-            "2026-01-03T00:00:00Z",
-            json!({ "zerodrop.dev/shell-exec": "true" }),
-        );
-        let decision = engine.evaluate(&early, Workload::Pod, &layer);
-        json_patch::patch(&mut early, &decision.patch).unwrap();
-        assert_eq!(cause(&early), None, "complete as far as its spec tells");
-        let shell_form = zerodrop_core::engine::image::ImageConfig {
-            digest: format!("sha256:{}", "a".repeat(64)),
-            entrypoint: None,
-            cmd: Some(vec!["/bin/sh".into(), "-c".into(), "./web".into()]),
-            stop_signal: None,
-            shell: zerodrop_core::engine::image::Shell::Dash,
-            script: None,
-            certain: true,
-        };
-        let known: Images = [(
-            "web".to_owned(),
-            zerodrop_core::engine::image::ImageFacts::Known(shell_form),
-        )]
-        .into_iter()
-        .collect();
-        assert_eq!(
-            escaped(&engine, &early, &layer, &seen, &known).map(|e| e.cause),
-            Some(Cause::ImageInspectedLater)
-        );
-        // A pod carrying the changes has not escaped, whatever its age.
-        let mut mutated = pod("2026-01-01T10:01:00Z", json!({}));
-        let decision = engine.evaluate(&mutated, Workload::Pod, &layer);
-        json_patch::patch(&mut mutated, &decision.patch).unwrap();
-        assert_eq!(cause(&mutated), None);
-    }
-
-    #[test]
-    fn a_waiter_missing_altered_or_down_leaves_an_adaptive_pod_unprotected() {
-        let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
-        let layer = Layer::for_namespace(Some("enforce"), []);
-        let replica_sets = HashMap::new();
-        let facts = Facts {
-            outages: Vec::new(),
-            images: None,
-            inspect_misses: false,
-        };
-        let seen = Seen {
-            replica_sets: &replica_sets,
-            opted_in_at: None,
-            facts: &facts,
-        };
-        let cause = |p: &Value| escaped(&engine, p, &layer, &seen, &Images::new()).map(|e| e.cause);
-        let mut mutated = pod(
-            "2026-01-03T00:00:00Z",
-            json!({ "zerodrop.dev/drain": "adaptive" }),
-        );
-        let decision = engine.evaluate(&mutated, Workload::Pod, &layer);
-        json_patch::patch(&mut mutated, &decision.patch).unwrap();
-        assert_eq!(cause(&mutated), None, "no status yet");
-        let status = |running: bool| {
-            let state = if running {
-                json!({ "running": {} })
-            } else {
-                json!({ "waiting": { "reason": "CrashLoopBackOff" } })
-            };
-            json!([{ "name": waiter::NAME, "state": state }])
-        };
-        mutated["status"]["initContainerStatuses"] = status(true);
-        assert_eq!(cause(&mutated), None);
-        let mut down = mutated.clone();
-        down["status"]["initContainerStatuses"] = status(false);
-        assert_eq!(cause(&down), Some(Cause::WaiterDown));
-        let mut missing = mutated.clone();
-        missing["spec"]["initContainers"] = json!([]);
-        assert_eq!(cause(&missing), Some(Cause::WaiterMissing));
-        let mut altered = mutated.clone();
-        altered["spec"]["initContainers"][0]["image"] = json!("elsewhere:1");
-        assert_eq!(cause(&altered), Some(Cause::WaiterAltered));
-    }
-}
+#[path = "cluster_tests.rs"]
+mod tests;

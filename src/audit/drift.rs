@@ -33,6 +33,9 @@ pub enum Cause {
     WaiterAltered,
     /// Its waiter sidecar is not running (crashed, restarting): a deletion now gets no wait.
     WaiterDown,
+    /// What routes to it got slower after admission (a Service created later, a balancer
+    /// annotation added): its sleep is shorter than its path now needs.
+    PathChanged,
 }
 
 impl Cause {
@@ -48,6 +51,7 @@ impl Cause {
             Cause::WaiterMissing => "waiter-missing",
             Cause::WaiterAltered => "waiter-altered",
             Cause::WaiterDown => "waiter-down",
+            Cause::PathChanged => "path-changed",
         }
     }
 
@@ -80,6 +84,7 @@ impl Cause {
             Cause::WaiterDown => {
                 "its drain waiter sidecar is not running: a deletion now gets no wait".into()
             }
+            Cause::PathChanged => "its traffic path got slower: needs a rollout".into(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub async fn audit(args: crate::cli::AuditArgs) -> anyhow::Result<i32> {
                 None
             },
             inspect_misses: true,
+            paths: paths_index(&client).await,
             ..Default::default()
         };
         let report = audit::cluster::audit(
@@ -141,4 +142,24 @@ async fn inspect_images(
             .collect()
             .await;
     Ok(found.into_iter().collect())
+}
+
+/// The traffic path index for a cluster audit: the server's watches, until they have listed
+/// (a minute at most; without it the path is unknown and sleeps are `prestop-sleep`).
+async fn paths_index(
+    client: &kube::Client,
+) -> Option<std::sync::Arc<dyn zerodrop_core::admission::PathLookup>> {
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+    let cache = cluster::paths::PathCache::start(client.clone(), metrics).await;
+    let started = std::time::Instant::now();
+    while !cache.synced() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            eprintln!(
+                "the traffic path index did not list within 60 s (RBAC on services, ingresses?): auditing without it"
+            );
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Some(std::sync::Arc::new(cache))
 }

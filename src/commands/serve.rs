@@ -149,6 +149,7 @@ fn scan_config(
         .unwrap_or_else(|| client.default_namespace().to_owned());
     Some(ScanConfig {
         images,
+        paths: None,
         namespace_selector: args.scan_namespace_selector.clone(),
         interval: args.scan_interval,
         lease: LeaseConfig {
@@ -247,7 +248,14 @@ impl Join {
         if let Some((cfg, resolver)) = self_managed {
             take_over_certificate(cfg, &client, resolver, &metrics).await;
         }
-        if let Some(cfg) = scan {
+        let paths = match traffic_paths {
+            true => Some(PathCache::start(client.clone(), metrics.clone()).await),
+            false => None,
+        };
+        if let Some(mut cfg) = scan {
+            cfg.paths = paths
+                .clone()
+                .map(|p| Arc::new(p) as Arc<dyn zerodrop_core::admission::PathLookup>);
             let engine = Engine::new(policy.clone(), caps);
             tokio::spawn(crate::scan::run(
                 client.clone(),
@@ -256,10 +264,6 @@ impl Join {
                 metrics.clone(),
             ));
         }
-        let paths = match traffic_paths {
-            true => Some(PathCache::start(client.clone(), metrics.clone()).await),
-            false => None,
-        };
         let cache = NamespaceCache::start(client, metrics.clone());
         let (probe, paths_probe) = (cache.clone(), paths.clone());
         let backend = Backend {

@@ -66,6 +66,17 @@ pub trait PathLookup: Send + Sync {
     ) -> Paths;
 }
 
+/// A fixed index (the offline audit's, tests') answers like the server's watched one.
+impl PathLookup for crate::paths::PathIndex {
+    fn paths(
+        &self,
+        namespace: &str,
+        labels: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Paths {
+        self.lookup(namespace, labels)
+    }
+}
+
 /// Who pulls a pod's images, as its kubelet will: the pod's namespace and pull secrets. A pod
 /// template naming none gets its ServiceAccount's when each pod is created (the ServiceAccount
 /// admission plugin copies them in, before webhooks run), so for templates that account is

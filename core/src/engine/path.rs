@@ -1,8 +1,12 @@
 //! The traffic path's rules: the sleep the classes that route to a pod need, and the path's
 //! caveats as findings. The facts come from the index (paths::PathIndex), never from I/O here.
 
+use super::ledger::Ledger;
+use super::{Engine, pod, prestop, waiter};
 use crate::findings::{Code, Finding};
 use crate::paths::{Delays, PathClass, Paths, classify};
+use crate::policy::{Layer, Settings, Source};
+use serde_json::Value;
 
 /// The sleep the path asks for, and the sentence that says why when the path decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +100,46 @@ pub fn lowered(container: &str, pinned: u32, needed: &Needed) -> Option<Finding>
             "zerodrop.dev/prestop-sleep (remove it to get the path's delay)",
         )
     })
+}
+
+impl Engine {
+    /// Whether a running pod's path got slower than the sleep zerodrop gave it (a Service
+    /// created after the pod, a balancer annotation added): the first such container, said as
+    /// the scan reports it. Sleeps an annotation pinned are the annotation's business.
+    pub fn path_outgrown(&self, obj: &Value, namespace: &Layer, paths: &Paths) -> Option<String> {
+        let ledger = Ledger::read(obj)?;
+        let pod_layer = Layer::from_annotations(Source::Pod, pod::annotations(obj));
+        if namespace.all.prestop_sleep.is_some() || pod_layer.all.prestop_sleep.is_some() {
+            return None;
+        }
+        let mut settings = Settings::default();
+        for layer in [&self.cluster.defaults, &namespace.all, &pod_layer.all] {
+            settings.apply(layer);
+        }
+        let need = needed(Some(paths), &self.cluster.paths, settings.prestop_sleep);
+        for (name, fields) in &ledger.containers {
+            let own = pod_layer.containers.get(name);
+            if !fields.contains("lifecycle.preStop")
+                || own.is_some_and(|o| o.prestop_sleep.is_some())
+            {
+                continue;
+            }
+            // A waiter's call is no sleep: the drain ends when traffic does.
+            let sleeps = pod::containers(obj)
+                .iter()
+                .find(|c| pod::name(c) == name)
+                .filter(|c| !waiter::calls_waiter(c, self.cluster.drain_waiter.port))
+                .and_then(prestop::existing_sleep);
+            if let Some(had) = sleeps.filter(|s| *s < need.seconds) {
+                let why = need.why.as_deref().unwrap_or_default();
+                return Some(format!(
+                    "container {name} sleeps {had}s; {why}: needs {}s",
+                    need.seconds
+                ));
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
