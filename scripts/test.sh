@@ -81,14 +81,16 @@ stage_e2e() {
   cargo test --locked -p zerodrop --test e2e
 }
 
-# The e2e suite installs the chart and pushes images: it needs the tools too (built, not tested).
+# The e2e suite installs the chart, pushes images and installs the Gateway API's HTTPRoute CRD:
+# it needs the tools too (built, not tested).
 stage_tools_quiet() {
   ZERODROP_HELM="$(tools/helm/build.sh)"
   ZERODROP_REGISTRY_TOOLS="$(tools/registry/build.sh)"
-  export ZERODROP_HELM ZERODROP_REGISTRY_TOOLS
+  ZERODROP_GATEWAY_CRDS="$(tools/gateway-api/crds.sh)"
+  export ZERODROP_HELM ZERODROP_REGISTRY_TOOLS ZERODROP_GATEWAY_CRDS
 }
 
-CORE=(chart::rendered generated:: workloads:: pods:: namespaces:: versions:: peers:: drain::)
+CORE=(chart::rendered generated:: workloads:: pods:: namespaces:: versions:: peers:: drain:: paths::)
 release() {
   local release="$1" filter=("${@:2}")
   step "Kubernetes $release: its control plane from the k8s.io/kubernetes module, then the e2e suite ${filter[*]:-(whole)}"

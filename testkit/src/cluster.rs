@@ -152,7 +152,8 @@ pub async fn post(client: &Client, path: &str, body: &Value) -> Reply {
         .headers()
         .get_all("warning")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        // UTF-8, not `to_str` (visible ASCII only): a clipped warning ends in '…'.
+        .filter_map(|v| std::str::from_utf8(v.as_bytes()).ok())
         // Warning: 299 - "text"
         .map(|v| v.trim_start_matches("299 - ").trim_matches('"').to_owned())
         .collect();

@@ -16,6 +16,7 @@ mod images;
 mod named_metrics;
 mod namespaces;
 mod outage;
+mod paths;
 mod peers;
 mod pods;
 mod pull_secrets;

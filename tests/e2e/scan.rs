@@ -14,7 +14,7 @@ use zerodrop_testkit::cluster::{
 /// A scan every second on a Lease of the test's own, held 3 s, over the namespaces of the
 /// test's own webhook (`selector`), so tests scanning in parallel never write each other's
 /// PolicyReports.
-fn scan_flags<'a>(lease: &'a str, identity: &'a str, selector: &'a str) -> Vec<&'a str> {
+pub fn scan_flags<'a>(lease: &'a str, identity: &'a str, selector: &'a str) -> Vec<&'a str> {
     vec![
         "--scan-namespace-selector",
         selector,
@@ -31,7 +31,11 @@ fn scan_flags<'a>(lease: &'a str, identity: &'a str, selector: &'a str) -> Vec<&
     ]
 }
 
-async fn until<T>(what: &str, within: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn until<T>(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let started = Instant::now();
     loop {
         if let Some(found) = check().await {

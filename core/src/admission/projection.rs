@@ -36,6 +36,8 @@ const METADATA: Keep = Keep::Fields(&[
     ("generateName", Keep::All),
     ("namespace", Keep::All),
     ("annotations", Keep::All),
+    // What routes to the pod is looked up by them (paths::PathIndex).
+    ("labels", Keep::All),
     ("ownerReferences", Keep::All),
 ]);
 const TEMPLATE: Keep = Keep::Fields(&[("metadata", METADATA), ("spec", POD_SPEC)]);
