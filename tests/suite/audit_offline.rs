@@ -204,3 +204,107 @@ fn fix_round_trip_leaves_nothing_to_change() {
     );
     assert_eq!(report["workloads"].as_array().unwrap().len(), 9);
 }
+
+/// `helm template | zerodrop audit -f -` sees the whole release: its Services and Ingresses
+/// give its workloads their path's sleep, in the report and in `--fix`.
+#[test]
+fn the_manifest_sets_own_services_and_ingresses_give_the_path() {
+    let release = r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  annotations:
+    service.beta.kubernetes.io/aws-load-balancer-type: external
+    service.beta.kubernetes.io/aws-load-balancer-nlb-target-type: ip
+spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api}
+spec: {selector: {app: api}, ports: [{port: 80}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, annotations: {alb.ingress.kubernetes.io/target-type: ip}}
+spec:
+  ingressClassName: alb
+  rules: [{http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: api, port: {number: 80}}}}]}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: web:1}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec: {containers: [{name: api, image: api:1}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: worker}
+spec:
+  selector: {matchLabels: {app: worker}}
+  template:
+    metadata: {labels: {app: worker}}
+    spec: {containers: [{name: worker, image: worker:1}]}
+"#;
+    let out = audit(&["-f", "-", "-o", "json"], Some(release));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let prestop = |name: &str| {
+        let entry = report["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .unwrap();
+        let change = entry["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == "prestop")
+            .unwrap();
+        (
+            change["seconds"].as_u64().unwrap(),
+            change["why"].as_str().map(str::to_owned),
+        )
+    };
+    assert_eq!(
+        prestop("web"),
+        (125, Some("Service web is an AWS NLB target (ip)".into()))
+    );
+    assert_eq!(
+        prestop("api"),
+        (
+            20,
+            Some("Service api is an AWS ALB target (ip) of Ingress shop".into())
+        )
+    );
+    // Nothing in the set selects the worker: the default (Services often come later).
+    assert_eq!(prestop("worker"), (5, None));
+
+    let fixed = audit(&["-f", "-", "--fix"], Some(release));
+    let docs: Vec<serde_json::Value> = stdout(&fixed)
+        .split("\n---\n")
+        .filter_map(|d| serde_yaml_ng::from_str(d).ok())
+        .collect();
+    let web = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "web")
+        .unwrap();
+    let spec = &web["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"],
+        125
+    );
+    assert_eq!(spec["terminationGracePeriodSeconds"], 150);
+}
