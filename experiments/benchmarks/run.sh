@@ -28,6 +28,8 @@ ex="$bin"
 if [ $only_peers = 0 ]; then
   echo "== criterion: admission path per request" >&2
   tools/release.sh bench --bench admission -- $crit >&2
+  echo "== criterion: the traffic path index at scale (10,000 Services), and admission with it" >&2
+  tools/release.sh bench --bench paths -- $crit >&2
 fi
 
 echo "== server load: zerodrop vs baseline (same TLS stack)" >&2

@@ -5,6 +5,7 @@
 // Helpers outside #[test] functions panic on purpose: a failed setup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod paths;
 pub mod pods;
 pub mod strict_json;
 

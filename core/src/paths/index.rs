@@ -4,27 +4,30 @@
 
 use super::classify::{self, Front, ServiceFacts};
 use super::route::{Paths, Route};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A lookup checks at most this many candidate Services (one label shared by thousands of
 /// Services in one namespace); past it the answer says it is partial.
-pub const MAX_CANDIDATES: usize = 2048;
+pub const MAX_CANDIDATES: usize = 1024;
 /// At most this many ignored-annotation problems are carried to the pod's findings.
 pub const MAX_PROBLEMS: usize = 4;
 
 type Name = (String, String);
+/// Keys are names tenants write; foldhash is seeded per map (as the decision cache's).
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Debug, Default)]
 pub struct PathIndex {
-    services: HashMap<Name, ServiceFacts>,
+    /// namespace -> name -> the Service (nested, so a lookup borrows its keys).
+    services: Map<String, Map<String, ServiceFacts>>,
     /// namespace -> selector key -> value -> Services indexed under that pair (each Service is
     /// under its selector's first pair only, so a candidate is met once).
-    by_pair: HashMap<String, HashMap<String, HashMap<String, BTreeSet<String>>>>,
+    by_pair: Map<String, Map<String, Map<String, Vec<String>>>>,
     /// `namespace/Kind/name` -> the front.
-    fronts: HashMap<String, Front>,
+    fronts: Map<String, Front>,
     /// A Service -> the keys of the fronts that send to it.
-    fronted: HashMap<Name, BTreeSet<String>>,
+    fronted: Map<Name, BTreeSet<String>>,
 }
 
 impl PathIndex {
@@ -33,7 +36,11 @@ impl PathIndex {
     }
 
     pub fn services(&self) -> usize {
-        self.services.len()
+        self.services.values().map(Map::len).sum()
+    }
+
+    fn service(&self, namespace: &str, name: &str) -> Option<&ServiceFacts> {
+        self.services.get(namespace)?.get(name)
     }
 
     pub fn fronts(&self) -> usize {
@@ -52,24 +59,31 @@ impl PathIndex {
                 .or_default()
                 .entry(v.clone())
                 .or_default()
-                .insert(facts.name.clone());
+                .push(facts.name.clone());
         }
         self.services
-            .insert((facts.namespace.clone(), facts.name.clone()), facts);
+            .entry(facts.namespace.clone())
+            .or_default()
+            .insert(facts.name.clone(), facts);
     }
 
     pub fn remove_service(&mut self, namespace: &str, name: &str) {
-        let key = (namespace.to_owned(), name.to_owned());
-        let Some(old) = self.services.remove(&key) else {
+        let Some(names) = self.services.get_mut(namespace) else {
             return;
         };
+        let Some(old) = names.remove(name) else {
+            return;
+        };
+        if names.is_empty() {
+            self.services.remove(namespace);
+        }
         let Some((k, v)) = old.selector.first() else {
             return;
         };
         if let Some(keys) = self.by_pair.get_mut(namespace) {
             if let Some(values) = keys.get_mut(k) {
                 if let Some(names) = values.get_mut(v) {
-                    names.remove(name);
+                    names.retain(|n| n != name);
                     if names.is_empty() {
                         values.remove(v);
                     }
@@ -176,15 +190,30 @@ impl PathIndex {
     /// What routes to a pod with these labels in this namespace: one route per class (the
     /// first Service by name that gives it), the Services with `externalTrafficPolicy: Local`,
     /// and the problems of the Services' annotations.
-    pub fn lookup(&self, namespace: &str, labels: Option<&Map<String, Value>>) -> Paths {
+    pub fn lookup(
+        &self,
+        namespace: &str,
+        labels: Option<&serde_json::Map<String, Value>>,
+    ) -> Paths {
         let mut paths = Paths::default();
         let (Some(labels), Some(keys)) = (labels, self.by_pair.get(namespace)) else {
             return paths;
         };
+        // The pod's labels sorted once: a candidate's selector is checked by binary search.
+        let mut sorted: Vec<(&str, &str)> = labels
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+            .collect();
+        sorted.sort_unstable();
+        let has = |k: &str, v: &str| {
+            sorted
+                .binary_search_by(|(lk, _)| (*lk).cmp(k))
+                .is_ok_and(|i| sorted[i].1 == v)
+        };
         let mut matched: BTreeSet<&str> = BTreeSet::new();
         let mut checked = 0;
-        'labels: for (k, v) in labels {
-            let Some(names) = v.as_str().and_then(|v| keys.get(k.as_str())?.get(v)) else {
+        'labels: for (k, v) in &sorted {
+            let Some(names) = keys.get(*k).and_then(|values| values.get(*v)) else {
                 continue;
             };
             for name in names {
@@ -193,12 +222,9 @@ impl PathIndex {
                     paths.partial = true;
                     break 'labels;
                 }
-                let key = (namespace.to_owned(), name.clone());
-                let selects = self.services.get(&key).is_some_and(|s| {
-                    s.selector
-                        .iter()
-                        .all(|(k, v)| labels.get(k).and_then(Value::as_str) == Some(v))
-                });
+                let selects = self
+                    .service(namespace, name)
+                    .is_some_and(|s| s.selector.iter().all(|(k, v)| has(k, v)));
                 if selects {
                     matched.insert(name);
                 }
@@ -206,8 +232,7 @@ impl PathIndex {
         }
         let mut by_class: BTreeMap<_, Route> = BTreeMap::new();
         for name in matched {
-            let key = (namespace.to_owned(), name.to_owned());
-            let Some(svc) = self.services.get(&key) else {
+            let Some(svc) = self.service(namespace, name) else {
                 continue;
             };
             by_class.entry(svc.class).or_insert_with(|| Route {
@@ -222,6 +247,7 @@ impl PathIndex {
                     paths.problems.push(problem.clone());
                 }
             }
+            let key = (namespace.to_owned(), name.to_owned());
             for front in self
                 .fronted
                 .get(&key)
