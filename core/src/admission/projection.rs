@@ -193,7 +193,7 @@ mod tests {
             *got,
             json!({
                 "apiVersion": "v1", "kind": "Pod",
-                "metadata": { "name": "p", "annotations": { "a/b": "c" } },
+                "metadata": { "name": "p", "annotations": { "a/b": "c" }, "labels": { "l": "v" } },
                 "spec": { "containers": [
                     { "name": "a", "image": "i", "ports": [{ "containerPort": 80 }] },
                     { "name": "b", "lifecycle": { "preStop": { "sleep": { "seconds": 3 } } } }
