@@ -127,6 +127,8 @@ stage_node() {
   CLEANUP="experiments/proof/node.sh down"
   step "multi-node smoke: the exit app without zerodrop, with it and with the adaptive drain, new connections to the VIP from every node"
   experiments/proof/matrix.py --smoke
+  step "traffic path smoke: behind the lagging balancer (8 s), the 5 s sleep loses and the Service marked load-balancer (15 s) loses nothing"
+  experiments/proof/matrix.py --smoke-path
   step "traffic matrix smoke: the close-drain app, every client through kube-proxy and Traefik"
   experiments/proof/traffic.py --smoke
   step "zerodrop verify on the node: its cases"

@@ -73,7 +73,8 @@ def adaptive_policy(setting):
 
 def cell(setting, app_name, a, nodes, vegeta, traefik):
     """One app under one zerodrop setting: `none`, `enforce` (the default policy), `sleep=N`
-    (enforce, the app's readiness policy and prestop-sleep N s), or the adaptive drain:
+    (enforce, the app's readiness policy and prestop-sleep N s), `path=CLASS` (enforce, the
+    Service marked `zerodrop.dev/path-class: CLASS`), or the adaptive drain:
     `adaptive` (counting requests), `adaptive-conn` (counting connections), `adaptive-qN`
     (requests, quiet window N s)."""
     app = APPS[app_name]
@@ -87,8 +88,15 @@ def cell(setting, app_name, a, nodes, vegeta, traefik):
     if setting.startswith("adaptive"):
         annotations = adaptive_policy(setting)
     items = builtin_manifests(ns, app, annotations)
+    service = items[1]
+    if setting.startswith("path="):
+        # Enforce with the Service marked as a path class: its pods get the class's delay. The
+        # Service goes first, so zerodrop's index has it before the first pod is admitted.
+        meta = items[1]["metadata"]
+        meta.setdefault("annotations", {})["zerodrop.dev/path-class"] = setting.split("=")[1]
+        items = [items[1], items[0]]
     apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}},
-           *items, *(routes(ns, items[1], False) if "ingress" in a.paths else [])])
+           *items, *(routes(ns, service, False) if "ingress" in a.paths else [])])
     settle(ns, REPLICAS)
     vip = kubectl("-n", ns, "get", "svc", "app", "-o", "jsonpath={.spec.clusterIP}") + ":80"
     if "ingress" in a.paths:
@@ -144,11 +152,16 @@ def main():
     p.add_argument("--smoke", action="store_true", help="CI: the exit app without zerodrop, with it and "
                    "with the adaptive drain, VIP from every node; fails unless new connections fail "
                    "without it and never with it, and every adaptive pod's wait was measured")
+    p.add_argument("--smoke-path", action="store_true", help="CI: the drain app behind the lagging "
+                   "balancer (8 s) under the 5 s sleep and with its Service marked load-balancer (15 s); "
+                   "fails unless the sleep loses and the marked Service loses nothing")
     p.add_argument("--json")
     a = p.parse_args()
     nodes, mode = topology()
     if a.smoke:
         a.apps, a.zerodrop, a.paths, a.sweep = "exit", "none,enforce,adaptive-conn", "vip", None
+    if a.smoke_path:
+        a.apps, a.zerodrop, a.paths, a.sweep, a.lag = "drain", "enforce,path=load-balancer", "lb", None, 8
     a.paths = a.paths.split(",")
     settings = [f"sleep={s}" for s in a.sweep.split(",")] if a.sweep else a.zerodrop.split(",")
     apps = [a.sweep_app] if a.sweep else a.apps.split(",")
@@ -164,7 +177,7 @@ def main():
     started = time.time()
     runs = [(s, app) for app in apps for s in settings]
     try:
-        if a.smoke:
+        if a.smoke or a.smoke_path:
             # CI's cells side by side (their own namespaces): one cell's time, not two.
             with ThreadPoolExecutor(len(runs)) as pool:
                 cells = list(pool.map(lambda r: cell(*r, a, nodes, os.path.join(tools, "vegeta"), traefik), runs))
@@ -180,10 +193,10 @@ def main():
         with open(a.json, "w") as f:
             json.dump(result, f, indent=1)
     print(matrix_report.document([result]))
-    if a.smoke:
-        problem = matrix_report.smoke_problem(result)
-        if problem:
-            sys.exit(f"smoke: {problem}")
+    problem = matrix_report.smoke_problem(result) if a.smoke else \
+        matrix_report.path_smoke_problem(result, 15) if a.smoke_path else None
+    if problem:
+        sys.exit(f"smoke: {problem}")
 
 
 if __name__ == "__main__":

@@ -236,3 +236,25 @@ def smoke_problem(result):
         failures = [f for key, s in streams(by["enforce"]) if path_of(key)[1] == "new" for f in s["failures"]]
         return f"new connections failed under enforce: {lost['enforce']} ({classes(failures)})"
     return None
+
+
+def path_smoke_problem(result, delay):
+    """CI's traffic path cell: behind the lagging balancer the plain sleep must lose (the
+    instrument sees the lag) and the Service marked with a balancer class must lose nothing,
+    every pod deleted there carrying the class's `delay`."""
+    by = {c["zerodrop"]: c for c in result["cells"]}
+    marked = next(s for s in by if s.startswith("path="))
+    lost = {setting: sum(s["failed"] for key, s in streams(by[setting]) if path_of(key)[0] == "lb")
+            for setting in ("enforce", marked)}
+    sent = sum(s["sent"] for key, s in streams(by[marked]) if path_of(key)[0] == "lb")
+    short = sorted(p["name"] for p in deleted(by[marked]) if (p.get("prestop_sleep") or 0) < delay)
+    if short:
+        return f"{marked}: pods deleted with less than the class's {delay} s sleep: {short}"
+    if not sent:
+        return f"{marked}: nothing was sent behind the balancer"
+    if not lost["enforce"]:
+        return f"the 5 s sleep lost nothing behind the lagging balancer ({lost}): the cell cannot tell"
+    if lost[marked]:
+        return f"{marked} lost {lost[marked]} requests behind the balancer ({lost})"
+    return None
+

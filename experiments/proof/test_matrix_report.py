@@ -132,3 +132,14 @@ def test_rollouts_show_each_actions_time_and_the_waits():
     s["runs"][0]["restart"]["seconds"], s["runs"][0]["scale_down"]["seconds"] = 7.0, 5.5
     table = matrix_report.rollouts([run(3, [s], mode="iptables")])
     assert "| 3 iptables | drain | enforce | 1 / 100 | - | 5 / 1,600 | 7.0 s | 5.5 s | - | - |" in table
+
+
+def test_the_path_smoke_needs_the_sleep_to_lose_and_the_marked_service_to_lose_nothing():
+    def result(sleep_lost, marked_lost, marked_sleep=15):
+        return run(3, [cell("drain", "enforce", {"lb/new/GET": stream(sleep_lost)}, deleted=[("a", 5)]),
+                       cell("drain", "path=load-balancer", {"lb/new/GET": stream(marked_lost)},
+                            deleted=[("b", marked_sleep)])])
+    assert matrix_report.path_smoke_problem(result(40, 0), 15) is None
+    assert "cannot tell" in matrix_report.path_smoke_problem(result(0, 0), 15)
+    assert "lost 3 requests" in matrix_report.path_smoke_problem(result(40, 3), 15)
+    assert "less than the class's 15 s" in matrix_report.path_smoke_problem(result(40, 0, 5), 15)
