@@ -220,6 +220,10 @@ impl ImageLookup for ImagesFixed {
         Some(self.0.clone())
     }
 
+    fn generation(&self) -> u64 {
+        0
+    }
+
     fn inspect(
         &self,
         _image: String,

@@ -231,4 +231,11 @@ impl PathLookup for PathCache {
         let index = self.index.read().unwrap_or_else(|p| p.into_inner());
         index.lookup(namespace, labels)
     }
+
+    fn generation(&self) -> u64 {
+        self.index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .version()
+    }
 }

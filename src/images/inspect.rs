@@ -33,6 +33,8 @@ pub struct Inspector {
     /// A lock per image being inspected (singleflight).
     inflight: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     budget: LayerBudget,
+    /// Facts stored so far: what the cache answers changes only with it (or with time).
+    stored: std::sync::atomic::AtomicU64,
 }
 
 /// What one platform's config and layers say.
@@ -52,7 +54,14 @@ impl Inspector {
             cache: Mutex::default(),
             inflight: Mutex::default(),
             budget,
+            stored: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many facts were stored: `cached` answers the same while it is unchanged (and no
+    /// fact expired).
+    pub fn stored(&self) -> u64 {
+        self.stored.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The facts of `image` for `platform` read without pull secrets, if they are known and
@@ -170,6 +179,8 @@ impl Inspector {
         if cache.len() < MAX_ENTRIES {
             cache.insert(key, (Instant::now(), ttl, facts));
         }
+        self.stored
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     async fn inspect(&self, pull: Pull<'_>, platform: &Platform) -> Result<ImageConfig, String> {

@@ -16,11 +16,16 @@ pub struct Shared {
     metrics: Arc<Metrics>,
     /// The pods' pull secrets (`None`: only what needs no secret of theirs is inspected).
     pull: Option<Arc<dyn PullCredentials>>,
-    /// `zerodrop_image_lookups_total` hit and miss, resolved once: every admission counts one
-    /// per image.
+    /// `zerodrop_image_lookups_total` hit and miss, resolved once: every lookup counts one per
+    /// image (a decision-cache answer still current needs none).
     hits: Counter,
     misses: Counter,
+    /// Since when the generation's time part counts.
+    started: std::time::Instant,
 }
+
+/// Facts expire by time too: answers found current are looked up again at least this often.
+const RECHECK_SECS: u64 = 10;
 
 impl Shared {
     pub fn new(
@@ -41,6 +46,7 @@ impl Shared {
             pull,
             hits,
             misses,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -68,6 +74,11 @@ impl ImageLookup for Shared {
             None => self.misses.inc(),
         };
         found
+    }
+
+    fn generation(&self) -> u64 {
+        let epoch = self.started.elapsed().as_secs() / RECHECK_SECS;
+        (epoch << 40) ^ self.inspector.stored()
     }
 
     fn inspect(

@@ -3,9 +3,9 @@
 //! object itself, so a hit is an exact match, never a hash guess.
 
 use super::review::Response;
-use super::types::{Endpoint, Verdict};
-use crate::engine::image::Images;
-use crate::engine::{Workload, patch, pod};
+use super::types::{Endpoint, Puller, Verdict};
+use crate::engine::image::{Images, Platform};
+use crate::engine::{Facts, Workload, patch, pod};
 use crate::findings::Code;
 use crate::paths::Paths;
 use crate::policy::{Layer, Mode};
@@ -25,13 +25,23 @@ pub struct Key<'a> {
     pub layer: &'a Arc<Layer>,
     /// The admitted object (kept by the entry, shared, not copied) ...
     pub object: &'a Arc<Value>,
-    /// ... and the pod (template) in it, which is what the answer depends on,
+    /// ... and the pod (template) in it, which is what the answer depends on, with the facts
+    /// known of its images and of what routes to it (`get`, `put`) ...
     pub template: &'a Value,
-    /// ... with the facts known of its images and of what routes to it.
-    pub images: &'a Images,
-    pub paths: Option<&'a Paths>,
+    /// ... which are the same as when an answer was stored while their sources' generations
+    /// are (`current`).
+    pub generations: Generations,
     /// Bytes of the request: a bound of what an entry keeps (the object is a projection of it).
     pub size: usize,
+}
+
+/// What the facts' sources (`ImageLookup`, `PathLookup`) said their state was when facts were
+/// read from them: while both say the same, the facts read would be the same, so a stored
+/// answer holds without reading them again (a rollout's pods cost no lookup).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Generations {
+    pub images: u64,
+    pub paths: u64,
 }
 
 /// Everything of an outcome that does not depend on the request's uid.
@@ -42,6 +52,10 @@ pub struct Answer {
     pub mode: Option<Mode>,
     pub changes: Vec<&'static str>,
     pub findings: Vec<Code>,
+    /// The images not known when it was computed, and who pulls them: a hit without lookups
+    /// still has their inspections started (and waited for, within the budget).
+    pub image_misses: Vec<(String, Platform)>,
+    pub puller: Option<Arc<Puller>>,
 }
 
 struct Entry {
@@ -52,6 +66,8 @@ struct Entry {
     object: Arc<Value>,
     images: Images,
     paths: Option<Paths>,
+    /// When the facts above were last found current.
+    generations: Generations,
     answer: Arc<Answer>,
     size: usize,
 }
@@ -63,10 +79,12 @@ impl Entry {
             && self.namespace == key.namespace
             // Layers are shared per namespace version: pointer equality is the usual case.
             && (Arc::ptr_eq(&self.layer, key.layer) || *self.layer == **key.layer)
-            && self.images == *key.images
-            && self.paths.as_ref() == key.paths
             && pod::at(&self.object, self.workload.template_path())
                 .is_some_and(|template| patch::same(template, key.template))
+    }
+
+    fn same_facts(&self, facts: Facts<'_>) -> bool {
+        self.images == *facts.images && self.paths.as_ref() == facts.paths
     }
 }
 
@@ -111,29 +129,50 @@ impl DecisionCache {
         }
     }
 
+    /// Not the facts: an answer is found before they are read (`current`). Entries of one
+    /// template under different facts share a slot and replace each other; facts change rarely.
     fn fingerprint(&self, key: &Key<'_>) -> u64 {
         let mut h = self.hasher.build_hasher();
         key.endpoint.hash(&mut h);
         key.workload.hash(&mut h);
         key.namespace.hash(&mut h);
         hash_value(key.template, &mut h);
-        key.images.hash(&mut h);
-        key.paths.hash(&mut h);
         h.finish()
     }
 
-    /// The answer stored for `key`, or the miss to `put` this key's answer with.
-    pub fn get(&self, key: &Key<'_>) -> Result<Arc<Answer>, Miss> {
+    /// The answer stored for `key` while the facts' sources are in the generations it was
+    /// stored (or last found current) in: no facts needed. Else the miss to `get` with them.
+    pub fn current(&self, key: &Key<'_>) -> Result<Arc<Answer>, Miss> {
         let fingerprint = self.fingerprint(key);
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         match inner.map.get(&fingerprint) {
-            Some(entry) if entry.matches(key) => Ok(entry.answer.clone()),
+            Some(entry) if entry.generations == key.generations && entry.matches(key) => {
+                Ok(entry.answer.clone())
+            }
+            _ => Err(Miss(fingerprint)),
+        }
+    }
+
+    /// The answer stored for `key` computed with these `facts` (it becomes current in the
+    /// key's generations), or the miss to `put` this key's answer with.
+    pub fn get(
+        &self,
+        Miss(fingerprint): Miss,
+        key: &Key<'_>,
+        facts: Facts<'_>,
+    ) -> Result<Arc<Answer>, Miss> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match inner.map.get_mut(&fingerprint) {
+            Some(entry) if entry.matches(key) && entry.same_facts(facts) => {
+                entry.generations = key.generations;
+                Ok(entry.answer.clone())
+            }
             _ => Err(Miss(fingerprint)),
         }
     }
 
     /// Stores the answer for the key that `get` missed (its object is not hashed again).
-    pub fn put(&self, Miss(fingerprint): Miss, key: &Key<'_>, answer: Answer) {
+    pub fn put(&self, Miss(fingerprint): Miss, key: &Key<'_>, facts: Facts<'_>, answer: Answer) {
         if self.capacity == 0 || key.size > self.budget {
             return;
         }
@@ -143,8 +182,9 @@ impl DecisionCache {
             namespace: key.namespace.to_owned(),
             layer: key.layer.clone(),
             object: Arc::clone(key.object),
-            images: key.images.clone(),
-            paths: key.paths.cloned(),
+            images: facts.images.clone(),
+            paths: facts.paths.cloned(),
+            generations: key.generations,
             answer: Arc::new(answer),
             size: key.size,
         };
@@ -212,11 +252,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    static NO_IMAGES: Images = Images::new();
+    /// What a request without image or path facts finds: the current answer, else by facts.
+    fn find(cache: &DecisionCache, key: &Key<'_>) -> Result<Arc<Answer>, Miss> {
+        cache
+            .current(key)
+            .or_else(|miss| cache.get(miss, key, Facts::default()))
+    }
 
     fn store(cache: &DecisionCache, key: &Key<'_>, verdict: Verdict) {
-        if let Err(miss) = cache.get(key) {
-            cache.put(miss, key, answer(verdict));
+        if let Err(miss) = find(cache, key) {
+            cache.put(miss, key, Facts::default(), answer(verdict));
         }
     }
 
@@ -227,6 +272,8 @@ mod tests {
             mode: None,
             changes: vec![],
             findings: vec![],
+            image_misses: vec![],
+            puller: None,
         }
     }
 
@@ -238,8 +285,7 @@ mod tests {
             layer,
             object,
             template: object,
-            images: &NO_IMAGES,
-            paths: None,
+            generations: Generations::default(),
             size: 100,
         }
     }
@@ -253,8 +299,8 @@ mod tests {
             store(&cache, &key(&layer, o), Verdict::Unchanged);
         }
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&key(&layer, &objects[0])).is_err());
-        assert!(cache.get(&key(&layer, &objects[2])).is_ok());
+        assert!(find(&cache, &key(&layer, &objects[0])).is_err());
+        assert!(find(&cache, &key(&layer, &objects[2])).is_ok());
         let off = DecisionCache::new(0);
         store(&off, &key(&layer, &objects[1]), Verdict::Unchanged);
         assert!(off.is_empty());
@@ -270,14 +316,14 @@ mod tests {
             store(&cache, &key(&layer, o), Verdict::Unchanged);
         }
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(&key(&layer, &objects[3])).is_ok());
+        assert!(find(&cache, &key(&layer, &objects[3])).is_ok());
         // A request bigger than the whole budget is answered but not kept.
         let big = Key {
             size: 251,
             ..key(&layer, &objects[0])
         };
         store(&cache, &big, Verdict::Unchanged);
-        assert!(cache.get(&big).is_err());
+        assert!(find(&cache, &big).is_err());
         assert_eq!(cache.len(), 2);
     }
 
@@ -291,14 +337,16 @@ mod tests {
         // An equal copy (another pod of the template) and an equal layer in another Arc hit.
         let copy = Arc::new((*object).clone());
         let same_layer = Arc::new(Layer::default());
-        let hit = cache.get(&key(&same_layer, &copy)).ok().map(|a| a.verdict);
+        let hit = find(&cache, &key(&same_layer, &copy))
+            .ok()
+            .map(|a| a.verdict);
         assert_eq!(hit, Some(Verdict::Mutated));
         // Anything else misses: object, namespace, endpoint, workload, layer.
         let other =
             Arc::new(json!({ "spec": { "containers": [{ "name": "a", "ports": [1, 3] }] } }));
-        assert!(cache.get(&key(&layer, &other)).is_err());
+        assert!(find(&cache, &key(&layer, &other)).is_err());
         let audit = Arc::new(Layer::for_namespace(Some("audit"), []));
-        assert!(cache.get(&key(&audit, &object)).is_err());
+        assert!(find(&cache, &key(&audit, &object)).is_err());
         for k in [
             Key {
                 namespace: "other",
@@ -313,7 +361,42 @@ mod tests {
                 ..key(&layer, &object)
             },
         ] {
-            assert!(cache.get(&k).is_err());
+            assert!(find(&cache, &k).is_err());
         }
+    }
+
+    #[test]
+    fn a_current_answer_needs_no_facts_and_changed_facts_miss() {
+        use crate::paths::{PathClass, Paths, Route};
+        let layer = Arc::new(Layer::default());
+        let object = Arc::new(json!({ "spec": { "containers": [{ "name": "a" }] } }));
+        let cache = DecisionCache::new(8);
+        let routed = Paths {
+            routes: vec![Route {
+                class: PathClass::AwsNlb,
+                why: "Service web is an AWS NLB target (ip)".into(),
+            }],
+            ..Paths::default()
+        };
+        let facts = Facts {
+            paths: Some(&routed),
+            ..Facts::default()
+        };
+        let at = |paths| Key {
+            generations: Generations { images: 0, paths },
+            ..key(&layer, &object)
+        };
+        let miss = cache.current(&at(1)).unwrap_err();
+        let miss = cache.get(miss, &at(1), facts).unwrap_err();
+        cache.put(miss, &at(1), facts, answer(Verdict::Mutated));
+        // The same generations: found without facts.
+        assert!(cache.current(&at(1)).is_ok());
+        // The index changed: not current; the same facts still find it, and it is current
+        // again in the new generation; other facts (the Service gone) miss.
+        let miss = cache.current(&at(2)).unwrap_err();
+        assert!(cache.get(miss, &at(2), facts).is_ok());
+        assert!(cache.current(&at(2)).is_ok());
+        let miss = cache.current(&at(3)).unwrap_err();
+        assert!(cache.get(miss, &at(3), Facts::default()).is_err());
     }
 }

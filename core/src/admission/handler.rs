@@ -1,6 +1,6 @@
 //! What each endpoint does with a decoded request; no I/O, so the router and tests share it.
 
-use super::cache::{Answer, DecisionCache, Key};
+use super::cache::{Answer, DecisionCache, Generations, Key};
 use super::response::{self, Advice};
 use super::review::{self, DecodeError, Request, Response};
 use super::types::{Endpoint, ImageLookup, NamespaceLookup, Outcome, PathLookup, Puller, Verdict};
@@ -57,6 +57,27 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
             ..Layer::default()
         })
     });
+    let key = Key {
+        endpoint,
+        workload,
+        namespace,
+        layer: &layer,
+        object,
+        template,
+        // Read before the facts: a change in between leaves the entry older, never newer.
+        generations: Generations {
+            images: ctx.images.map_or(0, |l| l.generation()),
+            paths: ctx.paths.map_or(0, |p| p.generation()),
+        },
+        size: body.len(),
+    };
+    let mut miss = None;
+    if let Some(cache) = ctx.cache {
+        match cache.current(&key) {
+            Ok(hit) => return Ok(answered(outcome, &hit)),
+            Err(m) => miss = Some(m),
+        }
+    }
     let (images, misses) = known_images(ctx.images, template, namespace);
     if !misses.is_empty() {
         let is_pod = endpoint == Endpoint::Mutate;
@@ -67,43 +88,17 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         let labels = pod::at(template, &["metadata", "labels"]).and_then(Value::as_object);
         index.paths(namespace, labels)
     });
-    let key = Key {
-        endpoint,
-        workload,
-        namespace,
-        layer: &layer,
-        object,
-        template,
+    let facts = Facts {
         images: &images,
         paths: paths.as_ref(),
-        size: body.len(),
     };
-    let miss = match ctx.cache.map(|cache| cache.get(&key)) {
-        Some(Err(miss)) => Some(miss),
-        Some(Ok(hit)) => {
-            let uid = std::mem::take(&mut outcome.response.uid);
-            outcome.response = Response {
-                uid,
-                ..hit.response.clone()
-            };
-            outcome.verdict = hit.verdict;
-            outcome.mode = hit.mode;
-            outcome.changes.clone_from(&hit.changes);
-            outcome.findings.clone_from(&hit.findings);
-            outcome.cached = true;
-            return Ok(outcome);
+    if let (Some(cache), Some(m)) = (ctx.cache, miss.take()) {
+        match cache.get(m, &key, facts) {
+            Ok(hit) => return Ok(answered(outcome, &hit)),
+            Err(m) => miss = Some(m),
         }
-        None => None,
-    };
-    let decision = ctx.engine.evaluate_with(
-        template,
-        workload,
-        &layer,
-        Facts {
-            images: &images,
-            paths: paths.as_ref(),
-        },
-    );
+    }
+    let decision = ctx.engine.evaluate_with(template, workload, &layer, facts);
     outcome.mode = Some(decision.mode);
     outcome.changes = decision.changes.iter().map(|c| c.kind()).collect();
     outcome.findings = decision.findings.iter().map(|f| f.code).collect();
@@ -121,10 +116,30 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
             mode: outcome.mode,
             changes: outcome.changes.clone(),
             findings: outcome.findings.clone(),
+            image_misses: outcome.image_misses.clone(),
+            puller: outcome.puller.clone(),
         };
-        cache.put(miss, &key, answer);
+        cache.put(miss, &key, facts, answer);
     }
     Ok(outcome)
+}
+
+/// The outcome of a request answered from the decision cache: the stored answer with this
+/// request's uid.
+fn answered(mut outcome: Outcome, hit: &Answer) -> Outcome {
+    let uid = std::mem::take(&mut outcome.response.uid);
+    outcome.response = Response {
+        uid,
+        ..hit.response.clone()
+    };
+    outcome.verdict = hit.verdict;
+    outcome.mode = hit.mode;
+    outcome.changes.clone_from(&hit.changes);
+    outcome.findings.clone_from(&hit.findings);
+    outcome.image_misses.clone_from(&hit.image_misses);
+    outcome.puller.clone_from(&hit.puller);
+    outcome.cached = true;
+    outcome
 }
 
 /// The object a request is about and the pod (template) in it, or `None` when the endpoint

@@ -48,6 +48,9 @@ pub trait NamespaceLookup: Send + Sync {
 /// secrets are known to that namespace only.
 pub trait ImageLookup: Send + Sync {
     fn cached(&self, image: &str, platform: &Platform, namespace: &str) -> Option<ImageFacts>;
+    /// Changes whenever `cached` may answer differently (a fact stored, one expiring): answers
+    /// found under one generation hold while it lasts.
+    fn generation(&self) -> u64;
     fn inspect(
         &self,
         image: String,
@@ -64,6 +67,9 @@ pub trait PathLookup: Send + Sync {
         namespace: &str,
         labels: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Paths;
+
+    /// Changes whenever the index does: answers found under one generation hold while it lasts.
+    fn generation(&self) -> u64;
 }
 
 /// A fixed index (the offline audit's, tests') answers like the server's watched one.
@@ -74,6 +80,10 @@ impl PathLookup for crate::paths::PathIndex {
         labels: Option<&serde_json::Map<String, serde_json::Value>>,
     ) -> Paths {
         self.lookup(namespace, labels)
+    }
+
+    fn generation(&self) -> u64 {
+        self.version()
     }
 }
 

@@ -28,11 +28,17 @@ pub struct PathIndex {
     fronts: Map<String, Front>,
     /// A Service -> the keys of the fronts that send to it.
     fronted: Map<Name, BTreeSet<String>>,
+    /// Bumped by every change: what a lookup answered holds while it stays.
+    version: u64,
 }
 
 impl PathIndex {
     pub fn new() -> PathIndex {
         PathIndex::default()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn services(&self) -> usize {
@@ -49,6 +55,7 @@ impl PathIndex {
 
     /// Adds or replaces a Service; `None` facts (it selects nothing now) remove it.
     pub fn put_service(&mut self, namespace: &str, name: &str, facts: Option<ServiceFacts>) {
+        self.version += 1;
         self.remove_service(namespace, name);
         let Some(facts) = facts else { return };
         if let Some((k, v)) = facts.selector.first() {
@@ -68,6 +75,7 @@ impl PathIndex {
     }
 
     pub fn remove_service(&mut self, namespace: &str, name: &str) {
+        self.version += 1;
         let Some(names) = self.services.get_mut(namespace) else {
             return;
         };
@@ -100,6 +108,7 @@ impl PathIndex {
 
     /// Adds or replaces a front (`kind` as in its id, `Ingress` or a route kind).
     pub fn put_front(&mut self, front: Front) {
+        self.version += 1;
         let key = format!("{}/{}", front.namespace, front.id);
         self.remove_front_key(&key);
         for target in &front.targets {
@@ -116,6 +125,7 @@ impl PathIndex {
     }
 
     fn remove_front_key(&mut self, key: &str) {
+        self.version += 1;
         let Some(old) = self.fronts.remove(key) else {
             return;
         };
@@ -162,6 +172,7 @@ impl PathIndex {
 
     /// Replaces every Service (a relist).
     pub fn replace_services(&mut self, all: Vec<ServiceFacts>) {
+        self.version += 1;
         self.services.clear();
         self.by_pair.clear();
         for facts in all {
