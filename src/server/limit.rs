@@ -1,9 +1,7 @@
 //! Admission's bounds: a slot among the requests in flight and a share of the bytes, or 503.
 
 use super::state::State;
-use axum::extract::{Request, State as Shared};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
@@ -23,14 +21,9 @@ pub(super) struct Ticket {
 
 /// Refuses at once when too many requests or too many bytes are in flight: queueing would
 /// only make every answer late (the apiserver gives up after its timeout anyway).
-pub(super) async fn admit(
-    Shared(state): Shared<Arc<State>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub(super) fn admit(state: &State, headers: &HeaderMap) -> Option<Ticket> {
     // The apiserver always sends Content-Length; a body without one may be as large as any.
-    let bytes = req
-        .headers()
+    let bytes = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
         .unwrap_or(MAX_BODY)
@@ -53,14 +46,18 @@ pub(super) async fn admit(
         });
     let Some(permits) = permits else {
         state.metrics.overloaded.inc();
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many admission requests or bytes in flight\n",
-        )
-            .into_response();
+        return None;
     };
-    req.extensions_mut().insert(Ticket {
+    Some(Ticket {
         _permits: Arc::new(permits),
-    });
-    next.run(req).await
+    })
+}
+
+/// The answer when `admit` refused.
+pub(super) fn refused() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many admission requests or bytes in flight\n",
+    )
+        .into_response()
 }

@@ -4,9 +4,8 @@ use super::limit::{self, BLOCKING_THRESHOLD, MAX_BODY, Ticket};
 use super::state::State;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, State as Shared};
+use axum::extract::State as Shared;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::BytesMut;
@@ -14,7 +13,6 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 use zerodrop_core::admission::{self, Context, Endpoint, Fetch, Outcome};
 
 /// At most this long asking the apiserver for a namespace the watch has not delivered yet.
@@ -24,34 +22,14 @@ const MAX_FETCH: Duration = Duration::from_secs(2);
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 pub fn admission(state: Arc<State>) -> Router {
+    // One handler does what layers would (the request's bounds, the body's deadline, closing
+    // when leaving): a layer costs every request an allocation or a timer, these cost one
+    // only when needed.
     Router::new()
         .route("/mutate", post(admit))
         .route("/validate", post(admit))
-        .layer(RequestBodyTimeoutLayer::new(state.limits.body_timeout))
-        // Outside the body read, so a slow upload holds its slot like any other request.
-        .layer(middleware::from_fn_with_state(state.clone(), limit::admit))
         .layer(CatchPanicLayer::custom(on_panic))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            close_when_leaving,
-        ))
         .with_state(state)
-}
-
-/// While shutting down, an answer closes its connection: the client learns it with the answer
-/// and opens its next connection elsewhere, instead of racing our later close of an idle one.
-async fn close_when_leaving(
-    Shared(state): Shared<Arc<State>>,
-    req: axum::extract::Request,
-    next: middleware::Next,
-) -> Response {
-    let mut response = next.run(req).await;
-    if state.shutting_down() {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
 }
 
 /// The apiserver's `?timeout=10s` (Go duration: `500ms`, `10s`, `1m0s`), minus a margin so the
@@ -81,17 +59,39 @@ pub fn admin(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
-/// Both admission routes: the path says which endpoint.
+/// Both admission routes: the path says which endpoint. The request's slot is taken before
+/// its body is read (a slow upload holds it like any request); while shutting down an answer
+/// closes its connection, so the client opens its next one elsewhere instead of racing our
+/// later close of an idle one.
 async fn admit(
     Shared(state): Shared<Arc<State>>,
-    Extension(ticket): Extension<Ticket>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(body, &headers).await {
-        Ok(body) => body,
-        Err(refused) => return refused,
+    let mut response = match limit::admit(&state, &headers) {
+        Some(ticket) => admitted(&state, ticket, uri, headers, body).await,
+        None => limit::refused(),
+    };
+    if state.shutting_down() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn admitted(
+    state: &Arc<State>,
+    ticket: Ticket,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match within(state.limits.body_timeout, read_body(body, &headers)).await {
+        Some(Ok(body)) => body,
+        Some(Err(refused)) => return refused,
+        None => return body_late(),
     };
     let endpoint = if uri.path() == "/validate" {
         Endpoint::Validate
@@ -103,7 +103,25 @@ async fn admit(
         deadline: deadline(uri.query()),
         ticket,
     };
-    review(state, call, &headers, body).await
+    review(state.clone(), call, &headers, body).await
+}
+
+/// `work` within `limit`; a body that has already arrived (the usual case) costs no timer.
+async fn within<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(work.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(done) => Some(done),
+        std::task::Poll::Pending => tokio::time::timeout(limit, work).await.ok(),
+    }
+}
+
+fn body_late() -> Response {
+    (
+        StatusCode::REQUEST_TIMEOUT,
+        "request body not received in time\n",
+    )
+        .into_response()
 }
 
 /// The body in one buffer of its announced size, filled chunk by chunk: collecting chunks and
