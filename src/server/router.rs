@@ -63,14 +63,11 @@ pub fn admin(state: Arc<State>) -> Router {
 /// its body is read (a slow upload holds it like any request); while shutting down an answer
 /// closes its connection, so the client opens its next one elsewhere instead of racing our
 /// later close of an idle one.
-async fn admit(
-    Shared(state): Shared<Arc<State>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let mut response = match limit::admit(&state, &headers) {
-        Some(ticket) => admitted(&state, ticket, uri, headers, body).await,
+async fn admit(Shared(state): Shared<Arc<State>>, request: axum::extract::Request) -> Response {
+    // The whole request, not its parts as extractors: those would copy the headers.
+    let (parts, body) = request.into_parts();
+    let mut response = match limit::admit(&state, &parts.headers) {
+        Some(ticket) => admitted(&state, ticket, &parts.uri, &parts.headers, body).await,
         None => limit::refused(),
     };
     if state.shutting_down() {
@@ -84,11 +81,11 @@ async fn admit(
 async fn admitted(
     state: &Arc<State>,
     ticket: Ticket,
-    uri: Uri,
-    headers: HeaderMap,
+    uri: &Uri,
+    headers: &HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match within(state.limits.body_timeout, read_body(body, &headers)).await {
+    let body = match within(state.limits.body_timeout, read_body(body, headers)).await {
         Some(Ok(body)) => body,
         Some(Err(refused)) => return refused,
         None => return body_late(),
@@ -103,7 +100,7 @@ async fn admitted(
         deadline: deadline(uri.query()),
         ticket,
     };
-    review(state.clone(), call, &headers, body).await
+    review(state.clone(), call, headers, body).await
 }
 
 /// `work` within `limit`; a body that has already arrived (the usual case) costs no timer.

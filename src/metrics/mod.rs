@@ -1,5 +1,7 @@
 //! Prometheus metrics, served as text on the admin port.
 
+mod handles;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -18,13 +20,11 @@ pub struct RequestLabels {
 
 /// Admission operations as static labels: no allocation per request, bounded cardinality.
 fn operation_label(op: &str) -> &'static str {
-    match op {
-        "CREATE" => "CREATE",
-        "UPDATE" => "UPDATE",
-        "DELETE" => "DELETE",
-        "CONNECT" => "CONNECT",
-        _ => "other",
-    }
+    handles::OPERATIONS
+        .iter()
+        .find(|o| **o == op)
+        .copied()
+        .unwrap_or("other")
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -79,6 +79,7 @@ pub struct Metrics {
     pub image_lookups: Family<ResultLabels, Counter>,
     pub image_inspections: Family<ResultLabels, Counter>,
     pub image_inspection_duration: Histogram,
+    handles: handles::Handles,
 }
 
 impl Default for Metrics {
@@ -260,6 +261,7 @@ impl Metrics {
             image_lookups,
             image_inspections,
             image_inspection_duration,
+            handles: handles::Handles::default(),
         }
         .with_known_series()
     }
@@ -300,16 +302,16 @@ impl Metrics {
 
     pub fn record(&self, endpoint: &'static str, outcome: &Outcome, seconds: f64) {
         use zerodrop_core::admission::Verdict;
-        self.requests
-            .get_or_create(&RequestLabels {
-                endpoint,
-                operation: operation_label(&outcome.request.operation),
-                result: outcome.verdict.as_str(),
-            })
-            .inc();
+        let h = &self.handles;
+        let operation = operation_label(&outcome.request.operation);
+        if let Some(c) = h.request(&self.requests, endpoint, operation, outcome.verdict) {
+            c.inc();
+        }
         if outcome.verdict == Verdict::Mutated {
             for kind in &outcome.changes {
-                self.mutations.get_or_create(&KindLabels { kind }).inc();
+                if let Some(c) = h.mutation(&self.mutations, kind) {
+                    c.inc();
+                }
             }
         }
         if outcome.cached {
@@ -319,15 +321,11 @@ impl Metrics {
             self.audit_would_mutate.inc();
         }
         for code in &outcome.findings {
-            self.findings
-                .get_or_create(&CodeLabels {
-                    code: code.as_str(),
-                })
-                .inc();
+            if let Some(c) = h.finding(&self.findings, *code) {
+                c.inc();
+            }
         }
-        self.duration
-            .get_or_create(&EndpointLabels { endpoint })
-            .observe(seconds);
+        h.duration(&self.duration, endpoint).observe(seconds);
     }
 
     pub fn record_fetch(&self, result: &'static str) {
