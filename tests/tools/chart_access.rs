@@ -59,6 +59,21 @@ fn rbac_is_the_minimum_and_every_rule_is_justified() {
         ("coordination.k8s.io", "leases", "update", true),
         ("coordination.k8s.io", "leases", "patch", true),
         ("coordination.k8s.io", "leases", "create", false),
+        // The traffic path index: list and watch, nothing else.
+        ("", "services", "list", false),
+        ("", "services", "watch", false),
+        ("networking.k8s.io", "ingresses", "list", false),
+        ("networking.k8s.io", "ingresses", "watch", false),
+        ("gateway.networking.k8s.io", "httproutes", "list", false),
+        ("gateway.networking.k8s.io", "httproutes", "watch", false),
+        ("gateway.networking.k8s.io", "grpcroutes", "list", false),
+        ("gateway.networking.k8s.io", "grpcroutes", "watch", false),
+        ("gateway.networking.k8s.io", "tlsroutes", "list", false),
+        ("gateway.networking.k8s.io", "tlsroutes", "watch", false),
+        ("gateway.networking.k8s.io", "tcproutes", "list", false),
+        ("gateway.networking.k8s.io", "tcproutes", "watch", false),
+        ("gateway.networking.k8s.io", "udproutes", "list", false),
+        ("gateway.networking.k8s.io", "udproutes", "watch", false),
     ];
     let readme = std::fs::read_to_string(chart().join("README.md")).unwrap();
     for sets in [
@@ -67,6 +82,7 @@ fn rbac_is_the_minimum_and_every_rule_is_justified() {
         PROVIDED.to_vec(),
         vec!["scan.enabled=false"],
         vec!["images.pullSecrets=true"],
+        vec!["trafficPaths.enabled=false"],
     ] {
         for obj in render(&sets)
             .unwrap()
@@ -236,4 +252,37 @@ fn the_verify_cluster_role_is_opt_in_and_grants_what_verify_asks_for() {
             );
         }
     }
+}
+
+#[test]
+fn the_traffic_path_index_is_on_by_default_and_its_rights_go_with_it() {
+    let watches_services = |sets: &[&str]| -> bool {
+        render(sets)
+            .unwrap()
+            .iter()
+            .filter(|o| o["kind"] == "ClusterRole")
+            .flat_map(|o| o["rules"].as_array().unwrap().clone())
+            .any(|r| {
+                r["resources"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&"services".into())
+            })
+    };
+    let flag = |sets: &[&str]| -> Value {
+        let objs = render(sets).unwrap();
+        let args =
+            find(&objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+        args.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a.as_str().unwrap().starts_with("--traffic-paths="))
+            .cloned()
+            .unwrap()
+    };
+    assert!(watches_services(&[]));
+    assert_eq!(flag(&[]), "--traffic-paths=true");
+    let off = ["trafficPaths.enabled=false"];
+    assert!(!watches_services(&off));
+    assert_eq!(flag(&off), "--traffic-paths=false");
 }
