@@ -74,26 +74,31 @@ def adaptive_policy(setting):
 def cell(setting, app_name, a, nodes, vegeta, traefik):
     """One app under one zerodrop setting: `none`, `enforce` (the default policy), `sleep=N`
     (enforce, the app's readiness policy and prestop-sleep N s), `path=CLASS` (enforce, the
-    Service marked `zerodrop.dev/path-class: CLASS`), or the adaptive drain:
+    Service marked `zerodrop.dev/path-class: CLASS`), or the adaptive drain (`@CLASS` after it:
+    its Service marked too):
     `adaptive` (counting requests), `adaptive-conn` (counting connections), `adaptive-qN`
     (requests, quiet window N s)."""
     app = APPS[app_name]
-    ns = f"m-{app_name}-{setting.replace('=', '')}"
+    ns = f"m-{app_name}-{setting.replace('=', '').replace('@', '-')}"
     print(f"{app_name} {setting}: {ns}", file=sys.stderr)
     kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s")
     labels = {} if setting == "none" else {"zerodrop.dev/mode": "enforce"}
     annotations = {}
     if setting.startswith("sleep="):
         annotations = {**app.get("policy", {}), "zerodrop.dev/prestop-sleep": setting.split("=")[1] + "s"}
-    if setting.startswith("adaptive"):
-        annotations = adaptive_policy(setting)
+    base, _, marked = setting.partition("@")
+    if base.startswith("path="):
+        marked = base.split("=")[1]
+    if base.startswith("adaptive"):
+        annotations = adaptive_policy(base)
     items = builtin_manifests(ns, app, annotations)
     service = items[1]
-    if setting.startswith("path="):
-        # Enforce with the Service marked as a path class: its pods get the class's delay. The
-        # Service goes first, so zerodrop's index has it before the first pod is admitted.
+    if marked:
+        # The Service marked as a path class: its pods get the class's delay (and under the
+        # adaptive drain its maximum and count). The Service goes first, so zerodrop's index
+        # has it before the first pod is admitted.
         meta = items[1]["metadata"]
-        meta.setdefault("annotations", {})["zerodrop.dev/path-class"] = setting.split("=")[1]
+        meta.setdefault("annotations", {})["zerodrop.dev/path-class"] = marked
         items = [items[1], items[0]]
     apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}},
            *items, *(routes(ns, service, False) if "ingress" in a.paths else [])])

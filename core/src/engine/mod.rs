@@ -209,76 +209,76 @@ impl Engine {
         let mut ops = Vec::new();
         let mut changes = Vec::new();
         let mut ledger = ledger::Ledger::default();
-        for plan in &plans {
-            let container = &containers[plan.index];
+        for planned in &plans {
+            let container = &containers[planned.index];
             let at = [
                 patch::Step::Key("spec"),
                 patch::Step::Key("containers"),
-                patch::Step::Index(plan.index),
+                patch::Step::Index(planned.index),
             ];
-            if plan.wait == (plan::Wait::Waiter { add: true }) {
+            if planned.wait == (plan::Wait::Waiter { add: true }) {
                 let port = self.cluster.drain_waiter.port;
                 let lifecycle = waiter::lifecycle(container, port);
                 patch::diff_field(container, "lifecycle", lifecycle, &at, &mut ops);
-                ledger.container(&plan.name, "lifecycle.preStop");
+                ledger.container(&planned.name, "lifecycle.preStop");
                 changes.push(Change::Drain {
-                    container: plan.name.clone(),
+                    container: planned.name.clone(),
                     max: pod_settings.drain_max,
                 });
             }
-            if let plan::Wait::Sleep(wanted) = plan.wait {
+            if let plan::Wait::Sleep(wanted) = planned.wait {
                 // The apiserver rejects a native sleep longer than the grace period.
                 let seconds = wanted.min(u32::try_from(effective.max(0)).unwrap_or(u32::MAX));
                 if seconds < wanted {
                     findings.push(Finding::new(
                         Code::GraceCapped,
-                        Some(&plan.name),
-                        format!("container {}: preStop sleep cut from {wanted}s to {seconds}s by the grace cap", plan.name),
+                        Some(&planned.name),
+                        format!("container {}: preStop sleep cut from {wanted}s to {seconds}s by the grace cap", planned.name),
                         "max-grace-period (cluster config)",
                     ));
                 }
                 if seconds > 0 {
                     let (action, finding) =
-                        prestop::choose(plan.settings.prestop_action, self.caps, &plan.name);
+                        prestop::choose(planned.settings.prestop_action, self.caps, &planned.name);
                     findings.extend(finding);
                     let lifecycle = prestop::lifecycle(container, seconds, action);
                     patch::diff_field(container, "lifecycle", lifecycle, &at, &mut ops);
-                    ledger.container(&plan.name, "lifecycle.preStop");
-                    let why = (!plan.pinned && needed.moved).then(|| needed.why.clone());
+                    ledger.container(&planned.name, "lifecycle.preStop");
+                    let why = (!planned.pinned && needed.moved).then(|| needed.why.clone());
                     changes.push(Change::Prestop {
-                        container: plan.name.clone(),
+                        container: planned.name.clone(),
                         seconds,
                         action: action.as_str(),
                         why: why.flatten(),
                     });
                 }
-                if plan.pinned {
-                    findings.extend(path::lowered(&plan.name, wanted, &needed));
+                if planned.pinned {
+                    findings.extend(path::lowered(&planned.name, wanted, &needed));
                 }
             }
             if let Some((change, probe)) =
-                readiness::apply(container, &plan.settings, &mut findings)
+                readiness::apply(container, &planned.settings, &mut findings)
             {
                 patch::diff_field(container, "readinessProbe", probe, &at, &mut ops);
-                ledger.container(&plan.name, "readinessProbe");
+                ledger.container(&planned.name, "readinessProbe");
                 changes.push(Change::Readiness {
-                    container: plan.name.clone(),
+                    container: planned.name.clone(),
                     description: change.describe(),
                 });
             }
             let mut rewrite: Vec<(&'static str, Value)> =
-                shell::apply(container, plan.settings.shell_exec, &mut findings)
+                shell::apply(container, planned.settings.shell_exec, &mut findings)
                     .into_iter()
                     .collect();
-            let facts = pod::get(container, "image")
+            let known = pod::get(container, "image")
                 .and_then(Value::as_str)
                 .and_then(|i| images.get(i));
             let from_image =
-                image::apply(container, facts, plan.settings.shell_exec, &mut findings);
+                image::apply(container, known, planned.settings.shell_exec, &mut findings);
             if from_image.script_judged {
                 // The image's script was read: its verdict replaces the pod-spec guess.
                 findings.retain(|f| {
-                    !(f.code == Code::ScriptPid1 && f.container.as_deref() == Some(&plan.name))
+                    !(f.code == Code::ScriptPid1 && f.container.as_deref() == Some(&planned.name))
                 });
             }
             if rewrite.is_empty() {
@@ -286,12 +286,12 @@ impl Engine {
             }
             if !rewrite.is_empty() {
                 changes.push(Change::ShellExec {
-                    container: plan.name.clone(),
+                    container: planned.name.clone(),
                 });
             }
             for (field, value) in rewrite {
                 patch::diff_field(container, field, value, &at, &mut ops);
-                ledger.container(&plan.name, field);
+                ledger.container(&planned.name, field);
             }
         }
 
