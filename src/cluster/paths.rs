@@ -68,18 +68,22 @@ impl PathCache {
             &client,
             ApiResource::erase::<Service>(&()),
             Watched::Service,
+            true,
         );
         cache.watch(
             &client,
             ApiResource::erase::<Ingress>(&()),
             Watched::Ingress,
+            true,
         );
-        cache.discover(&client).await;
+        cache.discover(&client, true).await;
         let (again, client) = (cache.clone(), client.clone());
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(DISCOVER_EVERY).await;
-                again.discover(&client).await;
+                // A kind found later does not hold readiness: every replica would leave at once
+                // (its watch failing says so in the metric and at WARN instead).
+                again.discover(&client, false).await;
             }
         });
         cache
@@ -90,7 +94,7 @@ impl PathCache {
     }
 
     /// Starts a watch for each route kind the Gateway API group serves that is not watched yet.
-    async fn discover(&self, client: &Client) {
+    async fn discover(&self, client: &Client, gates_readiness: bool) {
         let group = match kube::discovery::group(client, GATEWAY_GROUP).await {
             Ok(group) => group,
             Err(e) => {
@@ -109,20 +113,28 @@ impl PathCache {
                 .insert(kind);
             if new {
                 tracing::info!(kind, version = %resource.version, "indexing Gateway API routes");
-                self.watch(client, resource, Watched::Route(kind));
+                self.watch(client, resource, Watched::Route(kind), gates_readiness);
             }
         }
     }
 
-    fn watch(&self, client: &Client, resource: ApiResource, watched: Watched) {
-        self.pending.fetch_add(1, Ordering::AcqRel);
+    fn watch(
+        &self,
+        client: &Client,
+        resource: ApiResource,
+        watched: Watched,
+        gates_readiness: bool,
+    ) {
+        if gates_readiness {
+            self.pending.fetch_add(1, Ordering::AcqRel);
+        }
         let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
         let cache = self.clone();
         tokio::spawn(async move {
             let mut stream = watcher::watcher(api, watcher::Config::default())
                 .default_backoff()
                 .boxed();
-            let (mut listed, mut first) = (Vec::new(), true);
+            let (mut listed, mut first) = (Vec::new(), gates_readiness);
             while let Some(event) = stream.next().await {
                 match event {
                     Ok(Event::Init) => listed.clear(),
@@ -131,8 +143,8 @@ impl PathCache {
                         cache.replace(watched, std::mem::take(&mut listed));
                         if std::mem::take(&mut first) {
                             cache.pending.fetch_sub(1, Ordering::AcqRel);
-                            tracing::info!(kind = watched.name(), "path index listed");
                         }
+                        tracing::info!(kind = watched.name(), "path index listed");
                     }
                     Ok(Event::Apply(obj)) => cache.apply(watched, &obj),
                     Ok(Event::Delete(obj)) => cache.delete(watched, &obj),
