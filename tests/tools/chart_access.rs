@@ -118,6 +118,19 @@ fn rbac_is_the_minimum_and_every_rule_is_justified() {
     }
 }
 
+/// The server's argument that starts with `prefix`, as the chart renders it with `sets`.
+fn arg(sets: &[&str], prefix: &str) -> Value {
+    let objs = render(sets).unwrap();
+    let args =
+        find(&objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    args.as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a.as_str().unwrap().starts_with(prefix))
+        .cloned()
+        .unwrap()
+}
+
 #[test]
 fn reading_pull_secrets_is_opt_in_and_its_rights_go_with_it() {
     let reads_any_secret = |sets: &[&str]| -> bool {
@@ -134,17 +147,7 @@ fn reading_pull_secrets_is_opt_in_and_its_rights_go_with_it() {
                     && r["verbs"].as_array().unwrap().contains(&"get".into())
             })
     };
-    let flag = |sets: &[&str]| -> Value {
-        let objs = render(sets).unwrap();
-        let args =
-            find(&objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
-        args.as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a.as_str().unwrap().starts_with("--image-pull-secrets="))
-            .cloned()
-            .unwrap()
-    };
+    let flag = |sets: &[&str]| arg(sets, "--image-pull-secrets=");
     assert!(!reads_any_secret(&[]));
     assert_eq!(flag(&[]), "--image-pull-secrets=false");
     assert!(reads_any_secret(&["images.pullSecrets=true"]));
@@ -269,17 +272,7 @@ fn the_traffic_path_index_is_on_by_default_and_its_rights_go_with_it() {
                     .contains(&"services".into())
             })
     };
-    let flag = |sets: &[&str]| -> Value {
-        let objs = render(sets).unwrap();
-        let args =
-            find(&objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
-        args.as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a.as_str().unwrap().starts_with("--traffic-paths="))
-            .cloned()
-            .unwrap()
-    };
+    let flag = |sets: &[&str]| arg(sets, "--traffic-paths=");
     assert!(watches_services(&[]));
     assert_eq!(flag(&[]), "--traffic-paths=true");
     let off = ["trafficPaths.enabled=false"];
