@@ -3,7 +3,7 @@
 //! API routes (their CRDs from the published module) count as fronts.
 
 use crate::harness::{Zerodrop, client, free_port};
-use crate::scan::{scan_flags, until};
+use crate::scan::{get, scan_flags, until};
 use crate::shared_namespace;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -100,6 +100,7 @@ async fn a_pod_created_after_its_service_gets_the_paths_sleep_and_says_why() {
 
 #[tokio::test]
 async fn a_pod_created_before_its_service_is_path_changed_in_the_scan() {
+    crate::audit::policy_reports().await;
     let c = client().await;
     let name = "paths-scan";
     let zd = Zerodrop::start_with(
@@ -120,6 +121,26 @@ async fn a_pod_created_before_its_service_is_path_changed_in_the_scan() {
         "path-changed in the gauge",
         Duration::from_secs(30),
         async || (zd.metric(&series).await == Some(1.0)).then_some(()),
+    )
+    .await;
+    // ... and in the namespace's PolicyReport, saying why.
+    let path = format!("/apis/wgpolicyk8s.io/v1alpha2/namespaces/{ns}/policyreports/zerodrop");
+    until(
+        "path-changed in the PolicyReport",
+        Duration::from_secs(30),
+        async || {
+            let report = get(&c, &path).await?;
+            report["results"].as_array()?.iter().find(|r| {
+                r["rule"] == "escaped"
+                    && r["result"] == "fail"
+                    && r["message"].as_str().is_some_and(|m| {
+                        m.contains("traffic path got slower")
+                            && m.contains("container web sleeps 5s")
+                            && m.contains("needs 20s")
+                    })
+            })?;
+            Some(())
+        },
     )
     .await;
     // The pod created now gets the path's sleep, and is not counted.

@@ -46,7 +46,7 @@ pub async fn until<T>(
     }
 }
 
-async fn get(c: &kube::Client, path: &str) -> Option<Value> {
+pub async fn get(c: &kube::Client, path: &str) -> Option<Value> {
     let req = http::Request::get(path).body(Vec::new()).unwrap();
     c.request::<Value>(req).await.ok()
 }
