@@ -194,6 +194,14 @@ report() {
   for p in ${lanes:-}; do
     for _ in $(seq 600); do kill -0 -- "-$p" 2>/dev/null || break; sleep 0.2; done
   done
+  # A failed lane's end again, next to the table: two lanes interleave, and CI may keep only
+  # the last part of the output.
+  for f in "${lanelogs:-/nonexistent}"/*; do
+    [ -f "$f" ] && grep -q '^\[[a-z]*\] ======== stage .*, failed' "$f" || continue
+    printf '\n======== the last 60 lines of lane %s, which failed ========\n' "$(basename "$f")"
+    tail -n 60 "$f"
+  done
+  [ -z "${lanelogs:-}" ] || rm -rf "$lanelogs"
   printf '\n%-14s %8s\n' stage time
   while read -r name took st; do
     printf '%-14s %7ss%s\n' "$name" "$took" "$([ "$st" = 0 ] || echo "  (failed: $st)")"
@@ -221,8 +229,10 @@ prefetch_pid=$!
 set +m
 run_lane fast
 # The tagger outlives a stop so that the stage's cleanup can still say what it did.
-tag() { (trap '' TERM INT; exec sed -u "s/^/[$1] /"); }
+# It also keeps the lane's output for the report's tail of a failed lane.
+tag() { (trap '' TERM INT; sed -u "s/^/[$1] /" | tee "$lanelogs/$1"); }
 lanes=""
+lanelogs="$(mktemp -d)"
 set -m
 (run_lane node 2>&1 | tag node) &
 lanes="$lanes $!"

@@ -118,21 +118,26 @@ def webhook_effective(limit=60):
             "metadata": {"name": PROBE_NS, "labels": {"zerodrop.dev/mode": "enforce"}}}])
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": PROBE_NS},
            "spec": {"containers": [{"name": "app", "image": "zerodrop.local/probe:1"}]}}
+    waited = admitted_until(pod, lambda p: "zerodrop.dev/injected" in (p["metadata"].get("annotations") or {}),
+                            limit, "zerodrop does not mutate pods")
+    if waited > 0.5:
+        print(f"zerodrop mutates pods {waited:.1f} s after its pods were ready", file=sys.stderr)
+
+
+def admitted_until(pod, ok, limit, failure):
+    """Seconds until `ok` holds for `pod` as admission returns it (server-side dry run, again
+    every 0.5 s); `failure` (and exit) after `limit` s."""
     started = time.time()
-    deadline = started + limit
     while True:
         out = kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(pod),
                       check=False)
         try:
-            if "zerodrop.dev/injected" in (json.loads(out)["metadata"].get("annotations") or {}):
-                if time.time() - started > 0.5:
-                    print(f"zerodrop mutates pods {time.time() - started:.1f} s after its pods were ready",
-                          file=sys.stderr)
-                return
-        except (ValueError, KeyError):
+            if ok(json.loads(out)):
+                return time.time() - started
+        except (ValueError, KeyError, TypeError):
             pass
-        if time.time() > deadline:
-            raise SystemExit(f"zerodrop does not mutate pods {limit} s after its install")
+        if time.time() - started > limit:
+            raise SystemExit(f"{failure} after {limit} s")
         time.sleep(0.5)
 
 
