@@ -56,11 +56,13 @@ fn admission(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("floor", &label), &body, |b, body| {
             b.iter(|| {
                 let req = review::decode(black_box(body)).expect("decode");
-                review::encode(&Response {
-                    uid: req.uid,
-                    allowed: true,
-                    ..Response::default()
-                })
+                review::encode(
+                    &req.uid,
+                    &Response {
+                        allowed: true,
+                        ..Response::default()
+                    },
+                )
             })
         });
         // What a generic webhook does: the whole object into a tree (kube-rs DynamicObject and
@@ -73,11 +75,13 @@ fn admission(c: &mut Criterion) {
                     let v: serde_json::Value =
                         serde_json::from_slice(black_box(body)).expect("parse");
                     let uid = v["request"]["uid"].as_str().unwrap_or_default().to_owned();
-                    review::encode(&Response {
-                        uid,
-                        allowed: true,
-                        ..Response::default()
-                    })
+                    review::encode(
+                        &uid,
+                        &Response {
+                            allowed: true,
+                            ..Response::default()
+                        },
+                    )
                 })
             },
         );
@@ -117,7 +121,7 @@ fn admission(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("full-cached", &label), &body, |b, body| {
             b.iter(|| {
                 let outcome = handle(Endpoint::Mutate, black_box(body), &cached).expect("handle");
-                review::encode(&outcome.response)
+                outcome.encode()
             })
         });
         // The server's first pod of a template: a miss, then the answer stored for the others.
@@ -130,7 +134,7 @@ fn admission(c: &mut Criterion) {
                         ..ctx
                     };
                     let outcome = handle(Endpoint::Mutate, black_box(body), &ctx).expect("handle");
-                    (review::encode(&outcome.response), cache)
+                    (outcome.encode(), cache)
                 },
                 criterion::BatchSize::SmallInput,
             )
@@ -151,7 +155,7 @@ fn admission(c: &mut Criterion) {
                 b.iter(|| {
                     let outcome =
                         handle(Endpoint::Mutate, black_box(body), &with_images).expect("handle");
-                    review::encode(&outcome.response)
+                    outcome.encode()
                 })
             },
         );
@@ -170,7 +174,7 @@ fn admission(c: &mut Criterion) {
                         };
                         let outcome =
                             handle(Endpoint::Mutate, black_box(body), &ctx).expect("handle");
-                        (review::encode(&outcome.response), cache)
+                        (outcome.encode(), cache)
                     },
                     criterion::BatchSize::SmallInput,
                 )
@@ -179,7 +183,7 @@ fn admission(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("full", &label), &body, |b, body| {
             b.iter(|| {
                 let outcome = handle(Endpoint::Mutate, black_box(body), &ctx).expect("handle");
-                review::encode(&outcome.response)
+                outcome.encode()
             })
         });
         // The adaptive drain's larger patch (the waiter sidecar, preStop calls), side by side
@@ -204,7 +208,7 @@ fn admission(c: &mut Criterion) {
                 b.iter(|| {
                     let outcome =
                         handle(Endpoint::Mutate, black_box(body), &adaptive).expect("handle");
-                    review::encode(&outcome.response)
+                    outcome.encode()
                 })
             },
         );

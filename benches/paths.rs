@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
 use zerodrop_core::admission::cache::DecisionCache;
-use zerodrop_core::admission::review;
 use zerodrop_core::admission::{Context, Endpoint, handle};
 use zerodrop_core::engine::{Capabilities, Engine};
 use zerodrop_core::paths::PathIndex;
@@ -102,7 +101,7 @@ fn index_at_scale(c: &mut Criterion) {
         group.bench_function(format!("full/{name}"), |b| {
             b.iter(|| {
                 let outcome = handle(Endpoint::Mutate, black_box(&body), &ctx).expect("handle");
-                review::encode(&outcome.response)
+                outcome.encode()
             })
         });
         let cache = DecisionCache::new(16);
@@ -113,7 +112,7 @@ fn index_at_scale(c: &mut Criterion) {
         group.bench_function(format!("full-cached/{name}"), |b| {
             b.iter(|| {
                 let outcome = handle(Endpoint::Mutate, black_box(&body), &cached).expect("handle");
-                review::encode(&outcome.response)
+                outcome.encode()
             })
         });
     }

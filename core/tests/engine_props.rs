@@ -125,11 +125,11 @@ proptest! {
         })).unwrap();
         let fresh = Context { engine: &engine, cache: None, namespaces: &namespaces, unknown_namespace_mode: zerodrop_core::policy::Mode::Enforce, images: None, paths: None };
         let memo = Context { cache: Some(&cache), ..fresh };
-        let want = zerodrop_core::admission::review::encode(&handle(Endpoint::Mutate, &review("u2"), &fresh).unwrap().response);
+        let want = handle(Endpoint::Mutate, &review("u2"), &fresh).unwrap().encode();
         let _ = handle(Endpoint::Mutate, &review("u1"), &memo).unwrap();
         let hit = handle(Endpoint::Mutate, &review("u2"), &memo).unwrap();
         prop_assert!(hit.cached);
-        prop_assert_eq!(zerodrop_core::admission::review::encode(&hit.response), want);
+        prop_assert_eq!(hit.encode(), want);
     }
 }
 

@@ -304,11 +304,11 @@ impl Metrics {
         use zerodrop_core::admission::Verdict;
         let h = &self.handles;
         let operation = operation_label(&outcome.request.operation);
-        if let Some(c) = h.request(&self.requests, endpoint, operation, outcome.verdict) {
+        if let Some(c) = h.request(&self.requests, endpoint, operation, outcome.answer.verdict) {
             c.inc();
         }
-        if outcome.verdict == Verdict::Mutated {
-            for kind in &outcome.changes {
+        if outcome.answer.verdict == Verdict::Mutated {
+            for kind in &outcome.answer.changes {
                 if let Some(c) = h.mutation(&self.mutations, kind) {
                     c.inc();
                 }
@@ -317,10 +317,10 @@ impl Metrics {
         if outcome.cached {
             self.cache_hits.inc();
         }
-        if outcome.verdict == Verdict::WouldMutate {
+        if outcome.answer.verdict == Verdict::WouldMutate {
             self.audit_would_mutate.inc();
         }
-        for code in &outcome.findings {
+        for code in &outcome.answer.findings {
             if let Some(c) = h.finding(&self.findings, *code) {
                 c.inc();
             }

@@ -121,8 +121,9 @@ fn body_late() -> Response {
         .into_response()
 }
 
-/// The body in one buffer of its announced size, filled chunk by chunk: collecting chunks and
-/// then joining them (axum's `Bytes`) holds a large body twice.
+/// The body in one buffer: the first chunk as it is when it holds the whole body (the usual
+/// case, no copy), else all chunks in one buffer of the announced size, filled chunk by chunk
+/// (collecting chunks and then joining them holds a large body twice).
 async fn read_body(body: Body, headers: &HeaderMap) -> Result<Bytes, Response> {
     let announced = headers
         .get(header::CONTENT_LENGTH)
@@ -130,17 +131,23 @@ async fn read_body(body: Body, headers: &HeaderMap) -> Result<Bytes, Response> {
     if announced.is_some_and(|n| n > MAX_BODY) {
         return Err(too_large());
     }
-    let mut buf = BytesMut::with_capacity(announced.unwrap_or(0));
     let mut stream = body.into_data_stream();
+    let first = match stream.next().await {
+        None => return Ok(Bytes::new()),
+        Some(chunk) => chunk.map_err(|_| body_late())?,
+    };
+    if first.len() > MAX_BODY {
+        return Err(too_large());
+    }
+    if announced == Some(first.len()) {
+        return Ok(first);
+    }
+    let mut buf = BytesMut::with_capacity(announced.unwrap_or(0).max(first.len()));
+    buf.extend_from_slice(&first);
+    drop(first);
     while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else {
-            // Most often the body timeout: the client stopped sending.
-            return Err((
-                StatusCode::REQUEST_TIMEOUT,
-                "request body not received in time\n",
-            )
-                .into_response());
-        };
+        // Most often the body timeout: the client stopped sending.
+        let chunk = chunk.map_err(|_| body_late())?;
         if buf.len() + chunk.len() > MAX_BODY {
             return Err(too_large());
         }
@@ -188,12 +195,14 @@ async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes)
         Err(answered) => return answered,
     };
     if let Ok((outcome, _)) = &result
-        && let Some(namespace) = &outcome.unseen_namespace
+        && outcome.unseen_namespace
     {
         // Created a moment ago, together with its workloads: ask the apiserver rather than
-        // fall back to --unknown-namespace-mode, within what is left of the deadline.
+        // fall back to --unknown-namespace-mode, within what is left of the deadline (a
+        // source that cannot ask answers at once, without a timer).
         let left = deadline.saturating_sub(started.elapsed());
-        let fetched = tokio::time::timeout(
+        let namespace = outcome.request.namespace_name();
+        let fetched = within(
             (left / 2).min(MAX_FETCH),
             state.backend().namespaces.fetch(namespace),
         )
@@ -208,7 +217,7 @@ async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes)
         }
     }
     if let Ok((outcome, _)) = &result
-        && !outcome.image_misses.is_empty()
+        && !outcome.answer.image_misses.is_empty()
         && let Some(lookup) = state.images.lookup.clone()
     {
         let budget = match endpoint {
@@ -217,8 +226,8 @@ async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes)
         };
         let left = deadline.saturating_sub(started.elapsed());
         let wait = budget.min(left / 2);
-        let misses = outcome.image_misses.clone();
-        let puller = outcome.puller.clone().unwrap_or_default();
+        let misses = outcome.answer.image_misses.clone();
+        let puller = outcome.answer.puller.clone().unwrap_or_default();
         let inspections = misses.iter().filter_map(|(image, platform)| {
             // Each inspection holds a warming slot, so floods of new images stay bounded.
             let slot = state.images.warming.clone().try_acquire_owned().ok()?;
@@ -328,12 +337,11 @@ async fn late(state: &Arc<State>, call: &Call, body: &Bytes, deadline: Duration)
             .into_response();
     };
     let response = admission::review::Response {
-        uid,
         allowed: true,
         warnings: vec!["zerodrop: no decision within the deadline; admitted unchanged".into()],
         ..Default::default()
     };
-    json(admission::review::encode(&response))
+    json(admission::review::encode(&uid, &response))
 }
 
 fn uid_of(body: &[u8]) -> Option<String> {
@@ -372,7 +380,7 @@ fn evaluate(state: &State, endpoint: Endpoint, body: &[u8]) -> Evaluated {
         paths: backend.paths.as_deref(),
     };
     let outcome = admission::handle(endpoint, body, &ctx)?;
-    let bytes = admission::review::encode(&outcome.response);
+    let bytes = outcome.encode();
     Ok((outcome, bytes))
 }
 
@@ -386,10 +394,10 @@ fn log(endpoint: Endpoint, o: &Outcome, micros: u128) {
         kind = %r.kind.kind,
         operation = %r.operation,
         dry_run = r.dry_run.unwrap_or(false),
-        mode = o.mode.map_or("", |m| m.as_str()),
-        decision = o.verdict.as_str(),
-        changes = %o.changes.join(","),
-        findings = %o.findings.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","),
+        mode = o.answer.mode.map_or("", |m| m.as_str()),
+        decision = o.answer.verdict.as_str(),
+        changes = %o.answer.changes.join(","),
+        findings = %o.answer.findings.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","),
         duration_us = micros as u64,
         "admission"
     );

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use serde_json::Value;
 use std::collections::HashMap;
-use zerodrop_core::admission::{Context, Endpoint, handle, review};
+use zerodrop_core::admission::{Context, Endpoint, handle};
 use zerodrop_core::engine::{Capabilities, Engine};
 use zerodrop_core::findings::MAX_MESSAGE;
 use zerodrop_core::policy::{ClusterPolicy, Layer, Mode, Setting, Source, duration};
@@ -25,7 +25,7 @@ pub fn admission_body(data: &[u8]) {
         match handle(endpoint, data, &ctx) {
             Err(e) => assert!(!e.to_string().is_empty()),
             Ok(outcome) => {
-                let bytes = review::encode(&outcome.response);
+                let bytes = outcome.encode();
                 let answer: Value = serde_json::from_slice(&bytes).expect("response is JSON");
                 assert_eq!(answer["response"]["allowed"], true);
                 assert_eq!(

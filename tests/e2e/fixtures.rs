@@ -154,7 +154,7 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
     )
     .unwrap();
     let patch_bytes = base64::engine::general_purpose::STANDARD
-        .decode(outcome.response.patch_base64().unwrap())
+        .decode(outcome.answer.response.patch_base64().unwrap())
         .unwrap();
     let patch: json_patch::Patch = serde_json::from_slice(&patch_bytes).unwrap();
     let mut ours = create["request"]["object"].clone();
@@ -176,6 +176,7 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
     .unwrap();
     assert!(
         advice
+            .answer
             .response
             .warnings
             .iter()

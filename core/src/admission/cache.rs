@@ -2,13 +2,11 @@
 //! (only `generateName`, no name), so their answer is computed once. Entries keep the decoded
 //! object itself, so a hit is an exact match, never a hash guess.
 
-use super::review::Response;
-use super::types::{Endpoint, Puller, Verdict};
-use crate::engine::image::{Images, Platform};
+use super::types::{Answer, Endpoint};
+use crate::engine::image::Images;
 use crate::engine::{Facts, Workload, patch, pod};
-use crate::findings::Code;
 use crate::paths::Paths;
-use crate::policy::{Layer, Mode};
+use crate::policy::Layer;
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -42,20 +40,6 @@ pub struct Key<'a> {
 pub struct Generations {
     pub images: u64,
     pub paths: u64,
-}
-
-/// Everything of an outcome that does not depend on the request's uid.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub response: Response,
-    pub verdict: Verdict,
-    pub mode: Option<Mode>,
-    pub changes: Vec<&'static str>,
-    pub findings: Vec<Code>,
-    /// The images not known when it was computed, and who pulls them: a hit without lookups
-    /// still has their inspections started (and waited for, within the budget).
-    pub image_misses: Vec<(String, Platform)>,
-    pub puller: Option<Arc<Puller>>,
 }
 
 struct Entry {
@@ -129,14 +113,17 @@ impl DecisionCache {
         }
     }
 
-    /// Not the facts: an answer is found before they are read (`current`). Entries of one
-    /// template under different facts share a slot and replace each other; facts change rarely.
+    /// The slot: the object's identity, not its template (hashing that cost as much as
+    /// comparing it, which `matches` does anyway), nor the facts (an answer is found before
+    /// they are read, `current`). Pods of one ReplicaSet, Job or DaemonSet share their
+    /// `generateName`; another template under the same name (facts changed, a workload
+    /// edited) replaces the entry: the older answer is not asked for again.
     fn fingerprint(&self, key: &Key<'_>) -> u64 {
         let mut h = self.hasher.build_hasher();
         key.endpoint.hash(&mut h);
         key.workload.hash(&mut h);
         key.namespace.hash(&mut h);
-        hash_value(key.template, &mut h);
+        identity(key.object).hash(&mut h);
         h.finish()
     }
 
@@ -172,7 +159,13 @@ impl DecisionCache {
     }
 
     /// Stores the answer for the key that `get` missed (its object is not hashed again).
-    pub fn put(&self, Miss(fingerprint): Miss, key: &Key<'_>, facts: Facts<'_>, answer: Answer) {
+    pub fn put(
+        &self,
+        Miss(fingerprint): Miss,
+        key: &Key<'_>,
+        facts: Facts<'_>,
+        answer: Arc<Answer>,
+    ) {
         if self.capacity == 0 || key.size > self.budget {
             return;
         }
@@ -185,7 +178,7 @@ impl DecisionCache {
             images: facts.images.clone(),
             paths: facts.paths.cloned(),
             generations: key.generations,
-            answer: Arc::new(answer),
+            answer,
             size: key.size,
         };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -216,40 +209,20 @@ impl DecisionCache {
     }
 }
 
-/// Feeds a JSON value to a hasher in document order (equal trees in equal order hash equal).
-fn hash_value(v: &Value, h: &mut impl Hasher) {
-    match v {
-        Value::Null => h.write_u8(0),
-        Value::Bool(b) => h.write_u8(1 + u8::from(*b)),
-        Value::Number(n) => {
-            h.write_u8(3);
-            n.hash(h);
-        }
-        Value::String(s) => {
-            h.write_u8(4);
-            s.hash(h);
-        }
-        Value::Array(items) => {
-            h.write_u8(5);
-            h.write_usize(items.len());
-            for item in items {
-                hash_value(item, h);
-            }
-        }
-        Value::Object(map) => {
-            h.write_u8(6);
-            h.write_usize(map.len());
-            for (k, item) in map {
-                k.hash(h);
-                hash_value(item, h);
-            }
-        }
-    }
+/// A pod's `generateName` (a controller's pods have no name yet at admission) or name; a
+/// workload's name.
+fn identity(object: &Value) -> &str {
+    let meta = object.get("metadata");
+    ["generateName", "name"]
+        .into_iter()
+        .find_map(|k| meta?.get(k)?.as_str().filter(|s| !s.is_empty()))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::types::Verdict;
     use serde_json::json;
 
     /// What a request without image or path facts finds: the current answer, else by facts.
@@ -265,16 +238,11 @@ mod tests {
         }
     }
 
-    fn answer(verdict: Verdict) -> Answer {
-        Answer {
-            response: Response::default(),
+    fn answer(verdict: Verdict) -> Arc<Answer> {
+        Arc::new(Answer {
             verdict,
-            mode: None,
-            changes: vec![],
-            findings: vec![],
-            image_misses: vec![],
-            puller: None,
-        }
+            ..Answer::ignored()
+        })
     }
 
     fn key<'a>(layer: &'a Arc<Layer>, object: &'a Arc<Value>) -> Key<'a> {
@@ -290,10 +258,15 @@ mod tests {
         }
     }
 
+    /// A pod of the `n`th ReplicaSet.
+    fn pod(n: usize) -> Arc<Value> {
+        Arc::new(json!({ "metadata": { "generateName": format!("web-{n}-") }, "n": n }))
+    }
+
     #[test]
     fn bounded_first_in_first_out_and_zero_disables() {
         let layer = Arc::new(Layer::default());
-        let objects: Vec<Arc<Value>> = (0..3).map(|n| Arc::new(json!({ "n": n }))).collect();
+        let objects: Vec<Arc<Value>> = (0..3).map(pod).collect();
         let cache = DecisionCache::new(2);
         for o in &objects {
             store(&cache, &key(&layer, o), Verdict::Unchanged);
@@ -309,7 +282,7 @@ mod tests {
     #[test]
     fn bounded_in_bytes_too() {
         let layer = Arc::new(Layer::default());
-        let objects: Vec<Arc<Value>> = (0..4).map(|n| Arc::new(json!({ "n": n }))).collect();
+        let objects: Vec<Arc<Value>> = (0..4).map(pod).collect();
         // Room for 2 entries of 100 bytes although 16 are allowed.
         let cache = DecisionCache::with_budget(16, 250);
         for o in &objects {
@@ -363,6 +336,22 @@ mod tests {
         ] {
             assert!(find(&cache, &k).is_err());
         }
+    }
+
+    #[test]
+    fn another_template_under_one_name_replaces_it_and_never_hits_its_answer() {
+        let layer = Arc::new(Layer::default());
+        let [a, b] = [1, 2].map(|port| {
+            Arc::new(json!({ "metadata": { "name": "web" }, "spec": { "containers": [{ "ports": [port] }] } }))
+        });
+        let cache = DecisionCache::new(8);
+        store(&cache, &key(&layer, &a), Verdict::Mutated);
+        assert!(find(&cache, &key(&layer, &b)).is_err());
+        store(&cache, &key(&layer, &b), Verdict::Unchanged);
+        assert_eq!(cache.len(), 1);
+        assert!(find(&cache, &key(&layer, &a)).is_err());
+        let hit = find(&cache, &key(&layer, &b)).ok().map(|a| a.verdict);
+        assert_eq!(hit, Some(Verdict::Unchanged));
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! What each endpoint does with a decoded request; no I/O, so the router and tests share it.
 
-use super::cache::{Answer, DecisionCache, Generations, Key};
+use super::cache::{DecisionCache, Generations, Key};
 use super::response::{self, Advice};
-use super::review::{self, DecodeError, Request, Response};
-use super::types::{Endpoint, ImageLookup, NamespaceLookup, Outcome, PathLookup, Puller, Verdict};
+use super::review::{self, DecodeError, Encoded, Request, Response};
+use super::types::{
+    Answer, Endpoint, ImageLookup, NamespaceLookup, Outcome, PathLookup, Puller, Verdict,
+};
 use crate::engine::image::{Images, Platform};
 use crate::engine::{Decision, Engine, Facts, Workload, pod};
 use crate::policy::{Layer, Mode, Partial};
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 pub struct Context<'a> {
     pub engine: &'a Engine,
@@ -26,37 +28,18 @@ pub struct Context<'a> {
 
 pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outcome, DecodeError> {
     let request = review::decode(body)?;
-    let response = Response {
-        uid: request.uid.clone(),
-        allowed: true,
-        ..Response::default()
+    let Some((workload, object, template)) = subject(endpoint, &request) else {
+        return Ok(Outcome {
+            request,
+            answer: Arc::new(Answer::ignored()),
+            cached: false,
+            unseen_namespace: false,
+        });
     };
-    let mut outcome = Outcome {
-        response,
-        request,
-        verdict: Verdict::Ignored,
-        mode: None,
-        changes: Vec::new(),
-        findings: Vec::new(),
-        cached: false,
-        unseen_namespace: None,
-        image_misses: Vec::new(),
-        puller: None,
-    };
-    let Some((workload, object, template)) = subject(endpoint, &outcome.request) else {
-        return Ok(outcome);
-    };
-    let (namespace, known) = namespace_layer(ctx, &outcome.request);
-    let layer = known.unwrap_or_else(|| {
-        outcome.unseen_namespace = Some(namespace.to_owned());
-        Arc::new(Layer {
-            all: Partial {
-                mode: Some(ctx.unknown_namespace_mode),
-                ..Partial::default()
-            },
-            ..Layer::default()
-        })
-    });
+    let namespace = request.namespace_name();
+    let known = ctx.namespaces.layer(namespace);
+    let unseen_namespace = known.is_none();
+    let layer = known.unwrap_or_else(|| unknown_namespace(ctx.unknown_namespace_mode));
     let key = Key {
         endpoint,
         workload,
@@ -71,19 +54,31 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         },
         size: body.len(),
     };
+    let (answer, cached) = decide(ctx, &key);
+    Ok(Outcome {
+        answer,
+        cached,
+        unseen_namespace,
+        request,
+    })
+}
+
+/// The answer for `key`: the decision cache's when it has one for it (current, or for the
+/// same facts), else evaluated and stored. `true` when it came from the cache.
+fn decide(ctx: &Context<'_>, key: &Key<'_>) -> (Arc<Answer>, bool) {
     let mut miss = None;
     if let Some(cache) = ctx.cache {
-        match cache.current(&key) {
-            Ok(hit) => return Ok(answered(outcome, &hit)),
+        match cache.current(key) {
+            Ok(hit) => return (hit, true),
             Err(m) => miss = Some(m),
         }
     }
-    let (images, misses) = known_images(ctx.images, template, namespace);
-    if !misses.is_empty() {
-        let is_pod = endpoint == Endpoint::Mutate;
-        outcome.puller = Some(Arc::new(Puller::of(template, namespace, is_pod)));
-    }
-    outcome.image_misses = misses;
+    let (template, namespace) = (key.template, key.namespace);
+    let (images, image_misses) = known_images(ctx.images, template, namespace);
+    let puller = (!image_misses.is_empty()).then(|| {
+        let is_pod = key.endpoint == Endpoint::Mutate;
+        Arc::new(Puller::of(template, namespace, is_pod))
+    });
     let paths = ctx.paths.map(|index| {
         let labels = pod::at(template, &["metadata", "labels"]).and_then(Value::as_object);
         index.paths(namespace, labels)
@@ -93,53 +88,36 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
         paths: paths.as_ref(),
     };
     if let (Some(cache), Some(m)) = (ctx.cache, miss.take()) {
-        match cache.get(m, &key, facts) {
-            Ok(hit) => return Ok(answered(outcome, &hit)),
+        match cache.get(m, key, facts) {
+            Ok(hit) => return (hit, true),
             Err(m) => miss = Some(m),
         }
     }
-    let decision = ctx.engine.evaluate_with(template, workload, &layer, facts);
-    outcome.mode = Some(decision.mode);
-    outcome.changes = decision.changes.iter().map(|c| c.kind()).collect();
-    outcome.findings = decision.findings.iter().map(|f| f.code).collect();
-    outcome.verdict = match endpoint {
-        Endpoint::Mutate => mutate(&decision, &mut outcome.response),
-        Endpoint::Validate => validate(&decision, &mut outcome.response),
+    let decision = ctx
+        .engine
+        .evaluate_with(template, key.workload, key.layer, facts);
+    let mut response = Response {
+        allowed: true,
+        ..Response::default()
     };
+    let verdict = match key.endpoint {
+        Endpoint::Mutate => mutate(&decision, &mut response),
+        Endpoint::Validate => validate(&decision, &mut response),
+    };
+    let answer = Arc::new(Answer {
+        encoded: Encoded::of(&response),
+        response,
+        verdict,
+        mode: Some(decision.mode),
+        changes: decision.changes.iter().map(|c| c.kind()).collect(),
+        findings: decision.findings.iter().map(|f| f.code).collect(),
+        image_misses,
+        puller,
+    });
     if let (Some(cache), Some(miss)) = (ctx.cache, miss) {
-        let answer = Answer {
-            response: Response {
-                uid: String::new(),
-                ..outcome.response.clone()
-            },
-            verdict: outcome.verdict,
-            mode: outcome.mode,
-            changes: outcome.changes.clone(),
-            findings: outcome.findings.clone(),
-            image_misses: outcome.image_misses.clone(),
-            puller: outcome.puller.clone(),
-        };
-        cache.put(miss, &key, facts, answer);
+        cache.put(miss, key, facts, answer.clone());
     }
-    Ok(outcome)
-}
-
-/// The outcome of a request answered from the decision cache: the stored answer with this
-/// request's uid.
-fn answered(mut outcome: Outcome, hit: &Answer) -> Outcome {
-    let uid = std::mem::take(&mut outcome.response.uid);
-    outcome.response = Response {
-        uid,
-        ..hit.response.clone()
-    };
-    outcome.verdict = hit.verdict;
-    outcome.mode = hit.mode;
-    outcome.changes.clone_from(&hit.changes);
-    outcome.findings.clone_from(&hit.findings);
-    outcome.image_misses.clone_from(&hit.image_misses);
-    outcome.puller.clone_from(&hit.puller);
-    outcome.cached = true;
-    outcome
+    (answer, false)
 }
 
 /// The object a request is about and the pod (template) in it, or `None` when the endpoint
@@ -189,18 +167,25 @@ fn known_images(
     (known, misses)
 }
 
-fn namespace_layer<'r>(ctx: &Context<'_>, req: &'r Request) -> (&'r str, Option<Arc<Layer>>) {
-    let namespace = req
-        .namespace
-        .as_deref()
-        .or_else(|| {
-            req.object
-                .as_ref()?
-                .pointer("/metadata/namespace")?
-                .as_str()
+/// The layer of a namespace `NamespaceLookup` does not know: only the mode, shared (every
+/// request of a namespace not seen yet would otherwise build and compare its own).
+fn unknown_namespace(mode: Mode) -> Arc<Layer> {
+    static LAYERS: LazyLock<[Arc<Layer>; 3]> = LazyLock::new(|| {
+        Mode::ALL.map(|mode| {
+            Arc::new(Layer {
+                all: Partial {
+                    mode: Some(mode),
+                    ..Partial::default()
+                },
+                ..Layer::default()
+            })
         })
+    });
+    let i = Mode::ALL
+        .iter()
+        .position(|m| *m == mode)
         .unwrap_or_default();
-    (namespace, ctx.namespaces.layer(namespace))
+    LAYERS[i].clone()
 }
 
 fn mutate(decision: &Decision, response: &mut Response) -> Verdict {

@@ -1,7 +1,7 @@
 //! The admission module's shared types: what the handler, the cache, the router and the
 //! namespace sources all speak.
 
-use super::review::{Request, Response};
+use super::review::{Encoded, Request, Response};
 use crate::engine::image::{ImageFacts, Platform};
 use crate::findings::Code;
 use crate::paths::Paths;
@@ -186,19 +186,57 @@ impl Verdict {
     }
 }
 
-/// The response plus what the log line and metrics need.
-pub struct Outcome {
+/// Everything of an outcome that does not depend on the request: the decision cache keeps it
+/// and every request answered alike shares it.
+#[derive(Debug)]
+pub struct Answer {
     pub response: Response,
-    pub request: Request,
+    /// `response`, encoded once.
+    pub encoded: Encoded,
     pub verdict: Verdict,
     pub mode: Option<Mode>,
     pub changes: Vec<&'static str>,
     pub findings: Vec<Code>,
-    /// Answered from the decision cache.
-    pub cached: bool,
-    /// The namespace `NamespaceLookup` did not know: decided with `unknown_namespace_mode`.
-    pub unseen_namespace: Option<String>,
-    /// Images of the pod (template) whose facts were not known yet, and who pulls them.
+    /// The images not known when it was computed, and who pulls them: a hit without lookups
+    /// still has their inspections started (and waited for, within the budget).
     pub image_misses: Vec<(String, Platform)>,
     pub puller: Option<Arc<Puller>>,
+}
+
+impl Answer {
+    /// Allowed, nothing to say: for requests the endpoint does not decide on.
+    pub fn ignored() -> Answer {
+        let response = Response {
+            allowed: true,
+            ..Response::default()
+        };
+        Answer {
+            encoded: Encoded::of(&response),
+            response,
+            verdict: Verdict::Ignored,
+            mode: None,
+            changes: Vec::new(),
+            findings: Vec::new(),
+            image_misses: Vec::new(),
+            puller: None,
+        }
+    }
+}
+
+/// The request and its answer: what the response, the log line and the metrics need.
+pub struct Outcome {
+    pub request: Request,
+    pub answer: Arc<Answer>,
+    /// Answered from the decision cache.
+    pub cached: bool,
+    /// `NamespaceLookup` did not know the request's namespace: decided with
+    /// `unknown_namespace_mode`.
+    pub unseen_namespace: bool,
+}
+
+impl Outcome {
+    /// The AdmissionReview to send back.
+    pub fn encode(&self) -> Vec<u8> {
+        self.answer.encoded.with_uid(&self.request.uid)
+    }
 }

@@ -15,11 +15,13 @@ async fn allow(body: Bytes) -> ([(&'static str, &'static str); 1], Vec<u8>) {
     let uid = review::decode(&body).map(|r| r.uid).unwrap_or_default();
     (
         [("content-type", "application/json")],
-        review::encode(&Response {
-            uid,
-            allowed: true,
-            ..Response::default()
-        }),
+        review::encode(
+            &uid,
+            &Response {
+                allowed: true,
+                ..Response::default()
+            },
+        ),
     )
 }
 
