@@ -285,3 +285,12 @@ pub async fn first_pod(c: &Client, ns: &str, app: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A loopback port free a moment ago, for a server the caller starts next.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

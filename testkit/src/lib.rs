@@ -18,6 +18,8 @@ pub mod helm;
 #[cfg(feature = "shell")]
 pub mod kyverno;
 #[cfg(feature = "shell")]
+pub mod paths_apiserver;
+#[cfg(feature = "shell")]
 pub mod process;
 #[cfg(feature = "shell")]
 pub mod registry;

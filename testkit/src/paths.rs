@@ -9,12 +9,19 @@ fn service(ns: &str, name: &str, selector: Value, kind: &str, annotations: Value
     json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": { "name": name, "namespace": ns, "annotations": annotations },
-        "spec": { "type": kind, "selector": selector }
+        "spec": { "type": kind, "selector": selector, "ports": [{ "port": 80 }] }
     })
 }
 
 /// Every object of the index, `namespace` being the typical review's.
 pub fn objects(namespace: &str) -> Vec<Value> {
+    objects_scaled(namespace, 1000)
+}
+
+/// The same shape with `per_namespace` Services in each of the 10 namespaces (and in the
+/// worst case's), a twentieth of that in Ingresses and in HTTPRoutes.
+pub fn objects_scaled(namespace: &str, per_namespace: usize) -> Vec<Value> {
+    let fronts = per_namespace / 20;
     let mut out = Vec::new();
     for n in 0..10 {
         let ns = if n == 0 {
@@ -22,7 +29,7 @@ pub fn objects(namespace: &str) -> Vec<Value> {
         } else {
             format!("team-{n}")
         };
-        for i in 0..1000 {
+        for i in 0..per_namespace {
             let selector = json!({ "app.kubernetes.io/name": format!("svc-{i}"), "app.kubernetes.io/part-of": "shop" });
             out.push(service(
                 &ns,
@@ -32,7 +39,7 @@ pub fn objects(namespace: &str) -> Vec<Value> {
                 json!({}),
             ));
         }
-        for i in 0..50 {
+        for i in 0..fronts {
             let backend =
                 json!({ "service": { "name": format!("svc-{i}"), "port": { "number": 80 } } });
             out.push(json!({
@@ -43,7 +50,7 @@ pub fn objects(namespace: &str) -> Vec<Value> {
             out.push(json!({
                 "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
                 "metadata": { "name": format!("route-{i}"), "namespace": ns },
-                "spec": { "rules": [{ "backendRefs": [{ "name": format!("svc-{}", 500 + i), "port": 80 }] }] }
+                "spec": { "rules": [{ "backendRefs": [{ "name": format!("svc-{}", per_namespace / 2 + i), "port": 80 }] }] }
             }));
         }
     }
@@ -72,7 +79,7 @@ pub fn objects(namespace: &str) -> Vec<Value> {
         "spec": { "ingressClassName": "alb", "defaultBackend": { "service": { "name": "svc-999", "port": { "number": 80 } } } }
     }));
     // The worst case: a namespace whose 1,000 Services share their selector's first pair.
-    for i in 0..1000 {
+    for i in 0..per_namespace {
         let selector = json!({ "tier": "web", "zone": format!("z{i}") });
         out.push(service(
             "shared",

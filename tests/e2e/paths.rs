@@ -156,28 +156,7 @@ async fn http_routes(c: &kube::Client) {
         let dir = std::env::var("ZERODROP_GATEWAY_CRDS").expect(
             "ZERODROP_GATEWAY_CRDS: run through scripts/test.sh (tools/gateway-api/crds.sh)",
         );
-        let path = format!("{dir}/gateway.networking.k8s.io_httproutes.yaml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let crd: Value = serde_yaml_ng::from_str(&text).unwrap();
-        let reply = post(
-            c,
-            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-            &crd,
-        )
-        .await;
-        assert!(
-            matches!(reply.status, 201 | 409),
-            "{}: {}",
-            reply.status,
-            reply.body
-        );
-        until("HTTPRoutes served", Duration::from_secs(30), async || {
-            let req = http::Request::get("/apis/gateway.networking.k8s.io/v1/httproutes")
-                .body(Vec::new())
-                .unwrap();
-            c.request::<Value>(req).await.ok()
-        })
-        .await;
+        zerodrop_testkit::paths_apiserver::install_http_routes(c, &dir).await;
     })
     .await;
 }

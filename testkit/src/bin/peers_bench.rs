@@ -13,13 +13,16 @@
 //! Usage: peers_bench KUBECONFIG ITERATIONS CPU_ADMISSIONS BURST_PODS
 //! Env: APISERVER_PID, AUDIT_LOG, ZERODROP_URL/_CA/_PID, NULL_URL/_CA/_PID, PEER_POLICY (the
 //! in-tree policy file), ZERODROP_KYVERNO (optional: tools/kyverno/build.sh's
-//! directory). Prints one JSON line.
+//! directory), ZERODROP_BIN (optional: the arm with the traffic path index, a zerodrop of its
+//! own over ZERODROP_PATH_SERVICES Services, 10,000 by default; ZERODROP_GATEWAY_CRDS adds
+//! HTTPRoutes). Prints one JSON line.
 
 // A measuring tool, not the request path: a failed step aborts the run with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use zerodrop_testkit::cluster;
 use zerodrop_testkit::kyverno;
+use zerodrop_testkit::paths_apiserver;
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
@@ -33,7 +36,7 @@ struct Arm {
     latency_us: Vec<u64>,
 }
 
-/// Kyverno, killed when the run ends however it ends.
+/// Kyverno or the second zerodrop, killed when the run ends however it ends.
 struct Child(std::process::Child);
 impl Drop for Child {
     fn drop(&mut self) {
@@ -112,6 +115,23 @@ async fn main() -> anyhow::Result<()> {
         arms.push(arm(name, ns, Some(env(&format!("{prefix}_PID"))?.parse()?)));
     }
     cluster::wait_for_webhook(&c, &arms[2].ns).await;
+    let _paths = match std::env::var("ZERODROP_BIN") {
+        Ok(bin) => {
+            let services = match std::env::var("ZERODROP_PATH_SERVICES") {
+                Ok(n) => n.parse()?,
+                Err(_) => 10_000,
+            };
+            let (child, ns) =
+                paths_apiserver::serve_with_index(&c, &kubeconfig, &bin, services).await?;
+            let child = Child(child);
+            let pid = child.0.id();
+            // A measuring tool's one-off name, for the run's lifetime.
+            let name = format!("zerodrop, traffic path index on ({services} Services)");
+            arms.push(arm(name.leak(), ns, Some(pid)));
+            Some(child)
+        }
+        Err(_) => None,
+    };
     if let Ok(file) = std::env::var("PEER_POLICY") {
         for doc in serde_yaml_ng::Deserializer::from_str(&std::fs::read_to_string(&file)?) {
             let obj: Value = serde::Deserialize::deserialize(doc)?;
@@ -138,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
     let _kyverno = match std::env::var_os("ZERODROP_KYVERNO") {
         Some(_) => {
             kyverno::install(&c).await;
-            let (port, metrics) = (free_port(), free_port());
+            let (port, metrics) = (cluster::free_port(), cluster::free_port());
             let mut cmd = kyverno::command(&kubeconfig, port, metrics);
             cmd.stdout(std::process::Stdio::null())
                 .stderr(std::fs::File::create(
@@ -165,7 +185,11 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
-    let pod = cluster::pod("bench", json!({}), json!([cluster::web()]));
+    let mut pod = cluster::pod("bench", json!({}), json!([cluster::web()]));
+    // Behind an AWS NLB Service and an ALB Ingress where the path index is on (paths::objects);
+    // the other arms do not read labels.
+    pod["metadata"]["labels"] =
+        json!({ "app.kubernetes.io/name": "shop-web", "app.kubernetes.io/part-of": "shop" });
 
     // 1. Latency, interleaved; the first rounds warm connections and caches.
     for i in 0..iterations + 20 {
@@ -223,6 +247,7 @@ async fn main() -> anyhow::Result<()> {
     );
     cluster::delete_webhooks(&c, "peers").await;
     cluster::delete_webhooks(&c, "peers-null").await;
+    cluster::delete_webhooks(&c, "peers-paths").await;
     Ok(())
 }
 
@@ -233,14 +258,6 @@ fn arm(name: &'static str, ns: String, pid: Option<u32>) -> Arm {
         pid,
         latency_us: Vec::new(),
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A namespace no zerodrop webhook sees, with these labels.
