@@ -122,7 +122,7 @@ pub struct ServeArgs {
     /// in a cluster).
     #[arg(long, env = "ZERODROP_SCAN_IDENTITY")]
     pub scan_identity: Option<String>,
-    /// Answers kept for byte-identical requests (a ReplicaSet's pods), within 8 MiB of
+    /// Answers kept for requests with the same pod (a ReplicaSet's pods), within 8 MiB of
     /// requests; 0 disables.
     #[arg(long, env = "ZERODROP_DECISION_CACHE_SIZE", default_value_t = 1024)]
     pub decision_cache_size: usize,
