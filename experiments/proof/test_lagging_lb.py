@@ -35,3 +35,12 @@ def test_config_routes_each_namespace_by_host_to_its_pods():
     assert c["http"]["routers"]["t-exit"] == {"rule": "Host(`t-exit.lb`)", "service": "t-exit",
                                               "entryPoints": ["lb"]}
     assert c["http"]["services"]["t-exit"] == {"loadBalancer": {"servers": [{"url": "http://198.18.1.5:8080"}]}}
+
+
+def test_the_file_is_rewritten_only_when_the_routes_change(tmp_path):
+    f = lagging_lb.ConfigFile(str(tmp_path / "dynamic.yaml"))
+    assert f.write({"ns": {"10.0.0.1:80"}})
+    # A pod that turned not ready but is still routed to for the lag: the same servers.
+    assert not f.write({"ns": {"10.0.0.1:80"}})
+    assert f.write({"ns": {"10.0.0.1:80", "10.0.0.2:80"}})
+    assert "10.0.0.2:80" in (tmp_path / "dynamic.yaml").read_text()
