@@ -21,13 +21,9 @@ pub(super) struct Ticket {
 
 /// Refuses at once when too many requests or too many bytes are in flight: queueing would
 /// only make every answer late (the apiserver gives up after its timeout anyway).
-pub(super) fn admit(state: &State, headers: &HeaderMap) -> Option<Ticket> {
+pub(super) fn admit(state: &State, announced: Option<usize>) -> Option<Ticket> {
     // The apiserver always sends Content-Length; a body without one may be as large as any.
-    let bytes = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .unwrap_or(MAX_BODY)
-        .min(MAX_BODY);
+    let bytes = announced.unwrap_or(MAX_BODY).min(MAX_BODY);
     let kib = u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
     let limits = &state.limits;
     let share = if bytes <= BLOCKING_THRESHOLD {
@@ -51,6 +47,13 @@ pub(super) fn admit(state: &State, headers: &HeaderMap) -> Option<Ticket> {
     Some(Ticket {
         _permits: Arc::new(permits),
     })
+}
+
+/// The request's Content-Length, read once for the bound and the body's buffer.
+pub(super) fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
 }
 
 /// The answer when `admit` refused.

@@ -5,7 +5,8 @@ use super::state::State;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State as Shared;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::BytesMut;
@@ -66,8 +67,9 @@ pub fn admin(state: Arc<State>) -> Router {
 async fn admit(Shared(state): Shared<Arc<State>>, request: axum::extract::Request) -> Response {
     // The whole request, not its parts as extractors: those would copy the headers.
     let (parts, body) = request.into_parts();
-    let mut response = match limit::admit(&state, &parts.headers) {
-        Some(ticket) => admitted(&state, ticket, &parts.uri, &parts.headers, body).await,
+    let announced = limit::content_length(&parts.headers);
+    let mut response = match limit::admit(&state, announced) {
+        Some(ticket) => admitted(&state, ticket, &parts, announced, body).await,
         None => limit::refused(),
     };
     if state.shutting_down() {
@@ -81,26 +83,35 @@ async fn admit(Shared(state): Shared<Arc<State>>, request: axum::extract::Reques
 async fn admitted(
     state: &Arc<State>,
     ticket: Ticket,
-    uri: &Uri,
-    headers: &HeaderMap,
+    parts: &Parts,
+    announced: Option<usize>,
     body: Body,
 ) -> Response {
-    let body = match within(state.limits.body_timeout, read_body(body, headers)).await {
-        Some(Ok(body)) => body,
-        Some(Err(refused)) => return refused,
-        None => return body_late(),
-    };
-    let endpoint = if uri.path() == "/validate" {
+    let endpoint = if parts.uri.path() == "/validate" {
         Endpoint::Validate
     } else {
         Endpoint::Mutate
     };
+    let read = within(state.limits.body_timeout, read_body(body, announced)).await;
+    let body = match read.unwrap_or(Err(BodyError::Late)) {
+        Ok(body) => body,
+        Err(e) => {
+            // Not answered: the apiserver admits the pod unchanged (failurePolicy Ignore).
+            state.metrics.record_error(endpoint.as_str(), e.result());
+            tracing::warn!(
+                endpoint = endpoint.as_str(),
+                error = e.result(),
+                "admission request body refused"
+            );
+            return e.into_response();
+        }
+    };
     let call = Call {
         endpoint,
-        deadline: deadline(uri.query()),
+        deadline: deadline(parts.uri.query()),
         ticket,
     };
-    review(state.clone(), call, headers, body).await
+    review(state.clone(), call, &parts.headers, body).await
 }
 
 /// `work` within `limit`; a body that has already arrived (the usual case) costs no timer.
@@ -113,31 +124,48 @@ async fn within<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> 
     }
 }
 
-fn body_late() -> Response {
-    (
-        StatusCode::REQUEST_TIMEOUT,
-        "request body not received in time\n",
-    )
+/// Why a request's body was not read.
+enum BodyError {
+    /// Not all of it within the body timeout, or the connection failed while sending it.
+    Late,
+    TooLarge,
+}
+
+impl BodyError {
+    /// The `result` label of `zerodrop_admission_requests_total`.
+    fn result(&self) -> &'static str {
+        match self {
+            BodyError::Late => "body-timeout",
+            BodyError::TooLarge => "too-large",
+        }
+    }
+
+    fn into_response(self) -> Response {
+        match self {
+            BodyError::Late => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time\n",
+            ),
+            BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "request body over 8 MiB\n"),
+        }
         .into_response()
+    }
 }
 
 /// The body in one buffer: the first chunk as it is when it holds the whole body (the usual
 /// case, no copy), else all chunks in one buffer of the announced size, filled chunk by chunk
 /// (collecting chunks and then joining them holds a large body twice).
-async fn read_body(body: Body, headers: &HeaderMap) -> Result<Bytes, Response> {
-    let announced = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+async fn read_body(body: Body, announced: Option<usize>) -> Result<Bytes, BodyError> {
     if announced.is_some_and(|n| n > MAX_BODY) {
-        return Err(too_large());
+        return Err(BodyError::TooLarge);
     }
     let mut stream = body.into_data_stream();
     let first = match stream.next().await {
         None => return Ok(Bytes::new()),
-        Some(chunk) => chunk.map_err(|_| body_late())?,
+        Some(chunk) => chunk.map_err(|_| BodyError::Late)?,
     };
     if first.len() > MAX_BODY {
-        return Err(too_large());
+        return Err(BodyError::TooLarge);
     }
     if announced == Some(first.len()) {
         return Ok(first);
@@ -146,18 +174,13 @@ async fn read_body(body: Body, headers: &HeaderMap) -> Result<Bytes, Response> {
     buf.extend_from_slice(&first);
     drop(first);
     while let Some(chunk) = stream.next().await {
-        // Most often the body timeout: the client stopped sending.
-        let chunk = chunk.map_err(|_| body_late())?;
+        let chunk = chunk.map_err(|_| BodyError::Late)?;
         if buf.len() + chunk.len() > MAX_BODY {
-            return Err(too_large());
+            return Err(BodyError::TooLarge);
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
-}
-
-fn too_large() -> Response {
-    (StatusCode::PAYLOAD_TOO_LARGE, "request body over 8 MiB\n").into_response()
 }
 
 /// One admission call: which endpoint, how long it may take, what it holds.
@@ -194,7 +217,7 @@ async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes)
         Ok(result) => result,
         Err(answered) => return answered,
     };
-    if let Ok((outcome, _)) = &result
+    if let Ok(outcome) = &result
         && outcome.unseen_namespace
     {
         // Created a moment ago, together with its workloads: ask the apiserver rather than
@@ -216,7 +239,7 @@ async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes)
             };
         }
     }
-    if let Ok((outcome, _)) = &result
+    if let Ok(outcome) = &result
         && !outcome.answer.image_misses.is_empty()
         && let Some(lookup) = state.images.lookup.clone()
     {
@@ -250,13 +273,13 @@ async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes)
         }
     }
     match result {
-        Ok((outcome, bytes)) => {
+        Ok(outcome) => {
             let elapsed = started.elapsed();
             state
                 .metrics
                 .record(endpoint.as_str(), &outcome, elapsed.as_secs_f64());
             log(endpoint, &outcome, elapsed.as_micros());
-            json(bytes)
+            json(outcome.encode())
         }
         Err(e) => {
             state.metrics.record_error(endpoint.as_str(), "bad-request");
@@ -266,7 +289,7 @@ async fn review(state: Arc<State>, call: Call, headers: &HeaderMap, body: Bytes)
     }
 }
 
-type Evaluated = Result<(Outcome, Vec<u8>), admission::DecodeError>;
+type Evaluated = Result<Outcome, admission::DecodeError>;
 
 /// Evaluates on this worker, or off the async workers for big bodies (then bounded by
 /// `deadline` and by the evaluation slots; `Err` is the answer already given).
@@ -379,9 +402,7 @@ fn evaluate(state: &State, endpoint: Endpoint, body: &[u8]) -> Evaluated {
         images: state.images.lookup.as_deref(),
         paths: backend.paths.as_deref(),
     };
-    let outcome = admission::handle(endpoint, body, &ctx)?;
-    let bytes = outcome.encode();
-    Ok((outcome, bytes))
+    admission::handle(endpoint, body, &ctx)
 }
 
 fn log(endpoint: Endpoint, o: &Outcome, micros: u128) {

@@ -242,6 +242,14 @@ async fn transport_errors_have_their_status() {
     )
     .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let (_, metrics) = call(st.clone(), Method::GET, "/metrics", None, Vec::new()).await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains(
+            r#"zerodrop_admission_requests_total{endpoint="mutate",operation="",result="too-large"} 1"#
+        ),
+        "{metrics}"
+    );
     let (s, _) = call(st.clone(), Method::GET, "/mutate", None, Vec::new()).await;
     assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
     let (s, _) = call(st, Method::POST, "/other", Some("application/json"), body).await;

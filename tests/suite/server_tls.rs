@@ -396,6 +396,14 @@ async fn slow_clients_are_cut_off_and_overload_is_refused_at_once() {
         took < Duration::from_secs(3),
         "body timeout not enforced: {took:?}"
     );
+    // Its pod went unprotected (failurePolicy Ignore): counted, not only answered.
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            r#"zerodrop_admission_requests_total{endpoint="mutate",operation="",result="body-timeout"} 1"#
+        ),
+        "{text}"
+    );
     let ok = mutate(&client, port).await.unwrap();
     assert_eq!(ok.status(), 200);
 }
