@@ -5,6 +5,7 @@ use super::{CodeLabels, EndpointLabels, KindLabels, RequestLabels};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 use zerodrop_core::admission::Verdict;
 use zerodrop_core::engine::Change;
@@ -29,6 +30,10 @@ fn endpoint_index(endpoint: &str) -> usize {
     ENDPOINTS.iter().position(|e| *e == endpoint).unwrap_or(0)
 }
 
+/// The resolved series, or the family's own when no slot was made for the labels (a variant
+/// added without a slot is still counted, only not resolved in advance).
+pub(super) type Series<'a> = Cow<'a, Counter>;
+
 impl Handles {
     pub(super) fn request(
         &self,
@@ -36,41 +41,45 @@ impl Handles {
         endpoint: &'static str,
         operation: &'static str,
         verdict: Verdict,
-    ) -> Option<&Counter> {
-        let op = OPERATIONS.iter().position(|o| *o == operation)?;
-        let slot = self.requests[endpoint_index(endpoint)][op].get(verdict as usize)?;
-        Some(slot.get_or_init(|| {
-            let labels = RequestLabels {
-                endpoint: ENDPOINTS[endpoint_index(endpoint)],
-                operation: OPERATIONS[op],
-                result: verdict.as_str(),
-            };
-            family.get_or_create(&labels).clone()
-        }))
+    ) -> Series<'_> {
+        let labels = || RequestLabels {
+            endpoint,
+            operation,
+            result: verdict.as_str(),
+        };
+        let slot = OPERATIONS
+            .iter()
+            .position(|o| *o == operation)
+            .and_then(|op| self.requests[endpoint_index(endpoint)][op].get(verdict as usize));
+        match slot {
+            Some(slot) => {
+                Cow::Borrowed(slot.get_or_init(|| family.get_or_create(&labels()).clone()))
+            }
+            None => Cow::Owned(family.get_or_create(&labels()).clone()),
+        }
     }
 
     pub(super) fn mutation(
         &self,
         family: &Family<KindLabels, Counter>,
         kind: &'static str,
-    ) -> Option<&Counter> {
-        let i = Change::KINDS.iter().position(|k| *k == kind)?;
-        Some(self.mutations[i].get_or_init(|| {
-            let kind = Change::KINDS[i];
-            family.get_or_create(&KindLabels { kind }).clone()
-        }))
+    ) -> Series<'_> {
+        let resolve = || family.get_or_create(&KindLabels { kind }).clone();
+        match Change::KINDS.iter().position(|k| *k == kind) {
+            Some(i) => Cow::Borrowed(self.mutations[i].get_or_init(resolve)),
+            None => Cow::Owned(resolve()),
+        }
     }
 
-    pub(super) fn finding(
-        &self,
-        family: &Family<CodeLabels, Counter>,
-        code: Code,
-    ) -> Option<&Counter> {
-        let i = Code::ALL.iter().position(|c| *c == code)?;
-        Some(self.findings[i].get_or_init(|| {
-            let code = Code::ALL[i].as_str();
+    pub(super) fn finding(&self, family: &Family<CodeLabels, Counter>, code: Code) -> Series<'_> {
+        let resolve = || {
+            let code = code.as_str();
             family.get_or_create(&CodeLabels { code }).clone()
-        }))
+        };
+        match Code::ALL.iter().position(|c| *c == code) {
+            Some(i) => Cow::Borrowed(self.findings[i].get_or_init(resolve)),
+            None => Cow::Owned(resolve()),
+        }
     }
 
     pub(super) fn duration(

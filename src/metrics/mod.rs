@@ -304,14 +304,11 @@ impl Metrics {
         use zerodrop_core::admission::Verdict;
         let h = &self.handles;
         let operation = operation_label(&outcome.request.operation);
-        if let Some(c) = h.request(&self.requests, endpoint, operation, outcome.answer.verdict) {
-            c.inc();
-        }
+        h.request(&self.requests, endpoint, operation, outcome.answer.verdict)
+            .inc();
         if outcome.answer.verdict == Verdict::Mutated {
             for kind in &outcome.answer.changes {
-                if let Some(c) = h.mutation(&self.mutations, kind) {
-                    c.inc();
-                }
+                h.mutation(&self.mutations, kind).inc();
             }
         }
         if outcome.cached {
@@ -321,9 +318,7 @@ impl Metrics {
             self.audit_would_mutate.inc();
         }
         for code in &outcome.answer.findings {
-            if let Some(c) = h.finding(&self.findings, *code) {
-                c.inc();
-            }
+            h.finding(&self.findings, *code).inc();
         }
         h.duration(&self.duration, endpoint).observe(seconds);
     }
