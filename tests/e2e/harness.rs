@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+pub use zerodrop_testkit::cluster::free_port;
 use zerodrop_testkit::process::spawn_tied;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,12 +264,4 @@ pub async fn log_line(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

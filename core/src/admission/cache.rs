@@ -239,9 +239,16 @@ mod tests {
     }
 
     fn answer(verdict: Verdict) -> Arc<Answer> {
+        let response = crate::admission::review::Response::default();
         Arc::new(Answer {
+            encoded: crate::admission::review::Encoded::of(&response),
+            response,
             verdict,
-            ..Answer::ignored()
+            mode: None,
+            changes: vec![],
+            findings: vec![],
+            image_misses: vec![],
+            puller: None,
         })
     }
 

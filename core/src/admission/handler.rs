@@ -31,7 +31,7 @@ pub fn handle(endpoint: Endpoint, body: &[u8], ctx: &Context<'_>) -> Result<Outc
     let Some((workload, object, template)) = subject(endpoint, &request) else {
         return Ok(Outcome {
             request,
-            answer: Arc::new(Answer::ignored()),
+            answer: Answer::ignored(),
             cached: false,
             unseen_namespace: false,
         });

@@ -204,22 +204,25 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// Allowed, nothing to say: for requests the endpoint does not decide on.
-    pub fn ignored() -> Answer {
-        let response = Response {
-            allowed: true,
-            ..Response::default()
-        };
-        Answer {
-            encoded: Encoded::of(&response),
-            response,
-            verdict: Verdict::Ignored,
-            mode: None,
-            changes: Vec::new(),
-            findings: Vec::new(),
-            image_misses: Vec::new(),
-            puller: None,
-        }
+    /// Allowed, nothing to say: for requests the endpoint does not decide on (one, shared).
+    pub fn ignored() -> Arc<Answer> {
+        static IGNORED: std::sync::LazyLock<Arc<Answer>> = std::sync::LazyLock::new(|| {
+            let response = Response {
+                allowed: true,
+                ..Response::default()
+            };
+            Arc::new(Answer {
+                encoded: Encoded::of(&response),
+                response,
+                verdict: Verdict::Ignored,
+                mode: None,
+                changes: Vec::new(),
+                findings: Vec::new(),
+                image_misses: Vec::new(),
+                puller: None,
+            })
+        });
+        IGNORED.clone()
     }
 }
 
