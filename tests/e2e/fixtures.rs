@@ -154,7 +154,7 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
     )
     .unwrap();
     let patch_bytes = base64::engine::general_purpose::STANDARD
-        .decode(outcome.answer.response.patch_base64().unwrap())
+        .decode(answered(&outcome)["patch"].as_str().unwrap())
         .unwrap();
     let patch: json_patch::Patch = serde_json::from_slice(&patch_bytes).unwrap();
     let mut ours = create["request"]["object"].clone();
@@ -174,13 +174,14 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
         &ctx,
     )
     .unwrap();
+    let warnings = answered(&advice)["warnings"].clone();
     assert!(
-        advice
-            .answer
-            .response
-            .warnings
+        warnings
+            .as_array()
+            .unwrap()
             .iter()
-            .any(|w| w.contains("preStop sleep 5s"))
+            .any(|w| w.as_str().unwrap().contains("preStop sleep 5s")),
+        "{warnings}"
     );
 
     if std::env::var_os("ZERODROP_UPDATE_FIXTURES").is_some() {
@@ -199,4 +200,10 @@ async fn real_apiserver_requests_match_the_in_process_handler() {
 
 async fn delete_recorder(c: &kube::Client) {
     zerodrop_testkit::cluster::delete_webhooks(c, "aaa-recorder").await;
+}
+
+/// The AdmissionReview response the outcome is sent as.
+fn answered(outcome: &zerodrop_core::admission::Outcome) -> Value {
+    let review: Value = serde_json::from_slice(&outcome.encode()).unwrap();
+    review["response"].clone()
 }

@@ -242,7 +242,6 @@ mod tests {
         let response = crate::admission::review::Response::default();
         Arc::new(Answer {
             encoded: crate::admission::review::Encoded::of(&response),
-            response,
             verdict,
             mode: None,
             changes: vec![],

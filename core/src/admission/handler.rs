@@ -106,7 +106,6 @@ fn decide(ctx: &Context<'_>, key: &Key<'_>) -> (Arc<Answer>, bool) {
     };
     let answer = Arc::new(Answer {
         encoded: Encoded::of(&response),
-        response,
         verdict,
         mode: Some(decision.mode),
         changes: decision.changes.iter().map(|c| c.kind()).collect(),

@@ -132,13 +132,6 @@ pub struct Response {
     pub audit_annotations: BTreeMap<String, String>,
 }
 
-impl Response {
-    /// The base64 patch text.
-    pub fn patch_base64(&self) -> Option<&str> {
-        self.patch.as_ref().map(|p| p.get().trim_matches('"'))
-    }
-}
-
 /// The envelope up to the uid: `response.uid` is written first, so all that follows it is the
 /// same for every request answered alike.
 const HEAD: &[u8] =

@@ -190,8 +190,7 @@ impl Verdict {
 /// and every request answered alike shares it.
 #[derive(Debug)]
 pub struct Answer {
-    pub response: Response,
-    /// `response`, encoded once.
+    /// The response, encoded once (all a request needs of it is its bytes).
     pub encoded: Encoded,
     pub verdict: Verdict,
     pub mode: Option<Mode>,
@@ -213,7 +212,6 @@ impl Answer {
             };
             Arc::new(Answer {
                 encoded: Encoded::of(&response),
-                response,
                 verdict: Verdict::Ignored,
                 mode: None,
                 changes: Vec::new(),
