@@ -221,9 +221,18 @@ fn the_adaptive_drain_takes_its_maximum_and_count_from_the_path() {
         d.changes
     );
     assert_eq!(arg(&p, "max").as_deref(), Some("30s"));
+    // Behind a balancer the maximum is the class's delay and the quiet window, both ways.
     let (_, p) = run_routed(&e, &obj, &enforce_ns(), &routed(&[PathClass::AwsAlb]));
     assert_eq!(arg(&p, "count").as_deref(), Some("requests"));
-    assert_eq!(arg(&p, "max").as_deref(), Some("30s"));
+    assert_eq!(arg(&p, "max").as_deref(), Some("22s"));
+    let (_, p) = run_routed(
+        &e,
+        &obj,
+        &enforce_ns(),
+        &routed(&[PathClass::Cluster, PathClass::LoadBalancer]),
+    );
+    assert_eq!(arg(&p, "count").as_deref(), Some("requests"));
+    assert_eq!(arg(&p, "max").as_deref(), Some("17s"));
     let (d, p) = run_routed(&e, &obj, &enforce_ns(), &routed(&[PathClass::AwsNlb]));
     assert_eq!(arg(&p, "max").as_deref(), Some("127s"));
     assert!(

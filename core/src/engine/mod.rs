@@ -346,10 +346,13 @@ impl Engine {
         }
     }
 
-    /// Where the path is known and no layer set them, the drain waiter's bounds follow it: its
-    /// maximum covers the slowest class, and it counts requests only where a balancer outside
-    /// the cluster pools connections to the pod (clients pinned through kube-proxy would
-    /// otherwise hold every wait to the maximum; docs/proof.md "Adaptive drain").
+    /// Where the path is known and no layer set them, the drain waiter's bounds follow it. It
+    /// counts requests only where a balancer outside the cluster pools connections to the pod
+    /// (clients pinned through kube-proxy would otherwise hold every wait to the maximum), and
+    /// there its maximum is the class's delay plus the quiet window: a pinned client then holds
+    /// the wait no longer than the path's sleep and one window (the default 30 s made such pods
+    /// slower than the sleep; docs/proof.md "Adaptive drain"). Elsewhere the maximum only grows
+    /// to cover the slowest class, so a slow kube-proxy can still hold the wait.
     fn path_bounds(
         &self,
         settings: &mut Settings,
@@ -361,12 +364,16 @@ impl Engine {
         let set = |f: fn(&crate::policy::Partial) -> bool| {
             f(&self.cluster.defaults) || layers.iter().any(|l| f(&l.all))
         };
+        let balancer = paths.routes.iter().any(|r| r.class.is_balancer());
         if !set(|p| p.drain_max.is_some()) {
             let cover = needed.seconds.saturating_add(settings.drain_quiet);
-            settings.drain_max = settings.drain_max.max(cover);
+            settings.drain_max = if balancer {
+                cover
+            } else {
+                settings.drain_max.max(cover)
+            };
         }
         if !set(|p| p.drain_count.is_some()) {
-            let balancer = paths.routes.iter().any(|r| r.class.is_balancer());
             settings.drain_count = if balancer {
                 DrainCount::Requests
             } else {
