@@ -42,9 +42,16 @@ fn waiter_with(app_port: u16, max: &str, extra: &[&str]) -> Waiter {
 
 /// `zerodrop drain-wait` with JSON logs, read every 50 ms, and `args`; once it serves.
 fn spawn(args: &[&str]) -> Waiter {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zerodrop"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_zerodrop"));
+    command
         .args(["drain-wait", "--log-format", "json", "--every", "50ms"])
-        .args(args)
+        .args(args);
+    spawn_command(command)
+}
+
+/// Runs a `drain-wait` command line; once it serves.
+fn spawn_command(mut command: Command) -> Waiter {
+    let mut child = command
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -271,4 +278,95 @@ fn the_kubelets_probes_are_known_across_address_families() {
     let v: serde_json::Value = serde_json::from_str(body.trim()).unwrap_or_default();
     assert_eq!(v["ending"], "quiet", "{answer}");
     assert_eq!(v["new_connections"], 0, "{answer}");
+}
+
+/// A waiter that cannot read the sockets (here a seccomp filter denies it netlink sockets, as a
+/// strict `Localhost` profile would) waits the fixed sleep, says why, and says it at WARN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_that_cannot_read_the_sockets_waits_the_fallback_sleep() {
+    let app = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = app.local_addr().unwrap().port().to_string();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_zerodrop"));
+    command.args([
+        "drain-wait",
+        "--log-format",
+        "json",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    command.args(["--ports", &port, "--min", "200ms", "--quiet", "300ms"]);
+    command.args(["--max", "20s", "--fallback", "2s"]);
+    deny_netlink(&mut command);
+    let w = spawn_command(command);
+    let started = Instant::now();
+    let (status, body) = call(&format!("{}/drain", w.url), KUBELET).await;
+    let took = started.elapsed();
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, v["ending"].as_str()),
+        (200, Some("fallback")),
+        "{body}"
+    );
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = w.log.lock().unwrap().clone();
+    assert_eq!(level_of_drains(&lines), ["WARN"], "{lines:?}");
+}
+
+/// Installs, in the child before it execs, a seccomp filter that fails `socket(AF_NETLINK, ..)`
+/// with EPERM and allows everything else. Written by hand: ten BPF instructions do not earn a
+/// dependency, and no test crate offers this.
+#[allow(unsafe_code)]
+fn deny_netlink(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xC000_003E;
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xC000_00B7;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    // struct seccomp_data: nr at 0, arch at 4, args[0] at 16 (its low half, little-endian).
+    let filter = [
+        stmt(load, 4),
+        jump(ARCH, 0, 5),
+        stmt(load, 0),
+        jump(libc::SYS_socket as u32, 0, 3),
+        stmt(load, 16),
+        jump(libc::AF_NETLINK as u32, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: between fork and exec the closure only makes two prctl calls, which allocate
+    // nothing; the filter array outlives them (it is moved into the closure).
+    unsafe {
+        command.pre_exec(move || {
+            let program = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
