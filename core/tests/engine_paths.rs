@@ -221,10 +221,10 @@ fn the_adaptive_drain_takes_its_maximum_and_count_from_the_path() {
         d.changes
     );
     assert_eq!(arg(&p, "max").as_deref(), Some("30s"));
-    // Behind a balancer the maximum is the class's delay and the quiet window, both ways.
+    // Behind a balancer the maximum is the class's delay (the path's sleep), both ways.
     let (_, p) = run_routed(&e, &obj, &enforce_ns(), &routed(&[PathClass::AwsAlb]));
     assert_eq!(arg(&p, "count").as_deref(), Some("requests"));
-    assert_eq!(arg(&p, "max").as_deref(), Some("22s"));
+    assert_eq!(arg(&p, "max").as_deref(), Some("20s"));
     let (_, p) = run_routed(
         &e,
         &obj,
@@ -232,13 +232,13 @@ fn the_adaptive_drain_takes_its_maximum_and_count_from_the_path() {
         &routed(&[PathClass::Cluster, PathClass::LoadBalancer]),
     );
     assert_eq!(arg(&p, "count").as_deref(), Some("requests"));
-    assert_eq!(arg(&p, "max").as_deref(), Some("17s"));
+    assert_eq!(arg(&p, "max").as_deref(), Some("15s"));
     let (d, p) = run_routed(&e, &obj, &enforce_ns(), &routed(&[PathClass::AwsNlb]));
-    assert_eq!(arg(&p, "max").as_deref(), Some("127s"));
+    assert_eq!(arg(&p, "max").as_deref(), Some("125s"));
     assert!(
         d.changes
             .iter()
-            .any(|c| matches!(c, Change::Drain { max: 127, .. }))
+            .any(|c| matches!(c, Change::Drain { max: 125, .. }))
     );
     // What a layer sets wins.
     let pinned = pod(

@@ -40,12 +40,13 @@ CLASS_DELAY = {"load-balancer": 15, "aws-alb": 20, "aws-nlb": 125, "gke-l4": 15,
 
 def path_delay_given(pod, delay):
     """Whether admission gave the pod's first container `delay` s: its preStop sleep, or the
-    adaptive drain waiter's maximum."""
+    adaptive drain waiter the path sets behind a balancer (counting requests, its maximum the
+    class's delay; the defaults, 30 s, are no sign the index knew the Service)."""
     sleep = ((pod["spec"]["containers"][0].get("lifecycle") or {}).get("preStop") or {}).get("sleep") or {}
     if sleep.get("seconds", 0) >= delay:
         return True
     args = [x for c in pod["spec"].get("initContainers") or [] for x in c.get("args") or []]
-    return any(x.startswith("--max=") and float(x[6:].rstrip("s")) >= delay for x in args)
+    return "--count=requests" in args and f"--max={delay}s" in args
 
 
 def short(node):

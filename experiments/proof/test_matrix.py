@@ -21,6 +21,9 @@ def test_the_class_sleep_is():
     assert matrix.path_delay_given(pod(sleep=15), matrix.CLASS_DELAY["load-balancer"])
 
 
-def test_the_adaptive_waiter_counts_by_its_maximum():
-    assert matrix.path_delay_given(pod(waiter_args=["--min=2s", "--max=30s"]), 15)
-    assert not matrix.path_delay_given(pod(waiter_args=["--min=2s", "--max=10s"]), 15)
+def test_the_adaptive_waiter_counts_once_the_path_set_it():
+    # The path behind a balancer: requests, the class's delay as the maximum.
+    assert matrix.path_delay_given(pod(waiter_args=["--max=15s", "--count=requests"]), 15)
+    # The defaults (30 s, requests) say nothing of the index; connections mean no balancer.
+    assert not matrix.path_delay_given(pod(waiter_args=["--max=30s", "--count=requests"]), 15)
+    assert not matrix.path_delay_given(pod(waiter_args=["--max=15s", "--count=connections"]), 15)

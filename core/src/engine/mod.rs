@@ -349,10 +349,11 @@ impl Engine {
     /// Where the path is known and no layer set them, the drain waiter's bounds follow it. It
     /// counts requests only where a balancer outside the cluster pools connections to the pod
     /// (clients pinned through kube-proxy would otherwise hold every wait to the maximum), and
-    /// there its maximum is the class's delay plus the quiet window: a pinned client then holds
-    /// the wait no longer than the path's sleep and one window (the default 30 s made such pods
-    /// slower than the sleep; docs/proof.md "Adaptive drain"). Elsewhere the maximum only grows
-    /// to cover the slowest class, so a slow kube-proxy can still hold the wait.
+    /// there its maximum is the class's delay, the sleep the path would give: a pinned client
+    /// then holds the wait exactly as long as that sleep, and a balancer that lets go early ends
+    /// it early (the default 30 s, and the delay + quiet, made such pods slower than the sleep;
+    /// docs/proof.md "Adaptive drain"). Elsewhere the maximum only grows to cover the slowest
+    /// class and a quiet window, so a slow kube-proxy can still hold the wait.
     fn path_bounds(
         &self,
         settings: &mut Settings,
@@ -368,7 +369,8 @@ impl Engine {
         if !set(|p| p.drain_max.is_some()) {
             let cover = needed.seconds.saturating_add(settings.drain_quiet);
             settings.drain_max = if balancer {
-                cover
+                // Never below the window itself (a tiny class delay would refuse the waiter).
+                needed.seconds.max(settings.drain_quiet)
             } else {
                 settings.drain_max.max(cover)
             };
