@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use std::io::IsTerminal as _;
-use zerodrop::cli::{CertsCommand, Cli, Command, LogFormat};
+use zerodrop::cli::{CertsCommand, Cli, Command, LogFormat, PolicyCommand};
 
 // The request path allocates many small short-lived values; mimalloc halves their cost
 // against glibc's allocator (docs/benchmarks.md).
@@ -55,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Certs(CertsCommand::Generate(args)) => zerodrop::commands::certs_generate(&args),
         Command::Load(args) => runtime.block_on(zerodrop::commands::load(args)),
+        Command::Policy(PolicyCommand::Export(args)) => zerodrop::commands::policy_export(&args),
         Command::DrainWait(args) => runtime.block_on(zerodrop::commands::drain_wait(
             args,
             zerodrop::commands::shutdown_signal(),

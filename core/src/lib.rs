@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod drain;
 pub mod engine;
+pub mod export;
 pub mod findings;
 pub mod paths;
 pub mod policy;

@@ -8,11 +8,13 @@ use zerodrop_core::policy::Mode;
 
 mod drain;
 pub mod measure;
+mod policy;
 mod registry;
 mod serve;
 mod values;
 pub use drain::DrainWaitArgs;
 pub use measure::{LoadArgs, VerifyArgs, VerifyOutput};
+pub use policy::{PolicyCommand, PolicyExportArgs};
 pub use registry::RegistryArgs;
 pub use serve::ServeArgs;
 use values::{key_value, kube_version, long_duration, mode};
@@ -66,6 +68,9 @@ pub enum Command {
     /// The adaptive drain's waiter, run by zerodrop as a native sidecar: answers the app's
     /// preStop call (GET /drain) once new work has stopped arriving at the pod.
     DrainWait(DrainWaitArgs),
+    /// The policy without a webhook.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,8 +15,8 @@ pub const FIELD: &str = "terminationGracePeriodSeconds";
 /// What a native sidecar that shows nothing of its own drain gets: Istio's default
 /// `terminationDrainDuration`.
 pub const SIDECAR_DRAIN: u32 = 5;
-const ISTIO_CONFIG: &str = "proxy.istio.io/config";
-const LINKERD_WAIT: &str = "config.alpha.linkerd.io/proxy-wait-before-exit-seconds";
+pub const ISTIO_CONFIG: &str = "proxy.istio.io/config";
+pub const LINKERD_WAIT: &str = "config.alpha.linkerd.io/proxy-wait-before-exit-seconds";
 
 /// The seconds the pod's native sidecars need after the app exits (KEP-753: they get SIGTERM
 /// only then), from what the pod shows: Istio's `terminationDrainDuration`, Linkerd's

@@ -15,8 +15,64 @@ use corpus::Tally;
 use serde_json::{Value, json};
 use setup::Peer;
 use std::time::Duration;
+use zerodrop_core::engine::{Capabilities, Engine, Workload};
+use zerodrop_core::export;
+use zerodrop_core::policy::{ClusterPolicy, LEDGER_ANNOTATION, Layer};
+use zerodrop_testkit::cluster::Reply;
 use zerodrop_testkit::cluster::{PEER_LABEL, create_pod, has_prestop, namespace, post, wait_for};
 use zerodrop_testkit::kyverno;
+
+/// The exported policy's peer, and the namespace label that selects it (and gives the mode).
+const EXPORTED: &str = "zerodrop policy export";
+const EXPORT_LABEL: &str = "e2e.zerodrop.dev/export";
+
+fn export_options() -> export::Options {
+    export::Options {
+        name: "zerodrop-export".into(),
+        mode_label: EXPORT_LABEL.into(),
+        ..export::Options::default()
+    }
+}
+
+/// The fields zerodrop owns: each container's lifecycle and readiness probe, the grace period,
+/// the ledger.
+fn owned(pod: &Value) -> Value {
+    let containers: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| json!([c["name"], c["lifecycle"], c["readinessProbe"]]))
+        .collect();
+    json!({
+        "containers": containers,
+        "grace": pod["spec"]["terminationGracePeriodSeconds"],
+        "ledger": pod["metadata"]["annotations"][LEDGER_ANNOTATION],
+    })
+}
+
+/// How the exported policy's answer differs from the webhook's at the owned fields; a pod it
+/// declines (export::declined says which, and why) it must leave as the apiserver made it
+/// without either (`bare`).
+fn export_differs(
+    sent: &Value,
+    [policy, webhook, bare]: [&Reply; 3],
+    minor: u32,
+) -> Option<String> {
+    if policy.status != 201 || webhook.status != 201 {
+        return Some(format!("status {} / {}", policy.status, webhook.status));
+    }
+    let cluster = ClusterPolicy::default();
+    let engine = Engine::new(cluster.clone(), Capabilities { minor });
+    let namespace = Layer::for_namespace(Some("enforce"), std::iter::empty::<(&str, &str)>());
+    let decision = engine.evaluate(sent, Workload::Pod, &namespace);
+    let declined = export::declined(sent, &namespace, &cluster, &decision);
+    let want = match declined {
+        Some(_) => owned(&bare.body),
+        None => owned(&webhook.body),
+    };
+    let got = owned(&policy.body);
+    (got != want).then(|| format!("declined: {declined:?}\n policy: {got}\n wanted: {want}"))
+}
 
 fn mutating_admission_policy() -> Vec<Value> {
     let text = std::fs::read_to_string(
@@ -103,6 +159,19 @@ async fn the_peers_on_one_corpus() {
         let p = setup::peer(&c, "MutatingAdmissionPolicy", "none", None, labels).await;
         wait_for(&c, &p.ns, Duration::from_secs(60), has_prestop).await;
         peers.push(p);
+        for object in export::objects(&ClusterPolicy::default(), &export_options()) {
+            let path = match object["kind"].as_str() {
+                Some("MutatingAdmissionPolicy") => "mutatingadmissionpolicies",
+                _ => "mutatingadmissionpolicybindings",
+            };
+            let path = format!("/apis/admissionregistration.k8s.io/v1/{path}");
+            let created = post(&c, &path, &object).await;
+            assert!(matches!(created.status, 201 | 409), "{}", created.body);
+        }
+        let labels = json!({ EXPORT_LABEL: "enforce" });
+        let p = setup::peer(&c, EXPORTED, "none", None, labels).await;
+        wait_for(&c, &p.ns, Duration::from_secs(60), has_prestop).await;
+        peers.push(p);
     }
     let _kyverno = match std::env::var_os("ZERODROP_KYVERNO") {
         Some(_) => {
@@ -122,8 +191,10 @@ async fn the_peers_on_one_corpus() {
     let mut tallies = vec![Tally::default(); peers.len()];
     let mut valid = 0;
     let mut examples = std::collections::BTreeMap::new();
+    let mut export_differences = Vec::new();
     for (name, pod) in &corpus::pods() {
-        if create_pod(&c, &plain, pod, true).await.status != 201 {
+        let bare = create_pod(&c, &plain, pod, true).await;
+        if bare.status != 201 {
             continue; // invalid as sent
         }
         valid += 1;
@@ -143,6 +214,11 @@ async fn the_peers_on_one_corpus() {
             answers.push(single);
         }
         let zd = answers.last().unwrap();
+        if let Some(i) = peers.iter().position(|p| p.name == EXPORTED) {
+            if let Some(difference) = export_differs(pod, [&answers[i], zd, &bare], minor) {
+                export_differences.push(format!("{name}: {difference}"));
+            }
+        }
         for (t, a) in tallies.iter_mut().zip(&answers) {
             t.hooks_differ_from_zerodrop +=
                 u32::from(corpus::lifecycles(a) != corpus::lifecycles(zd));
@@ -183,6 +259,9 @@ async fn the_peers_on_one_corpus() {
         (0, 0, 0),
         "{zd:?}"
     );
+    // The exported policy decides as the webhook at every field zerodrop owns, except on the
+    // pods it declines (export::declined says which, and why).
+    assert!(export_differences.is_empty(), "{export_differences:#?}");
     // Every peer is live and does mutate.
     for (name, t) in &named {
         assert!(t.mutated > 0, "{name}: {t:?}");

@@ -1,0 +1,121 @@
+//! The policy as a MutatingAdmissionPolicy (admissionregistration.k8s.io/v1, GA in 1.36): the
+//! engine's decision for the pods CEL can decide from the pod alone, declined for the rest
+//! (declines.rs). Pure: the objects as JSON; `zerodrop policy export` writes them.
+
+mod cel;
+pub mod declines;
+pub mod ledger;
+mod variables;
+
+pub use declines::{Decline, declined};
+
+use crate::policy::{ClusterPolicy, MODE_LABEL};
+use serde_json::{Value, json};
+
+/// The first Kubernetes minor that serves MutatingAdmissionPolicy v1.
+pub const MIN_MINOR: u32 = 36;
+
+/// What the binding selects, and the objects' name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    pub name: String,
+    /// The namespace label whose value is the mode (`enforce`, `audit`).
+    pub mode_label: String,
+    /// Namespaces never selected (zerodrop's own, kube-system).
+    pub excluded_namespaces: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            name: "zerodrop".into(),
+            mode_label: MODE_LABEL.into(),
+            excluded_namespaces: vec!["zerodrop-system".into(), "kube-system".into()],
+        }
+    }
+}
+
+/// The MutatingAdmissionPolicy and its binding.
+pub fn objects(cluster: &ClusterPolicy, options: &Options) -> [Value; 2] {
+    let variables: Vec<Value> = variables::all(cluster, &options.mode_label)
+        .into_iter()
+        .map(|(name, expression)| json!({ "name": name, "expression": expression }))
+        .collect();
+    let policy = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingAdmissionPolicy",
+        "metadata": { "name": options.name },
+        "spec": {
+            // An error leaves the pod as it came, as the webhook's failurePolicy does.
+            "failurePolicy": "Ignore",
+            // Another mutation may add a container after this one; the policy then runs again.
+            "reinvocationPolicy": "IfNeeded",
+            "matchConstraints": {
+                "resourceRules": [{
+                    "apiGroups": [""],
+                    "apiVersions": ["v1"],
+                    "operations": ["CREATE"],
+                    "resources": ["pods"]
+                }]
+            },
+            "variables": variables,
+            "mutations": [{
+                "patchType": "JSONPatch",
+                "jsonPatch": { "expression": patch() }
+            }]
+        }
+    });
+    let binding = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingAdmissionPolicyBinding",
+        "metadata": { "name": options.name },
+        "spec": {
+            "policyName": options.name,
+            "matchResources": {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        { "key": options.mode_label, "operator": "In", "values": ["enforce", "audit"] },
+                        {
+                            "key": "kubernetes.io/metadata.name",
+                            "operator": "NotIn",
+                            "values": options.excluded_namespaces
+                        }
+                    ]
+                }
+            }
+        }
+    });
+    [policy, binding]
+}
+
+/// The JSON patch: per planned container its preStop and readiness probe, then the grace
+/// period, then the ledger; nothing for a skipped or declined pod.
+fn patch() -> String {
+    let at = "'/spec/containers/' + string(x.i)";
+    let hook = "(x.p.action == 'exec' ? dyn({'exec': {'command': ['sleep', string(x.seconds)]}}) \
+                : dyn({'sleep': {'seconds': x.seconds}}))";
+    format!(
+        "variables.skipped || variables.declined ? [] \
+         : variables.changed.map(x, \
+             (x.seconds > 0 \
+               ? [x.p.lifecycle \
+                   ? JSONPatch{{op: 'add', path: {at} + '/lifecycle/preStop', value: {hook}}} \
+                   : JSONPatch{{op: 'add', path: {at} + '/lifecycle', value: {{'preStop': {hook}}}}}] \
+               : []) \
+             + (x.p.probe.kind == 'upgrade' \
+               ? [JSONPatch{{op: 'remove', path: {at} + '/readinessProbe/tcpSocket'}}, \
+                  JSONPatch{{op: 'add', path: {at} + '/readinessProbe/httpGet', value: x.p.probe.value}}] \
+               : x.p.probe.kind == 'add' \
+               ? [JSONPatch{{op: 'add', path: {at} + '/readinessProbe', value: x.p.probe.value}}] \
+               : [])).flatten() \
+           + (variables.raise \
+               ? [JSONPatch{{op: 'add', path: '/spec/terminationGracePeriodSeconds', value: variables.target}}] \
+               : []) \
+           + (variables.ledger == '' ? [] \
+               : has(object.metadata.annotations) \
+               ? [JSONPatch{{op: 'add', path: '/metadata/annotations/' + jsonpatch.escapeKey('{key}'), \
+                   value: variables.ledger}}] \
+               : [JSONPatch{{op: 'add', path: '/metadata/annotations', value: {{'{key}': variables.ledger}}}}])",
+        key = crate::policy::LEDGER_ANNOTATION,
+    )
+}
