@@ -17,7 +17,7 @@ pub struct PolicyExportArgs {
     #[arg(long, env = "ZERODROP_CONFIG")]
     pub config: Option<PathBuf>,
     /// The objects' name.
-    #[arg(long, env = "ZERODROP_POLICY_NAME", default_value = "zerodrop")]
+    #[arg(long, env = "ZERODROP_POLICY_NAME", default_value_t = zerodrop_core::export::Options::default().name)]
     pub name: String,
     /// The namespace label whose value (enforce, audit) opts a namespace in and gives its mode.
     #[arg(long, env = "ZERODROP_MODE_LABEL", default_value = zerodrop_core::policy::MODE_LABEL)]
@@ -27,7 +27,7 @@ pub struct PolicyExportArgs {
         long = "exclude-namespace",
         env = "ZERODROP_EXCLUDE_NAMESPACES",
         value_delimiter = ',',
-        default_values_t = ["zerodrop-system".to_owned(), "kube-system".to_owned()]
+        default_values_t = zerodrop_core::export::Options::default().excluded_namespaces
     )]
     pub exclude_namespaces: Vec<String>,
 }

@@ -265,3 +265,9 @@ pub async fn log_line(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The minor version the control plane says it is, from its `/version`.
+pub async fn server_minor(c: &kube::Client) -> u32 {
+    let info = c.apiserver_version().await.unwrap();
+    info.minor.trim_end_matches('+').parse().unwrap()
+}

@@ -3,18 +3,12 @@
 //! the exec fallback it uses below 1.30, and `sleep: 0`, which zerodrop never emits because
 //! servers before 1.33 refuse it.
 
-use crate::harness::{Zerodrop, client, free_port, log_line};
+use crate::harness::{Zerodrop, client, free_port, log_line, server_minor};
 use crate::{SHARED, shared};
 use serde_json::{Value, json};
 use zerodrop_testkit::cluster::{
     create_pod, delete_webhooks, get_pod, namespace, pod, register, wait_for_webhook, web,
 };
-
-/// The minor version the control plane says it is, from its `/version`.
-async fn server_minor(c: &kube::Client) -> u32 {
-    let info = c.apiserver_version().await.unwrap();
-    info.minor.trim_end_matches('+').parse().unwrap()
-}
 
 /// The `capabilities` line zerodrop logs once it has asked the apiserver.
 async fn capabilities(zd: &Zerodrop) -> Value {

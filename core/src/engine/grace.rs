@@ -24,13 +24,7 @@ pub const LINKERD_WAIT: &str = "config.alpha.linkerd.io/proxy-wait-before-exit-s
 /// kubelet may stop them one after another.
 pub fn sidecar_drain(obj: &Value) -> u32 {
     let annotation = |key| pod::at(obj, &["metadata", "annotations", key]).and_then(Value::as_str);
-    let sidecars = pod::at(obj, &["spec", "initContainers"])
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice)
-        .iter()
-        .filter(|c| pod::get(c, "restartPolicy").and_then(Value::as_str) == Some("Always"))
-        .filter(|c| pod::name(c) != waiter::NAME);
-    sidecars
+    native_sidecars(obj)
         .map(|c| {
             let shown = match pod::name(c) {
                 "istio-proxy" => annotation(ISTIO_CONFIG).and_then(istio_drain),
@@ -42,6 +36,14 @@ pub fn sidecar_drain(obj: &Value) -> u32 {
                 .unwrap_or(SIDECAR_DRAIN)
         })
         .fold(0u32, u32::saturating_add)
+}
+
+/// The pod's native sidecars (`restartPolicy: Always` init containers) but zerodrop's waiter.
+pub fn native_sidecars(obj: &Value) -> impl Iterator<Item = &Value> {
+    waiter::init_containers(obj)
+        .iter()
+        .filter(|c| pod::get(c, "restartPolicy").and_then(Value::as_str) == Some("Always"))
+        .filter(|c| pod::name(c) != waiter::NAME)
 }
 
 /// `terminationDrainDuration` from Istio's per-pod proxy config (YAML or JSON).

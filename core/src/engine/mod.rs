@@ -133,10 +133,7 @@ impl Engine {
         let mut findings = namespace.findings.clone();
         findings.extend(pod_layer.findings.iter().cloned());
 
-        let mut pod_settings = Settings::default();
-        for layer in [&self.cluster.defaults, &namespace.all, &pod_layer.all] {
-            pod_settings.apply(layer);
-        }
+        let mut pod_settings = self.cluster.settings(namespace, &pod_layer);
         let mode = pod_settings.mode;
         if mode == Mode::Off {
             return Decision::skipped(mode, Skip::ModeOff, findings);

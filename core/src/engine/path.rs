@@ -5,7 +5,7 @@ use super::ledger::Ledger;
 use super::{Engine, pod, prestop, waiter};
 use crate::findings::{Code, Finding};
 use crate::paths::{Delays, PathClass, Paths, classify};
-use crate::policy::{Layer, Settings, Source};
+use crate::policy::{Layer, Source};
 use serde_json::Value;
 
 /// The sleep the path asks for, and the sentence that says why when the path decided it.
@@ -112,10 +112,7 @@ impl Engine {
         if namespace.all.prestop_sleep.is_some() || pod_layer.all.prestop_sleep.is_some() {
             return None;
         }
-        let mut settings = Settings::default();
-        for layer in [&self.cluster.defaults, &namespace.all, &pod_layer.all] {
-            settings.apply(layer);
-        }
+        let settings = self.cluster.settings(namespace, &pod_layer);
         let need = needed(Some(paths), &self.cluster.paths, settings.prestop_sleep);
         for (name, fields) in &ledger.containers {
             let own = pod_layer.containers.get(name);

@@ -46,8 +46,7 @@ impl Engine {
                 continue;
             }
             let name = pod::name(c);
-            let skipped = pod_settings.skip_containers.iter().any(|s| s == name)
-                || self.cluster.sidecar_containers.iter().any(|s| s == name);
+            let skipped = self.cluster.skips(pod_settings, name);
             if skipped {
                 continue;
             }

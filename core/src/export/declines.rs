@@ -3,12 +3,11 @@
 //! engine does. The same rule in CEL (for the policy) and in Rust (for the scan and the tests).
 
 use crate::engine::{Decision, grace, pod, prestop, waiter};
-use crate::policy::{ClusterPolicy, DrainMode, LEDGER_ANNOTATION, Layer, Settings, Source};
-use serde::Serialize;
+use crate::policy::settings::is_dns_label;
+use crate::policy::{ClusterPolicy, DrainMode, LEDGER_ANNOTATION, Layer, Source};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decline {
     /// `drain: adaptive`, or a waiter already called: the native sidecar is the webhook's.
     AdaptiveDrain,
@@ -24,21 +23,6 @@ pub enum Decline {
     LargeLedger,
 }
 
-impl Decline {
-    pub fn describe(self) -> &'static str {
-        match self {
-            Decline::AdaptiveDrain => "the adaptive drain needs the webhook",
-            Decline::ShellExec => "shell-exec rewrites need the webhook",
-            Decline::IstioConfig => {
-                "Istio's drain is in proxy.istio.io/config, which CEL cannot parse"
-            }
-            Decline::HugeSleep => "a preStop sleep of 10 or more digits",
-            Decline::ForeignLedger => "an earlier zerodrop.dev/injected not in zerodrop's own form",
-            Decline::LargeLedger => "the ledger would be collapsed or not fit the annotations",
-        }
-    }
-}
-
 /// Why the exported policy declines `obj` (a Pod in an enforce namespace, not skipped), given
 /// the engine's decision for it: `None` when the policy decides exactly as the engine.
 pub fn declined(
@@ -48,10 +32,7 @@ pub fn declined(
     decision: &Decision,
 ) -> Option<Decline> {
     let pod_layer = Layer::from_annotations(Source::Pod, pod::annotations(obj));
-    let mut settings = Settings::default();
-    for layer in [&cluster.defaults, &namespace.all, &pod_layer.all] {
-        settings.apply(layer);
-    }
+    let settings = cluster.settings(namespace, &pod_layer);
     let huge = |c: &Value| {
         prestop::existing_sleep(c).is_some_and(|s| s >= 1_000_000_000)
             || exec_digits(c).is_some_and(|d| d.trim_start_matches('0').len() > 9)
@@ -61,9 +42,7 @@ pub fn declined(
     let mut huge_sleep = false;
     for c in pod::containers(obj) {
         let name = pod::name(c);
-        let skipped = settings.skip_containers.iter().any(|s| s == name)
-            || cluster.sidecar_containers.iter().any(|s| s == name);
-        if skipped {
+        if cluster.skips(&settings, name) {
             continue;
         }
         let mut own = settings.clone();
@@ -76,11 +55,7 @@ pub fn declined(
         shell |= own.shell_exec;
         huge_sleep |= huge(c);
     }
-    let sidecars: Vec<&Value> = waiter::init_containers(obj)
-        .iter()
-        .filter(|c| pod::get(c, "restartPolicy").and_then(Value::as_str) == Some("Always"))
-        .filter(|c| pod::name(c) != waiter::NAME)
-        .collect();
+    let sidecars: Vec<&Value> = grace::native_sidecars(obj).collect();
     if settings.sidecar_drain.is_none() {
         huge_sleep |= sidecars.iter().any(|c| huge(c));
     }
@@ -123,26 +98,16 @@ fn exec_digits(c: &Value) -> Option<&str> {
     }
 }
 
-/// The earlier ledger is in the engine's own form (export::ledger::CANONICAL, sorted), checked
+/// The earlier ledger is in the engine's own form (ledger.rs's CANONICAL, sorted), checked
 /// without a regex engine: it reads back, and writing it back gives the same text.
 fn canonical(text: &str) -> bool {
     let Ok(ledger) = serde_json::from_str::<crate::engine::ledger::Ledger>(text) else {
         return false;
     };
-    let fields_ok = ledger
-        .containers
-        .iter()
-        .all(|(n, f)| !f.is_empty() && is_label(n) && f.iter().all(|x| is_field(x)))
-        && ledger.pod.iter().all(|x| is_field(x));
+    let fields_ok = ledger.containers.iter().all(|(n, f)| {
+        !f.is_empty() && !n.is_empty() && is_dns_label(n) && f.iter().all(|x| is_field(x))
+    }) && ledger.pod.iter().all(|x| is_field(x));
     fields_ok && serde_json::to_string(&ledger).is_ok_and(|back| back == text)
-}
-
-fn is_label(n: &str) -> bool {
-    !n.is_empty()
-        && n.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !n.starts_with('-')
-        && !n.ends_with('-')
 }
 
 fn is_field(f: &str) -> bool {
@@ -153,19 +118,18 @@ fn is_field(f: &str) -> bool {
 
 /// The same rule in CEL, over the policy's variables.
 pub fn cel() -> String {
-    let own_huge = "c.own < 0";
     format!(
         "variables.plans.exists(p, p.waiter || (p.drain == 'adaptive' && !p.hook) || p.shell || p.own < 0) \
          || (variables.sidecarDrain < 0 && object.spec.?initContainers.orValue([]).exists(c, \
                c.?restartPolicy.orValue('') == 'Always' && c.name != '{waiter}' \
-               && ((c.name == 'istio-proxy' && '{istio}' in variables.pa) || {sidecar_huge}))) \
+               && ((c.name == 'istio-proxy' && '{istio}' in variables.pa) || {sidecar_sleep} < 0))) \
          || !variables.prevOk \
          || bytes(variables.ledger).size() > {max} \
          || (variables.ledger != '' && variables.pa.transformList(k, v, k != '{key}', \
                bytes(k).size() + bytes(v).size()).sum() + {key_len} + bytes(variables.ledger).size() > {limit})",
         waiter = waiter::NAME,
         istio = grace::ISTIO_CONFIG,
-        sidecar_huge = own_huge.replace("c.own", &format!("({})", super::cel::existing_sleep("c"))),
+        sidecar_sleep = super::cel::existing_sleep("c"),
         max = crate::engine::ledger::MAX_LEDGER,
         key = LEDGER_ANNOTATION,
         key_len = LEDGER_ANNOTATION.len(),

@@ -3,7 +3,7 @@
 
 /// What an earlier ledger must look like for the policy to merge it: the engine's own form.
 /// Anything else (hand-written, collapsed to `*`) makes the policy decline the pod.
-pub const CANONICAL: &str = r#"^\{"v":(0|[1-9][0-9]{0,8})(,"containers":\{"[a-z0-9]([-a-z0-9]*[a-z0-9])?":\[("[A-Za-z][A-Za-z.-]*",)*"[A-Za-z][A-Za-z.-]*"\](,"[a-z0-9]([-a-z0-9]*[a-z0-9])?":\[("[A-Za-z][A-Za-z.-]*",)*"[A-Za-z][A-Za-z.-]*"\])*\})?(,"pod":\[("[A-Za-z][A-Za-z.-]*",)*"[A-Za-z][A-Za-z.-]*"\])?\}$"#;
+pub(super) const CANONICAL: &str = r#"^\{"v":(0|[1-9][0-9]{0,8})(,"containers":\{"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?":\[("[A-Za-z][A-Za-z.-]*",)*"[A-Za-z][A-Za-z.-]*"\](,"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?":\[("[A-Za-z][A-Za-z.-]*",)*"[A-Za-z][A-Za-z.-]*"\])*\})?(,"pod":\[("[A-Za-z][A-Za-z.-]*",)*"[A-Za-z][A-Za-z.-]*"\])?\}$"#;
 
 /// CEL: the earlier ledger (`''` if none).
 pub fn previous(key: &str) -> String {

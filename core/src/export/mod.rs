@@ -4,7 +4,7 @@
 
 mod cel;
 pub mod declines;
-pub mod ledger;
+mod ledger;
 mod variables;
 
 pub use declines::{Decline, declined};

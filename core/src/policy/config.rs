@@ -1,6 +1,7 @@
 //! The cluster layer: a YAML config file of defaults, validated strictly at start.
 
-use super::settings::{Partial, Setting};
+use super::layer::Layer;
+use super::settings::{Partial, Setting, Settings};
 use crate::paths::{Delays, PathClass};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -96,6 +97,21 @@ struct File {
 }
 
 impl ClusterPolicy {
+    /// A pod's pod-wide settings: the defaults, then the namespace's layer, then the pod's.
+    pub fn settings(&self, namespace: &Layer, pod: &Layer) -> Settings {
+        let mut settings = Settings::default();
+        for layer in [&self.defaults, &namespace.all, &pod.all] {
+            settings.apply(layer);
+        }
+        settings
+    }
+
+    /// A container the policy leaves alone by name: `skip-containers`, or a cluster sidecar.
+    pub fn skips(&self, settings: &Settings, container: &str) -> bool {
+        settings.skip_containers.iter().any(|s| s == container)
+            || self.sidecar_containers.iter().any(|s| s == container)
+    }
+
     pub fn from_yaml(text: &str) -> Result<ClusterPolicy, ConfigError> {
         // An empty file (a ConfigMap with no policy yet) means built-in defaults.
         if text.trim().is_empty() {

@@ -58,6 +58,16 @@ pub enum PrestopAction {
     Exec,
 }
 
+impl PrestopAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrestopAction::Auto => "auto",
+            PrestopAction::Sleep => "sleep",
+            PrestopAction::Exec => "exec",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Hash)]
 pub enum Scheme {
     #[serde(rename = "HTTP")]
@@ -82,6 +92,15 @@ impl Scheme {
 pub enum DrainMode {
     Sleep,
     Adaptive,
+}
+
+impl DrainMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainMode::Sleep => "sleep",
+            DrainMode::Adaptive => "adaptive",
+        }
+    }
 }
 
 /// What the waiter counts as work still arriving: new connections and requests on open ones
@@ -418,7 +437,9 @@ fn parse_port(v: &str) -> Option<PortRef> {
     ok.then(|| PortRef::Name(v.to_owned()))
 }
 
-fn is_dns_label(n: &str) -> bool {
+/// A container name (RFC 1123 label) as `skip-containers` accepts it; the exported policy's
+/// ledger check uses it too.
+pub(crate) fn is_dns_label(n: &str) -> bool {
     n.len() <= 63
         && n.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
