@@ -14,8 +14,10 @@ fn namespace_annotation(key: &str) -> String {
     format!("variables.na[?{key}].orValue({ABSENT})")
 }
 
+/// A CEL string literal of `s`: JSON's escapes are CEL's, so any config value (a quote in a
+/// readiness path, a sidecar name) stays one literal.
 fn quoted(s: &str) -> String {
-    format!("'{s}'")
+    serde_json::Value::from(s).to_string()
 }
 
 /// The candidates of a per-container setting for container `c`: its own annotation, the pod's,
@@ -95,10 +97,13 @@ pub fn all(cluster: &ClusterPolicy, mode_label: &str) -> Vec<(&'static str, Stri
     };
     let port_default = match &d.readiness_port {
         Some(crate::policy::PortRef::Number(n)) => format!("dyn({n})"),
-        Some(crate::policy::PortRef::Name(n)) => format!("dyn('{n}')"),
+        Some(crate::policy::PortRef::Name(n)) => format!("dyn({})", quoted(n)),
         None => "dyn('')".into(),
     };
-    let mode_label = format!("namespaceObject.metadata.?labels[?'{mode_label}'].orValue({ABSENT})");
+    let mode_label = format!(
+        "namespaceObject.metadata.?labels[?{}].orValue({ABSENT})",
+        quoted(mode_label)
+    );
     let per = |s: Setting, default: String| resolve(s, &per_container(s), &default);
     let plan = format!(
         "object.spec.containers.transformList(i, c, !(c.name in variables.skip), {{\
@@ -109,17 +114,17 @@ pub fn all(cluster: &ClusterPolicy, mode_label: &str) -> Vec<(&'static str, Stri
            'hook': dyn(has(c.lifecycle) && has(c.lifecycle.preStop)), \
            'own': dyn({own}), \
            'waiter': dyn(has(c.lifecycle) && has(c.lifecycle.preStop) && has(c.lifecycle.preStop.httpGet) \
-              && c.lifecycle.preStop.httpGet.?path.orValue('') == '{drain_path}' \
+              && c.lifecycle.preStop.httpGet.?path.orValue('') == {drain_path} \
               && c.lifecycle.preStop.httpGet.port == {port} && !has(c.lifecycle.preStop.httpGet.host)), \
            'probe': dyn([[dyn({path}), dyn({rport}), dyn({scheme})]].map(r, {probe})[0])\
          }})",
         sleep = per(Setting::PrestopSleep, d.prestop_sleep.to_string()),
         timeout = per(Setting::DrainTimeout, d.drain_timeout.to_string()),
-        action = per(Setting::PrestopAction, quoted(prestop_action(&d))),
+        action = per(Setting::PrestopAction, quoted(d.prestop_action.as_str())),
         shell = per(Setting::ShellExec, d.shell_exec.to_string()),
-        drain = per(Setting::Drain, quoted(drain_mode(&d))),
+        drain = per(Setting::Drain, quoted(d.drain.as_str())),
         own = cel::existing_sleep("c"),
-        drain_path = waiter::DRAIN_PATH,
+        drain_path = quoted(waiter::DRAIN_PATH),
         port = cluster.drain_waiter.port,
         path = per(
             Setting::ReadinessPath,
@@ -132,19 +137,23 @@ pub fn all(cluster: &ClusterPolicy, mode_label: &str) -> Vec<(&'static str, Stri
         ),
         probe = readiness("r[0]", "r[1]", "r[2]"),
     );
+    // grace::sidecar_drain: Linkerd's annotation (a duration, as sidecar-drain reads), else
+    // the sidecar's own sleep, else the default.
+    let shown = format!(
+        "({own} > 0 ? {own} : {default})",
+        own = cel::existing_sleep("c"),
+        default = grace::SIDECAR_DRAIN
+    );
     let sidecars = format!(
         "variables.sidecarDrain >= 0 ? variables.sidecarDrain \
          : object.spec.?initContainers.orValue([]).filter(c, c.?restartPolicy.orValue('') == 'Always' \
-             && c.name != '{waiter}').map(c, \
-             c.name == 'linkerd-proxy' && [{linkerd}].map(v, v.trim()).exists(v, {linkerd_ok}) \
-               ? [{linkerd}].map(v, v.trim()).map(v, {linkerd_value})[0] \
-             : {own} > 0 ? {own} : {default}).sum()",
-        waiter = waiter::NAME,
-        linkerd = pod_annotation(&quoted(grace::LINKERD_WAIT)),
-        linkerd_ok = super::cel::valid(Setting::SidecarDrain, "v"),
-        linkerd_value = super::cel::value(Setting::SidecarDrain, "v"),
-        own = cel::existing_sleep("c"),
-        default = grace::SIDECAR_DRAIN,
+             && c.name != {waiter}).map(c, c.name == 'linkerd-proxy' ? {linkerd} : {shown}).sum()",
+        waiter = quoted(waiter::NAME),
+        linkerd = resolve(
+            Setting::SidecarDrain,
+            &[pod_annotation(&quoted(grace::LINKERD_WAIT))],
+            &shown
+        ),
     );
     let cap = cluster
         .max_grace_period
@@ -238,19 +247,4 @@ pub fn all(cluster: &ClusterPolicy, mode_label: &str) -> Vec<(&'static str, Stri
         ("ledger", super::ledger::text()),
         ("declined", super::declines::cel()),
     ]
-}
-
-fn prestop_action(d: &Settings) -> &'static str {
-    match d.prestop_action {
-        crate::policy::PrestopAction::Auto => "auto",
-        crate::policy::PrestopAction::Sleep => "sleep",
-        crate::policy::PrestopAction::Exec => "exec",
-    }
-}
-
-fn drain_mode(d: &Settings) -> &'static str {
-    match d.drain {
-        crate::policy::DrainMode::Sleep => "sleep",
-        crate::policy::DrainMode::Adaptive => "adaptive",
-    }
 }
