@@ -64,8 +64,27 @@ fn pod(annotations: Value, container: Value) -> Value {
 fn it_declines_what_needs_the_webhook_and_nothing_else() {
     let web = json!({ "name": "web", "image": "w" });
     assert_eq!(declined(&pod(json!({}), web.clone())), None);
-    let adaptive = pod(json!({ "zerodrop.dev/drain": "adaptive" }), web.clone());
-    assert_eq!(declined(&adaptive), Some(Decline::AdaptiveDrain));
+    // Adaptive pods are not declined: they are decided as without the setting (the sleep).
+    let adaptive = pod(
+        json!({ "zerodrop.dev/drain.web": "adaptive", "zerodrop.dev/drain-max": "9s" }),
+        web.clone(),
+    );
+    let sleeping = export::sleeping(&adaptive).unwrap();
+    assert_eq!(
+        sleeping["metadata"]["annotations"],
+        json!({ "zerodrop.dev/drain-max": "9s" })
+    );
+    assert_eq!(declined(&sleeping), None);
+    assert_eq!(
+        export::sleeping(&pod(json!({ "zerodrop.dev/drain-max": "9s" }), web.clone())),
+        None
+    );
+    let mut called = web.clone();
+    called["lifecycle"] = json!({ "preStop": { "httpGet": { "path": "/drain", "port": 9797 } } });
+    assert_eq!(
+        declined(&pod(json!({}), called)),
+        Some(Decline::WaiterCalled)
+    );
     let shell = pod(
         json!({ "zerodrop.dev/shell-exec.web": "true" }),
         web.clone(),

@@ -1,16 +1,18 @@
-//! The pods the exported policy leaves alone, and why: what needs the webhook (the adaptive
-//! drain's waiter, the shell rewrite, Istio's YAML config) or what CEL cannot write the way the
-//! engine does. The same rule in CEL (for the policy) and in Rust (for the scan and the tests).
+//! The pods the exported policy leaves alone, and why: what needs the webhook (a waiter already
+//! called, the shell rewrite, Istio's YAML config) or what CEL cannot write the way the engine
+//! does. The same rule in CEL (for the policy) and in Rust (for the scan and the tests). The
+//! adaptive drain is not declined: the policy gives such pods the fixed sleep, as the webhook
+//! does for a pod that cannot have the waiter (`sleeping`).
 
 use crate::engine::{Decision, grace, pod, prestop, waiter};
 use crate::policy::settings::is_dns_label;
-use crate::policy::{ClusterPolicy, DrainMode, LEDGER_ANNOTATION, Layer, Source};
+use crate::policy::{ClusterPolicy, LEDGER_ANNOTATION, Layer, PREFIX, Setting, Source};
 use serde_json::Value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decline {
-    /// `drain: adaptive`, or a waiter already called: the native sidecar is the webhook's.
-    AdaptiveDrain,
+    /// A container's preStop already calls the drain waiter: the native sidecar is the webhook's.
+    WaiterCalled,
     /// `shell-exec: true`: the rewrite reads the command (and the image).
     ShellExec,
     /// An Istio sidecar whose drain is in `proxy.istio.io/config` (YAML) and no `sidecar-drain`.
@@ -23,8 +25,26 @@ pub enum Decline {
     LargeLedger,
 }
 
-/// Why the exported policy declines `obj` (a Pod in an enforce namespace, not skipped), given
-/// the engine's decision for it: `None` when the policy decides exactly as the engine.
+/// The pod as the exported policy decides it: without its `drain` annotations (the policy
+/// ignores the setting at every layer, so an adaptive pod gets the fixed sleep); `None` when
+/// it has none.
+pub fn sleeping(obj: &Value) -> Option<Value> {
+    let key = format!("{PREFIX}{}", Setting::Drain.name());
+    let drains = |k: &str| k == key || k.strip_prefix(&key).is_some_and(|c| c.starts_with('.'));
+    let annotations = pod::at(obj, &["metadata", "annotations"])?.as_object()?;
+    if !annotations.keys().any(|k| drains(k)) {
+        return None;
+    }
+    let mut out = obj.clone();
+    if let Some(map) = out["metadata"]["annotations"].as_object_mut() {
+        map.retain(|k, _| !drains(k));
+    }
+    Some(out)
+}
+
+/// Why the exported policy declines `obj` (a Pod in an enforce namespace, not skipped, whose
+/// `drain` is not adaptive: see `sleeping`), given the engine's decision for it: `None` when
+/// the policy decides exactly as the engine.
 pub fn declined(
     obj: &Value,
     namespace: &Layer,
@@ -37,7 +57,7 @@ pub fn declined(
         prestop::existing_sleep(c).is_some_and(|s| s >= 1_000_000_000)
             || exec_digits(c).is_some_and(|d| d.trim_start_matches('0').len() > 9)
     };
-    let mut adaptive = false;
+    let mut waiter_called = false;
     let mut shell = false;
     let mut huge_sleep = false;
     for c in pod::containers(obj) {
@@ -49,9 +69,7 @@ pub fn declined(
         if let Some(layer) = pod_layer.containers.get(name) {
             own.apply(layer);
         }
-        let hook = prestop::existing_sleep(c).is_some();
-        adaptive |= waiter::calls_waiter(c, cluster.drain_waiter.port)
-            || (own.drain == DrainMode::Adaptive && !hook);
+        waiter_called |= waiter::calls_waiter(c, cluster.drain_waiter.port);
         shell |= own.shell_exec;
         huge_sleep |= huge(c);
     }
@@ -71,7 +89,7 @@ pub fn declined(
     let large =
         !decision.changes.is_empty() && stamped.as_deref().is_none_or(|l| l.contains("\"*\""));
     [
-        (adaptive, Decline::AdaptiveDrain),
+        (waiter_called, Decline::WaiterCalled),
         (shell, Decline::ShellExec),
         (istio, Decline::IstioConfig),
         (huge_sleep, Decline::HugeSleep),
@@ -119,7 +137,7 @@ fn is_field(f: &str) -> bool {
 /// The same rule in CEL, over the policy's variables.
 pub fn cel() -> String {
     format!(
-        "variables.plans.exists(p, p.waiter || (p.drain == 'adaptive' && !p.hook) || p.shell || p.own < 0) \
+        "variables.plans.exists(p, p.waiter || p.shell || p.own < 0) \
          || (variables.sidecarDrain < 0 && object.spec.?initContainers.orValue([]).exists(c, \
                c.?restartPolicy.orValue('') == 'Always' && c.name != '{waiter}' \
                && ((c.name == 'istio-proxy' && '{istio}' in variables.pa) || {sidecar_sleep} < 0))) \

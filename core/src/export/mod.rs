@@ -1,13 +1,13 @@
 //! The policy as a MutatingAdmissionPolicy (admissionregistration.k8s.io/v1, GA in 1.36): the
-//! engine's decision for the pods CEL can decide from the pod alone, declined for the rest
-//! (declines.rs). Pure: the objects as JSON; `zerodrop policy export` writes them.
+//! engine's decision for the pods CEL can decide from the pod alone, the fixed sleep where the
+//! webhook would add the adaptive drain's waiter, declined for the rest (declines.rs). Pure: the objects as JSON; `zerodrop policy export` writes them.
 
 mod cel;
 pub mod declines;
 mod ledger;
 mod variables;
 
-pub use declines::{Decline, declined};
+pub use declines::{Decline, declined, sleeping};
 
 use crate::policy::{ClusterPolicy, MODE_LABEL};
 use serde_json::{Value, json};

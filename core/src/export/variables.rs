@@ -109,7 +109,7 @@ pub fn all(cluster: &ClusterPolicy, mode_label: &str) -> Vec<(&'static str, Stri
         "object.spec.containers.transformList(i, c, !(c.name in variables.skip), {{\
            'i': dyn(i), 'name': dyn(c.name), \
            'sleep': dyn({sleep}), 'timeout': dyn({timeout}), 'action': dyn({action}), \
-           'shell': dyn({shell}), 'drain': dyn({drain}), \
+           'shell': dyn({shell}), \
            'lifecycle': dyn(has(c.lifecycle)), \
            'hook': dyn(has(c.lifecycle) && has(c.lifecycle.preStop)), \
            'own': dyn({own}), \
@@ -122,7 +122,6 @@ pub fn all(cluster: &ClusterPolicy, mode_label: &str) -> Vec<(&'static str, Stri
         timeout = per(Setting::DrainTimeout, d.drain_timeout.to_string()),
         action = per(Setting::PrestopAction, quoted(d.prestop_action.as_str())),
         shell = per(Setting::ShellExec, d.shell_exec.to_string()),
-        drain = per(Setting::Drain, quoted(d.drain.as_str())),
         own = cel::existing_sleep("c"),
         drain_path = quoted(waiter::DRAIN_PATH),
         port = cluster.drain_waiter.port,

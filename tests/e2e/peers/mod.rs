@@ -79,6 +79,55 @@ fn export_agrees(
     Ok(declined)
 }
 
+/// The exported policy installed (once per apiserver) and its peer's namespaces, ready.
+async fn export_peer(c: &kube::Client) -> Peer {
+    for object in export::objects(&ClusterPolicy::default(), &export_options()) {
+        let path = match object["kind"].as_str() {
+            Some("MutatingAdmissionPolicy") => "mutatingadmissionpolicies",
+            _ => "mutatingadmissionpolicybindings",
+        };
+        let path = format!("/apis/admissionregistration.k8s.io/v1/{path}");
+        let created = post(c, &path, &object).await;
+        assert!(matches!(created.status, 201 | 409), "{}", created.body);
+    }
+    let labels = json!({ EXPORT_LABEL: "enforce" });
+    let p = setup::peer(c, EXPORTED, "none", None, labels).await;
+    wait_for(c, &p.ns, Duration::from_secs(60), has_prestop).await;
+    p
+}
+
+/// An adaptive pod under the exported policy gets what the webhook gives it without the setting
+/// (the fixed sleep), not nothing; the webhook gives it the waiter.
+#[tokio::test]
+async fn the_export_gives_an_adaptive_pod_the_sleep() {
+    let c = client().await;
+    if server_minor(&c).await < export::MIN_MINOR {
+        return; // MAP v1 is not served: the corpus test asserts the 404
+    }
+    shared().await;
+    let exported = export_peer(&c).await;
+    let webhook = namespace(&c, SHARED, Some("enforce"), json!({})).await;
+    let adaptive = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "adaptive", "annotations": { "zerodrop.dev/drain": "adaptive" } },
+        "spec": { "containers": [{ "name": "web", "image": "registry.invalid/web:1",
+                                   "ports": [{ "containerPort": 8080 }] }] }
+    });
+    let policy = create_pod(&c, &exported.ns, &adaptive, true).await;
+    let waiter = create_pod(&c, &webhook, &adaptive, true).await;
+    let view = export::sleeping(&adaptive).unwrap();
+    let sleep = create_pod(&c, &webhook, &view, true).await;
+    assert_eq!(policy.status, 201, "{}", policy.body);
+    let hook = &policy.body["spec"]["containers"][0]["lifecycle"]["preStop"];
+    assert_eq!(hook["sleep"]["seconds"], 5, "{}", policy.body);
+    assert_eq!(owned(&policy.body), owned(&sleep.body));
+    assert_eq!(
+        waiter.body["spec"]["initContainers"][0]["name"], "zerodrop-drain",
+        "{}",
+        waiter.body
+    );
+}
+
 fn mutating_admission_policy() -> Vec<Value> {
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -157,18 +206,7 @@ async fn the_peers_on_one_corpus() {
         let p = setup::peer(&c, "MutatingAdmissionPolicy", "none", None, labels).await;
         wait_for(&c, &p.ns, Duration::from_secs(60), has_prestop).await;
         peers.push(p);
-        for object in export::objects(&ClusterPolicy::default(), &export_options()) {
-            let path = match object["kind"].as_str() {
-                Some("MutatingAdmissionPolicy") => "mutatingadmissionpolicies",
-                _ => "mutatingadmissionpolicybindings",
-            };
-            let path = format!("/apis/admissionregistration.k8s.io/v1/{path}");
-            let created = post(&c, &path, &object).await;
-            assert!(matches!(created.status, 201 | 409), "{}", created.body);
-        }
-        let labels = json!({ EXPORT_LABEL: "enforce" });
-        let p = setup::peer(&c, EXPORTED, "none", None, labels).await;
-        wait_for(&c, &p.ns, Duration::from_secs(60), has_prestop).await;
+        let p = export_peer(&c).await;
         peers.push(p);
     }
     let _kyverno = match std::env::var_os("ZERODROP_KYVERNO") {
@@ -214,7 +252,15 @@ async fn the_peers_on_one_corpus() {
         }
         let zd = answers.last().unwrap();
         if let Some(i) = peers.iter().position(|p| p.name == EXPORTED) {
-            match export_agrees(pod, [&answers[i], zd, &bare], minor) {
+            // An adaptive pod: the policy gives the sleep, the webhook's answer without the
+            // setting (export::sleeping).
+            let view = export::sleeping(pod);
+            let again = match &view {
+                Some(v) => Some(create_pod(&c, &peers.last().unwrap().ns, v, true).await),
+                None => None,
+            };
+            let (sent, webhook) = (view.as_ref().unwrap_or(pod), again.as_ref().unwrap_or(zd));
+            match export_agrees(sent, [&answers[i], webhook, &bare], minor) {
                 Err(difference) => export_differences.push(format!("{name}: {difference}")),
                 Ok(Some(_)) => export_declined += 1,
                 // Equal where the webhook changed something: the comparison had work to do.
