@@ -339,7 +339,10 @@ async fn the_export_of_an_awkward_config_compiles() {
         config.defaults.readiness_path.as_deref(),
         Some("/it's\\ok\"")
     );
+    // Its own name: the corpus test creates the export's objects under export_options' name,
+    // and a dry run of an existing name is refused (409) before it is compiled.
     let options = export::Options {
+        name: "zerodrop-export-awkward".into(),
         mode_label: "e2e.zerodrop.dev/it's".into(),
         ..export_options()
     };
