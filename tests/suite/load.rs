@@ -189,8 +189,11 @@ async fn the_host_header_is_the_target_unless_one_is_given() {
 
 #[tokio::test]
 async fn a_connection_the_server_closed_while_idle_is_not_reused() {
-    // Answers once and closes at once (what a server draining idle connections does): the FIN
-    // arrives long before the next request is due, and a pool that saw it opens a new one.
+    // Answers once and closes 5 ms later (what a server draining idle connections does): the
+    // FIN arrives 95 ms before the next request is due, and a pool that saw it opens a new one.
+    // At 40 requests a second the margin was 20 ms, and a 2-core CI machine busy with the other
+    // tests once held this thread that long: the request went out beside the FIN (the true
+    // race, which no pool can avoid), and the test failed for the machine, not the pool.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move {
@@ -207,8 +210,12 @@ async fn a_connection_the_server_closed_while_idle_is_not_reused() {
             });
         }
     });
-    let s = for_a_second(plan(&addr, true)).await;
-    assert!(s.sent >= 30, "{s:?}");
+    let slow = Plan {
+        rate: 10,
+        ..plan(&addr, true)
+    };
+    let s = for_a_second(slow).await;
+    assert!(s.sent >= 8, "{s:?}");
     assert_eq!(s.failed, 0, "{s:?}");
 }
 
