@@ -8,9 +8,14 @@ use zerodrop_core::policy::{ClusterPolicy, Layer};
 
 #[test]
 fn the_policy_and_its_binding_use_only_variables_defined_before_them() {
-    let [policy, binding] = export::objects(&ClusterPolicy::default(), &Options::default());
+    let [params, policy, binding] = export::objects(&ClusterPolicy::default(), &Options::default());
     assert_eq!(policy["kind"], "MutatingAdmissionPolicy");
     assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
+    let by = &binding["spec"]["paramRef"];
+    assert_eq!(by["name"], params["metadata"]["name"]);
+    assert_eq!(by["namespace"], params["metadata"]["namespace"]);
+    // Deny would refuse every pod while the ConfigMap is missing.
+    assert_eq!(by["parameterNotFoundAction"], "Allow");
     let variables = policy["spec"]["variables"].as_array().unwrap();
     let mut known: Vec<&str> = Vec::new();
     let used = |text: &str| -> Vec<String> {
@@ -107,4 +112,57 @@ fn it_declines_what_needs_the_webhook_and_nothing_else() {
         declined(&pod(json!({ "zerodrop.dev/injected": spaced }), web)),
         Some(Decline::ForeignLedger)
     );
+}
+
+/// The ConfigMap says the config's cluster layer in the annotations' form: read back through the
+/// settings' own parser it is the same layer, and the other keys carry the rest.
+#[test]
+fn the_parameters_read_back_as_the_config() {
+    use zerodrop_core::policy::{Partial, Setting};
+    let cluster = ClusterPolicy::from_yaml(
+        "defaults:\n  mode: audit\n  prestop-sleep: 1m5s\n  drain-timeout: 12\n  \
+         readiness-path: \"/a\\\"b,c\"\n  readiness-port: http-alt\n  readiness-scheme: https\n  \
+         prestop-action: exec\n  skip-containers: \"a, b\"\n  shell-exec: true\n  drain: adaptive\n  \
+         drain-min: 2s\n  drain-quiet: 3\n  drain-max: 40s\n  drain-count: connections\n  \
+         sidecar-drain: 7s\nsidecar-containers: [envoy, \"Not A Name\", vault-agent]\n\
+         max-grace-period: 2m\ndrain-waiter:\n  port: 9000\n",
+    )
+    .unwrap();
+    let data = export::params::data(&cluster);
+    let mut back = Partial::default();
+    for s in Setting::ALL {
+        let text = data
+            .get(s.name())
+            .unwrap_or_else(|| panic!("{} missing", s.name()));
+        s.parse_into(text, &mut back).unwrap();
+    }
+    assert_eq!(back, cluster.defaults);
+    assert_eq!(data[export::params::SIDECARS], "envoy,vault-agent");
+    assert_eq!(data[export::params::MAX_GRACE], "120");
+    assert_eq!(data[export::params::WAITER_PORT], "9000");
+    let none = export::params::data(&ClusterPolicy::default());
+    assert!(Setting::ALL.iter().all(|s| !none.contains_key(s.name())));
+}
+
+/// charts/zerodrop ships the policy as a file (it is the same for every config); this keeps it
+/// what the export writes. `ZERODROP_WRITE_REFERENCE=1` rewrites it.
+#[test]
+fn the_chart_ships_the_policy_the_export_writes() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../charts/zerodrop/files/mutating-admission-policy.json");
+    let wanted = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&export::policy(&Options::default())).unwrap()
+    );
+    let current = std::fs::read_to_string(&path).unwrap_or_default();
+    if current != wanted {
+        if std::env::var_os("ZERODROP_WRITE_REFERENCE").is_some() {
+            std::fs::write(&path, wanted).unwrap();
+        } else {
+            panic!(
+                "{} is stale: ZERODROP_WRITE_REFERENCE=1 cargo test -p zerodrop-core --test export",
+                path.display()
+            );
+        }
+    }
 }

@@ -1,12 +1,13 @@
-//! `zerodrop policy export`: the policy as a MutatingAdmissionPolicy and its binding.
+//! `zerodrop policy export`: the policy as a MutatingAdmissionPolicy, binding and parameters.
 
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
-    /// Write the policy as a MutatingAdmissionPolicy and its binding (YAML, on stdout), from the
-    /// same config file `serve` takes: what CEL can decide from the pod alone, in the apiserver,
+    /// Write the policy as a MutatingAdmissionPolicy, its binding and its parameters (a
+    /// ConfigMap holding the config's cluster layer; YAML, on stdout), from the same config
+    /// file `serve` takes: what CEL can decide from the pod alone, in the apiserver,
     /// with no webhook (Kubernetes 1.36+). docs/no-webhook.md says what stays the webhook's.
     Export(PolicyExportArgs),
 }
@@ -30,4 +31,7 @@ pub struct PolicyExportArgs {
         default_values_t = zerodrop_core::export::Options::default().excluded_namespaces
     )]
     pub exclude_namespaces: Vec<String>,
+    /// Namespace of the parameters' ConfigMap (the cluster layer of the config); it must exist.
+    #[arg(long, env = "ZERODROP_POLICY_NAMESPACE", default_value_t = zerodrop_core::export::Options::default().namespace)]
+    pub namespace: String,
 }

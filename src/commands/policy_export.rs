@@ -11,6 +11,7 @@ pub fn policy_export(args: &PolicyExportArgs) -> anyhow::Result<()> {
         name: args.name.clone(),
         mode_label: args.mode_label.clone(),
         excluded_namespaces: args.exclude_namespaces.clone(),
+        namespace: args.namespace.clone(),
     };
     let mut out = String::new();
     out.push_str(&format!(

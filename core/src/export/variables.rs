@@ -2,6 +2,7 @@
 //! order the engine takes it (settings, scope, plan, grace, hooks, probes, ledger).
 
 use super::cel::{self, ABSENT, resolve};
+use super::params;
 use crate::engine::{grace, waiter};
 use crate::policy::{ClusterPolicy, LEDGER_ANNOTATION, PREFIX, Setting, Settings};
 
@@ -14,6 +15,11 @@ fn namespace_annotation(key: &str) -> String {
     format!("variables.na[?{key}].orValue({ABSENT})")
 }
 
+/// The cluster layer's value for `key` (params.rs), or ABSENT.
+fn param(key: &str) -> String {
+    format!("variables.cfg[?{}].orValue({ABSENT})", quoted(key))
+}
+
 /// A CEL string literal of `s`: JSON's escapes are CEL's, so any config value (a quote in a
 /// readiness path, a sidecar name) stays one literal.
 fn quoted(s: &str) -> String {
@@ -21,19 +27,33 @@ fn quoted(s: &str) -> String {
 }
 
 /// The candidates of a per-container setting for container `c`: its own annotation, the pod's,
-/// the namespace's.
+/// the namespace's, the cluster's.
 fn per_container(setting: Setting) -> Vec<String> {
     let key = format!("{PREFIX}{}", setting.name());
     vec![
         pod_annotation(&format!("'{key}.' + c.name")),
         pod_annotation(&quoted(&key)),
         namespace_annotation(&quoted(&key)),
+        param(setting.name()),
     ]
 }
 
 fn pod_wide(setting: Setting) -> Vec<String> {
     let key = quoted(&format!("{PREFIX}{}", setting.name()));
-    vec![pod_annotation(&key), namespace_annotation(&key)]
+    vec![
+        pod_annotation(&key),
+        namespace_annotation(&key),
+        param(setting.name()),
+    ]
+}
+
+/// The cluster's sidecar names: the ConfigMap's list, else the config file's default.
+fn sidecar_names(default: &[String]) -> String {
+    format!(
+        "variables.cfg[?{}].orValue({}).split(',').map(n, n.trim()).filter(n, n != '')",
+        quoted(params::SIDECARS),
+        quoted(&default.join(","))
+    )
 }
 
 /// The readiness rule for the container bound to `c` (engine::readiness), given its resolved
@@ -87,10 +107,10 @@ fn readiness(path: &str, port: &str, scheme: &str) -> String {
 }
 
 /// `(name, CEL)` of every variable, in order (each may use the ones before it); the namespace's
-/// mode is its label `mode_label`.
-pub fn all(cluster: &ClusterPolicy, mode_label: &str) -> Vec<(&'static str, String)> {
-    let mut d = Settings::default();
-    d.apply(&cluster.defaults);
+/// mode is its label `mode_label`. The same for every config: the cluster layer is `params`.
+pub fn all(mode_label: &str) -> Vec<(&'static str, String)> {
+    let d = Settings::default();
+    let builtin = ClusterPolicy::default();
     let list = |names: &[String]| {
         let quoted: Vec<String> = names.iter().map(|n| quoted(n)).collect();
         format!("[{}]", quoted.join(", "))
@@ -105,6 +125,11 @@ pub fn all(cluster: &ClusterPolicy, mode_label: &str) -> Vec<(&'static str, Stri
         quoted(mode_label)
     );
     let per = |s: Setting, default: String| resolve(s, &per_container(s), &default);
+    let waiter_port = format!(
+        "({v}.matches(r'^[0-9]{{1,5}}$') ? int({v}) : {})",
+        builtin.drain_waiter.port,
+        v = param(params::WAITER_PORT)
+    );
     let plan = format!(
         "object.spec.containers.transformList(i, c, !(c.name in variables.skip), {{\
            'i': dyn(i), 'name': dyn(c.name), \
@@ -124,7 +149,7 @@ pub fn all(cluster: &ClusterPolicy, mode_label: &str) -> Vec<(&'static str, Stri
         shell = per(Setting::ShellExec, d.shell_exec.to_string()),
         own = cel::existing_sleep("c"),
         drain_path = quoted(waiter::DRAIN_PATH),
-        port = cluster.drain_waiter.port,
+        port = waiter_port,
         path = per(
             Setting::ReadinessPath,
             quoted(d.readiness_path.as_deref().unwrap_or_default())
@@ -154,10 +179,15 @@ pub fn all(cluster: &ClusterPolicy, mode_label: &str) -> Vec<(&'static str, Stri
             &shown
         ),
     );
-    let cap = cluster
-        .max_grace_period
-        .map_or("-1".to_owned(), |c| c.to_string());
+    // max-grace-period: a duration above zero, as the config file takes it.
+    let cap = resolve(Setting::DrainMax, &[param(params::MAX_GRACE)], "-1");
     vec![
+        // A binding without its ConfigMap is skipped by the apiserver (parameterNotFoundAction
+        // Allow), so `params` is there; the guard keeps a ConfigMap without data working.
+        (
+            "cfg",
+            "params == null ? {} : params.?data.orValue({})".into(),
+        ),
         ("pa", "object.metadata.?annotations.orValue({})".into()),
         (
             "na",
@@ -188,7 +218,7 @@ pub fn all(cluster: &ClusterPolicy, mode_label: &str) -> Vec<(&'static str, Stri
                     &pod_wide(Setting::SkipContainers),
                     &list(&d.skip_containers)
                 ),
-                list(&cluster.sidecar_containers)
+                sidecar_names(&builtin.sidecar_containers)
             ),
         ),
         ("plans", plan),

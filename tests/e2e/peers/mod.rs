@@ -30,6 +30,7 @@ fn export_options() -> export::Options {
     export::Options {
         name: "zerodrop-export".into(),
         mode_label: EXPORT_LABEL.into(),
+        namespace: "default".into(),
         ..export::Options::default()
     }
 }
@@ -79,17 +80,25 @@ fn export_agrees(
     Ok(declined)
 }
 
-/// The exported policy installed (once per apiserver) and its peer's namespaces, ready.
-async fn export_peer(c: &kube::Client) -> Peer {
-    for object in export::objects(&ClusterPolicy::default(), &export_options()) {
+/// The export's objects created (ConfigMap, policy, binding); 409 where an earlier test of the
+/// same apiserver made them.
+pub async fn install_export(c: &kube::Client, cluster: &ClusterPolicy, options: &export::Options) {
+    for object in export::objects(cluster, options) {
         let path = match object["kind"].as_str() {
-            Some("MutatingAdmissionPolicy") => "mutatingadmissionpolicies",
-            _ => "mutatingadmissionpolicybindings",
+            Some("ConfigMap") => format!("/api/v1/namespaces/{}/configmaps", options.namespace),
+            Some("MutatingAdmissionPolicy") => {
+                "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies".into()
+            }
+            _ => "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings".into(),
         };
-        let path = format!("/apis/admissionregistration.k8s.io/v1/{path}");
         let created = post(c, &path, &object).await;
         assert!(matches!(created.status, 201 | 409), "{}", created.body);
     }
+}
+
+/// The exported policy installed (once per apiserver) and its peer's namespaces, ready.
+async fn export_peer(c: &kube::Client) -> Peer {
+    install_export(c, &ClusterPolicy::default(), &export_options()).await;
     let labels = json!({ EXPORT_LABEL: "enforce" });
     let p = setup::peer(c, EXPORTED, "none", None, labels).await;
     wait_for(c, &p.ns, Duration::from_secs(60), has_prestop).await;
@@ -325,31 +334,58 @@ async fn the_peers_on_one_corpus() {
     }
 }
 
-/// Config values with quotes and backslashes stay literals: the apiserver compiles the export of
-/// any valid config (dry run; 404 below 1.36, where MAP v1 is not served).
+/// Config values with quotes, backslashes and commas reach the pod as the engine reads them:
+/// the config travels as the policy's parameters, so the policy's CEL is the same for every
+/// config.
 #[tokio::test]
-async fn the_export_of_an_awkward_config_compiles() {
+async fn an_awkward_config_reaches_the_pod_through_the_parameters() {
     let c = client().await;
-    let config = ClusterPolicy::from_yaml(
-        "defaults:\n  readiness-path: \"/it's\\\\ok\\\"\"\n  prestop-sleep: 7s\n\
-         sidecar-containers: [\"o'brien\"]\nmax-grace-period: 60\n",
+    if server_minor(&c).await < export::MIN_MINOR {
+        return; // MAP v1 is not served: the corpus test asserts the 404
+    }
+    let cluster = ClusterPolicy::from_yaml(
+        "defaults:\n  readiness-path: \"/it's\\\\ok\\\",\"\n  prestop-sleep: 7s\n\
+         sidecar-containers: [\"o'brien\", side]\nmax-grace-period: 30\n",
     )
     .unwrap();
     assert_eq!(
-        config.defaults.readiness_path.as_deref(),
-        Some("/it's\\ok\"")
+        cluster.defaults.readiness_path.as_deref(),
+        Some("/it's\\ok\",")
     );
-    // Its own name: the corpus test creates the export's objects under export_options' name,
-    // and a dry run of an existing name is refused (409) before it is compiled.
+    let label = "e2e.zerodrop.dev/awkward";
     let options = export::Options {
         name: "zerodrop-export-awkward".into(),
-        mode_label: "e2e.zerodrop.dev/it's".into(),
+        mode_label: label.into(),
         ..export_options()
     };
-    let [policy, _] = export::objects(&config, &options);
-    let path = "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies?dryRun=All";
-    let created = post(&c, path, &policy).await;
-    let minor = server_minor(&c).await;
-    let want = if minor >= export::MIN_MINOR { 201 } else { 404 };
-    assert_eq!(created.status, want, "{}", created.body);
+    install_export(&c, &cluster, &options).await;
+    let ns = namespace(&c, "none", None, json!({})).await;
+    zerodrop_testkit::cluster::label(&c, &ns, json!({ label: "enforce" })).await;
+    wait_for(&c, &ns, Duration::from_secs(60), has_prestop).await;
+    let sent = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "awkward", "annotations": { "zerodrop.dev/drain-timeout": "40s" } },
+        "spec": { "containers": [
+            { "name": "web", "image": "registry.invalid/web:1",
+              "ports": [{ "name": "http", "containerPort": 8080 }] },
+            { "name": "side", "image": "registry.invalid/side:1" }
+        ] }
+    });
+    let got = create_pod(&c, &ns, &sent, true).await;
+    assert_eq!(got.status, 201, "{}", got.body);
+    // What the engine decides under the same config, applied to the same pod.
+    let engine = Engine::new(cluster, Capabilities { minor: 37 });
+    let layer = Layer::for_namespace(Some("enforce"), std::iter::empty::<(&str, &str)>());
+    let decision = engine.evaluate(&sent, Workload::Pod, &layer);
+    let mut want = sent.clone();
+    json_patch::patch(&mut want, &decision.patch).unwrap();
+    // Through the apiserver's defaulting too, in a namespace no mutator selects.
+    let plain = namespace(&c, "none", None, json!({})).await;
+    let want = create_pod(&c, &plain, &want, true).await.body;
+    let web = &got.body["spec"]["containers"][0];
+    assert_eq!(web["readinessProbe"]["httpGet"]["path"], "/it's\\ok\",");
+    assert_eq!(web["lifecycle"]["preStop"]["sleep"]["seconds"], 7);
+    assert!(got.body["spec"]["containers"][1]["lifecycle"].is_null());
+    assert_eq!(got.body["spec"]["terminationGracePeriodSeconds"], 30);
+    assert_eq!(owned(&got.body), owned(&want), "{}", got.body);
 }
