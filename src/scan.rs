@@ -22,6 +22,8 @@ pub struct ScanConfig {
     pub images: Option<Arc<dyn zerodrop_core::admission::ImageLookup>>,
     /// The webhook's traffic path index (`path-changed`), when it runs one.
     pub paths: Option<Arc<dyn zerodrop_core::admission::PathLookup>>,
+    /// The exported policy mutates pods, not the webhook (Facts::policy).
+    pub policy: bool,
 }
 
 /// What one scan found: unprotected pods by namespace and cause, over the namespaces scanned.
@@ -103,6 +105,7 @@ async fn scan(client: &Client, engine: &Engine, cfg: &ScanConfig) -> Result<Foun
         images: cfg.images.clone(),
         inspect_misses: false,
         paths: cfg.paths.clone(),
+        policy: cfg.policy,
     };
     let reports = policy_report::installed(client).await;
     let mut found = Found::default();

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use zerodrop_core::engine::image::Images;
 use zerodrop_core::engine::ledger::{self, Ledger};
 use zerodrop_core::engine::{Change, Engine, Facts as PodFacts, Workload, pod, waiter};
+use zerodrop_core::export;
 use zerodrop_core::policy::{Layer, Mode};
 
 /// What the cluster audit knows beyond the objects: when zerodrop was down, and where to learn
@@ -28,6 +29,10 @@ pub struct Facts {
     pub inspect_misses: bool,
     /// What routes to pods (`None`: unknown; no `path-changed`).
     pub paths: Option<std::sync::Arc<dyn zerodrop_core::admission::PathLookup>>,
+    /// Pods are mutated by the exported MutatingAdmissionPolicy, not the webhook: a pod is
+    /// judged against what the policy gives (no image facts, no path, the fixed sleep), and one
+    /// it declines is `declined-by-policy`.
+    pub policy: bool,
 }
 
 /// The workload collections audited.
@@ -198,6 +203,9 @@ fn escaped(
     {
         return None;
     }
+    if seen.facts.policy {
+        return declined(engine, pod, layer, seen);
+    }
     let paths = paths_of(seen.facts, meta(pod, "namespace"), pod);
     let facts = PodFacts {
         images,
@@ -256,20 +264,60 @@ fn escaped(
             _ => Cause::NotMutated,
         },
     };
+    let reason = match detail {
+        Some(detail) => format!("its traffic path got slower: {detail}; needs a rollout"),
+        None => cause.describe(ledger.map_or(0, |l| l.v)),
+    };
+    Some(escape(pod, seen, cause, reason))
+}
+
+/// Under `admission: policy`: the pod against what the exported policy gives it. The webhook's
+/// outage windows say nothing of the apiserver's policy, and the waiter is not the policy's.
+fn declined(engine: &Engine, pod: &Value, layer: &Layer, seen: &Seen<'_>) -> Option<Escaped> {
+    let view = export::sleeping(pod);
+    let pod_view = view.as_ref().unwrap_or(pod);
+    let decision = engine.evaluate(pod_view, Workload::Pod, layer);
+    if decision.skipped.is_some() || decision.mode != Mode::Enforce || decision.patch.0.is_empty() {
+        return None;
+    }
+    let ledger = Ledger::read(pod);
+    let created = meta(pod, "creationTimestamp")
+        .parse::<Timestamp>()
+        .ok()
+        .map(|t| t.as_second());
+    let (cause, reason) = match (&ledger, export::declined(pod_view, layer, &engine.cluster, &decision)) {
+        (Some(l), _) if l.v < ledger::VERSION => (Cause::OutdatedLedger, Cause::OutdatedLedger.describe(l.v)),
+        (Some(_), _) => (Cause::ChangedAfterAdmission, Cause::ChangedAfterAdmission.describe(0)),
+        (None, Some(why)) => (
+            Cause::DeclinedByPolicy,
+            format!(
+                "left alone by the MutatingAdmissionPolicy: {}; needs the webhook (admission: webhook)",
+                why.describe()
+            ),
+        ),
+        (None, None) if created.is_some_and(|t| seen.opted_in_at.is_some_and(|at| t < at)) => {
+            (Cause::OptedInAfterStart, Cause::OptedInAfterStart.describe(0))
+        }
+        (None, None) => (
+            Cause::NotMutated,
+            "no zerodrop changes (the policy did not apply: its ConfigMap missing, a CEL error, or created before the policy): needs a rollout".into(),
+        ),
+    };
+    Some(escape(pod, seen, cause, reason))
+}
+
+fn escape(pod: &Value, seen: &Seen<'_>, cause: Cause, reason: String) -> Escaped {
     let owner = controller(pod).map(|(kind, name)| match (kind, seen.replica_sets.get(name)) {
         ("ReplicaSet", Some(Some(deployment))) => deployment.clone(),
         _ => format!("{kind}/{name}"),
     });
-    Some(Escaped {
+    Escaped {
         namespace: meta(pod, "namespace").to_owned(),
         name: meta(pod, "name").to_owned(),
         owner,
         cause,
-        reason: match detail {
-            Some(detail) => format!("its traffic path got slower: {detail}; needs a rollout"),
-            None => cause.describe(ledger.map_or(0, |l| l.v)),
-        },
-    })
+        reason,
+    }
 }
 
 /// What routes to a pod, or to a workload's pods (its template's labels).

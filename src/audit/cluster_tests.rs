@@ -28,6 +28,7 @@ fn causes_tell_outages_late_opt_ins_and_changed_pods_apart() {
         images: None,
         inspect_misses: false,
         paths: None,
+        policy: false,
     };
     let seen = Seen {
         replica_sets: &replica_sets,
@@ -101,6 +102,7 @@ fn a_waiter_missing_altered_or_down_leaves_an_adaptive_pod_unprotected() {
         images: None,
         inspect_misses: false,
         paths: None,
+        policy: false,
     };
     let seen = Seen {
         replica_sets: &replica_sets,
@@ -161,6 +163,7 @@ fn a_pod_whose_path_got_slower_after_admission_is_path_changed() {
             images: None,
             inspect_misses: false,
             paths: Some(std::sync::Arc::new(index)),
+            policy: false,
         };
         let seen = Seen {
             replica_sets: &replica_sets,
@@ -187,4 +190,65 @@ fn a_pod_whose_path_got_slower_after_admission_is_path_changed() {
             .contains("container web sleeps 5s; Service web is an AWS NLB target (ip): needs 125s"),
         "{reason}"
     );
+}
+
+/// Under `admission: policy` a pod is judged by what the exported policy gives it: an adaptive
+/// pod with the fixed sleep is protected, a pod
+/// the policy declines is `declined-by-policy` with the reason, and the webhook's outage
+/// windows say nothing.
+#[test]
+fn under_the_policy_declined_pods_are_unprotected_and_mutated_ones_are_not() {
+    let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
+    let layer = Layer::for_namespace(Some("enforce"), []);
+    let replica_sets = HashMap::new();
+    let at = |s: &str| s.parse::<Timestamp>().unwrap().as_second();
+    let facts = |policy| Facts {
+        outages: vec![Window {
+            from: at("2026-01-01T10:00:00Z"),
+            to: at("2026-01-01T10:05:00Z"),
+        }],
+        policy,
+        ..Facts::default()
+    };
+    let (webhook, policy) = (facts(false), facts(true));
+    let seen = |facts| Seen {
+        replica_sets: &replica_sets,
+        opted_in_at: None,
+        facts,
+    };
+    let judged = |p: &Value, facts| {
+        escaped(&engine, p, &layer, &seen(facts), &Images::new()).map(|e| (e.cause, e.reason))
+    };
+    // What the policy gives: the engine's answer for the pod without its drain setting.
+    let given = |p: &Value| {
+        let view = export::sleeping(p).unwrap_or_else(|| p.clone());
+        let mut out = p.clone();
+        json_patch::patch(
+            &mut out,
+            &engine.evaluate(&view, Workload::Pod, &layer).patch,
+        )
+        .unwrap();
+        out
+    };
+    let adaptive = given(&pod(
+        "2026-01-03T00:00:00Z",
+        json!({ "zerodrop.dev/drain": "adaptive" }),
+    ));
+    assert_eq!(judged(&adaptive, &policy), None);
+    let shell = pod(
+        "2026-01-03T00:00:00Z",
+        json!({ "zerodrop.dev/shell-exec": "true" }),
+    );
+    let (cause, reason) = judged(&shell, &policy).unwrap();
+    assert_eq!(cause, Cause::DeclinedByPolicy);
+    assert!(reason.contains("shell-exec: true"), "{reason}");
+    let during = pod("2026-01-01T10:01:00Z", json!({}));
+    let (cause, reason) = judged(&during, &policy).unwrap();
+    assert_eq!(cause, Cause::NotMutated);
+    assert!(reason.contains("the policy did not apply"), "{reason}");
+    assert_eq!(
+        judged(&during, &webhook).map(|j| j.0),
+        Some(Cause::CreatedDuringOutage)
+    );
+    assert_eq!(judged(&given(&during), &policy), None);
 }

@@ -36,6 +36,8 @@ pub enum Cause {
     /// What routes to it got slower after admission (a Service created later, a balancer
     /// annotation added): its sleep is shorter than its path now needs.
     PathChanged,
+    /// Under `admission: policy`, a pod the exported policy leaves alone (export::Decline).
+    DeclinedByPolicy,
 }
 
 impl Cause {
@@ -52,6 +54,7 @@ impl Cause {
             Cause::WaiterAltered => "waiter-altered",
             Cause::WaiterDown => "waiter-down",
             Cause::PathChanged => "path-changed",
+            Cause::DeclinedByPolicy => "declined-by-policy",
         }
     }
 
@@ -85,6 +88,9 @@ impl Cause {
                 "its drain waiter sidecar is not running: a deletion now gets no wait".into()
             }
             Cause::PathChanged => "its traffic path got slower: needs a rollout".into(),
+            Cause::DeclinedByPolicy => {
+                "left alone by the MutatingAdmissionPolicy (it needs the webhook)".into()
+            }
         }
     }
 }

@@ -16,7 +16,7 @@ pub use drain::DrainWaitArgs;
 pub use measure::{LoadArgs, VerifyArgs, VerifyOutput};
 pub use policy::{PolicyCommand, PolicyExportArgs};
 pub use registry::RegistryArgs;
-pub use serve::ServeArgs;
+pub use serve::{Admission, ServeArgs};
 use values::{key_value, kube_version, long_duration, mode};
 
 #[derive(Debug, Parser)]

@@ -2,7 +2,7 @@
 
 use super::registry::RegistryArgs;
 use super::values::{duration, kube_version, long_duration, mode};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -98,6 +98,11 @@ pub struct ServeArgs {
     pub image_pull_secrets: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// What mutates pods: `webhook` (the apiserver calls this server) or `policy` (the exported
+    /// MutatingAdmissionPolicy, `zerodrop policy export`): the scan then judges pods by what the
+    /// policy gives and reports those it declines (`declined-by-policy`).
+    #[arg(long, env = "ZERODROP_ADMISSION", value_enum, default_value_t = Admission::Webhook)]
+    pub admission: Admission,
     /// How often the Lease holder scans every opted-in namespace for pods enforce would still
     /// change (zerodrop_unprotected_pods, PolicyReports); 0 turns the scan off.
     #[arg(long, env = "ZERODROP_SCAN_INTERVAL", default_value = "5m", value_parser = duration)]
@@ -148,4 +153,10 @@ pub struct ServeArgs {
     /// Open admission connections at most; beyond, new ones are closed at once.
     #[arg(long, env = "ZERODROP_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Admission {
+    Webhook,
+    Policy,
 }

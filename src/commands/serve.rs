@@ -150,6 +150,7 @@ fn scan_config(
     Some(ScanConfig {
         images,
         paths: None,
+        policy: args.admission == crate::cli::Admission::Policy,
         namespace_selector: args.scan_namespace_selector.clone(),
         interval: args.scan_interval,
         lease: LeaseConfig {

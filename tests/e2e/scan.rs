@@ -295,3 +295,85 @@ async fn a_pod_admitted_before_its_image_was_known_is_counted_unprotected() {
     .await;
     delete_webhooks(&c, name).await;
 }
+
+/// `--admission policy`: the scan judges pods by what the exported policy gives them. Pods the
+/// policy mutated (an adaptive one included: it gets the fixed sleep) count as protected; the
+/// one it declines (shell-exec) is `declined-by-policy`, with its reason in the PolicyReport.
+#[tokio::test]
+async fn under_the_policy_the_scan_counts_declined_pods_with_their_reason() {
+    let c = client().await;
+    if crate::harness::server_minor(&c).await < zerodrop_core::export::MIN_MINOR {
+        return; // MAP v1 is not served
+    }
+    policy_reports().await;
+    let name = "scan-policy";
+    let mode_label = "e2e.zerodrop.dev/scan-policy";
+    let options = zerodrop_core::export::Options {
+        name: "zerodrop-scan-policy".into(),
+        mode_label: mode_label.into(),
+        namespace: "default".into(),
+        ..Default::default()
+    };
+    let cluster = zerodrop_core::policy::ClusterPolicy::default();
+    crate::peers::install_export(&c, &cluster, &options).await;
+    let mut flags = scan_flags(name, name, "e2e.zerodrop.dev/webhook=scan-policy");
+    flags.extend(["--admission", "policy"]);
+    let zd = Zerodrop::start_with(free_port(), &flags);
+    zd.wait_ready().await;
+    // No webhook selects it (none is registered for `scan-policy`); the policy's binding does.
+    let ns = namespace(&c, name, Some("enforce"), json!({})).await;
+    zerodrop_testkit::cluster::label(&c, &ns, json!({ mode_label: "enforce" })).await;
+    zerodrop_testkit::cluster::wait_for(&c, &ns, Duration::from_secs(60), |p| {
+        zerodrop_testkit::cluster::has_prestop(p)
+    })
+    .await;
+    for (pod, annotations) in [
+        ("plain", json!({})),
+        ("adaptive", json!({ "zerodrop.dev/drain": "adaptive" })),
+        ("shell", json!({ "zerodrop.dev/shell-exec": "true" })),
+    ] {
+        let sent = zerodrop_testkit::cluster::pod(pod, annotations, json!([web()]));
+        zerodrop_testkit::cluster::create_pod(&c, &ns, &sent, false)
+            .await
+            .ok_status();
+    }
+    let series = |reason: &str| {
+        format!(r#"zerodrop_unprotected_pods{{namespace="{ns}",reason="{reason}"}}"#)
+    };
+    until(
+        "the declined pod in the gauge",
+        Duration::from_secs(20),
+        async || (zd.metric(&series("declined-by-policy")).await == Some(1.0)).then_some(()),
+    )
+    .await;
+    let text = zd.metrics_text().await.unwrap();
+    let unprotected: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("zerodrop_unprotected_pods{") && l.contains(&ns))
+        .collect();
+    assert_eq!(
+        unprotected,
+        [format!("{} 1", series("declined-by-policy"))],
+        "{text}"
+    );
+    let report = until("the PolicyReport", Duration::from_secs(10), async || {
+        get(
+            &c,
+            &format!("/apis/wgpolicyk8s.io/v1alpha2/namespaces/{ns}/policyreports/zerodrop"),
+        )
+        .await
+    })
+    .await;
+    let escaped: Vec<&Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["rule"] == "escaped" && r["result"] == "fail")
+        .collect();
+    assert_eq!(escaped.len(), 1, "{report}");
+    let message = escaped[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("MutatingAdmissionPolicy") && message.contains("shell-exec"),
+        "{report}"
+    );
+}

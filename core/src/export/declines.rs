@@ -25,6 +25,24 @@ pub enum Decline {
     LargeLedger,
 }
 
+impl Decline {
+    /// Why, in the words of a report: what the policy cannot do that the webhook would.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Decline::WaiterCalled => {
+                "a preStop already calls the drain waiter (the webhook's sidecar)"
+            }
+            Decline::ShellExec => "shell-exec: true (the rewrite reads the command and the image)",
+            Decline::IstioConfig => {
+                "an Istio sidecar drains by proxy.istio.io/config (YAML, which CEL cannot read) and no sidecar-drain"
+            }
+            Decline::HugeSleep => "a preStop sleep of 10 or more digits",
+            Decline::ForeignLedger => "an earlier zerodrop.dev/injected not in zerodrop's own form",
+            Decline::LargeLedger => "its ledger would be collapsed or not fit the annotations",
+        }
+    }
+}
+
 /// The pod as the exported policy decides it: without its `drain` annotations (the policy
 /// ignores the setting at every layer, so an adaptive pod gets the fixed sleep); `None` when
 /// it has none.
