@@ -18,9 +18,22 @@ pub fn chart() -> PathBuf {
 
 /// `helm template RELEASE -n NAMESPACE` with `--set` values; Err(stderr) when Helm refuses.
 pub fn render_release(release: &str, namespace: &str, sets: &[&str]) -> Result<Vec<Value>, String> {
+    render_for(release, namespace, None, sets)
+}
+
+/// As render_release, for a cluster of Kubernetes `version` (`--kube-version`).
+pub fn render_for(
+    release: &str,
+    namespace: &str,
+    version: Option<&str>,
+    sets: &[&str],
+) -> Result<Vec<Value>, String> {
     let mut cmd = Command::new(helm());
     cmd.args(["template", release, "-n", namespace])
         .arg(chart());
+    if let Some(v) = version {
+        cmd.args(["--kube-version", v]);
+    }
     for s in sets {
         cmd.args(["--set", s]);
     }

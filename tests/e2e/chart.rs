@@ -1,6 +1,6 @@
 //! The chart installed into the real apiserver, and self-managed certificates against it.
 
-use crate::harness::{Zerodrop, client};
+use crate::harness::{Zerodrop, client, server_minor};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::{Value, json};
@@ -23,6 +23,7 @@ fn collection(obj: &Value, ns: &str) -> (String, bool) {
         "PodDisruptionBudget" => "poddisruptionbudgets".to_owned(),
         "NetworkPolicy" => "networkpolicies".to_owned(),
         "ServiceMonitor" => "servicemonitors".to_owned(),
+        "MutatingAdmissionPolicy" => "mutatingadmissionpolicies".to_owned(),
         k => format!("{}s", k.to_lowercase()),
     };
     let cluster_scoped = matches!(
@@ -31,6 +32,8 @@ fn collection(obj: &Value, ns: &str) -> (String, bool) {
             | "ClusterRoleBinding"
             | "MutatingWebhookConfiguration"
             | "ValidatingWebhookConfiguration"
+            | "MutatingAdmissionPolicy"
+            | "MutatingAdmissionPolicyBinding"
     );
     let dry = kind.ends_with("WebhookConfiguration");
     let path = if cluster_scoped {
@@ -109,6 +112,61 @@ async fn rendered_chart_is_accepted_by_the_real_apiserver() {
             }
         }
     }
+}
+
+/// `admission=policy`: the chart's objects accepted by the apiserver, and its policy mutating a
+/// pod with the chart's values (the binding narrowed to this test's namespace, so it reaches
+/// no other test's); below 1.36 the chart refuses to render.
+#[tokio::test]
+async fn the_chart_under_admission_policy_mutates_pods_in_the_apiserver() {
+    let c = client().await;
+    let minor = server_minor(&c).await;
+    let version = format!("1.{minor}.0");
+    let ns = namespace(&c, "none", None, json!({})).await;
+    let sets = ["admission=policy", "policy.defaults.prestop-sleep=6s"];
+    let rendered = zerodrop_testkit::helm::render_for("zd-pol", &ns, Some(&version), &sets);
+    if minor < zerodrop_core::export::MIN_MINOR {
+        let err = rendered.unwrap_err();
+        assert!(err.contains("needs Kubernetes 1.36 or later"), "{err}");
+        return;
+    }
+    let narrow = "e2e.zerodrop.dev/chart-policy";
+    for mut obj in rendered.unwrap() {
+        if obj["kind"] == "MutatingAdmissionPolicyBinding" {
+            let selector = &mut obj["spec"]["matchResources"]["namespaceSelector"];
+            selector["matchExpressions"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({ "key": narrow, "operator": "Exists" }));
+        }
+        let (path, _) = collection(&obj, &ns);
+        let r = post(&c, &path, &obj).await;
+        assert!(
+            (200..300).contains(&r.status),
+            "{}: {} {}",
+            obj["kind"],
+            r.status,
+            r.body
+        );
+    }
+    let target = namespace(&c, "none", Some("enforce"), json!({})).await;
+    zerodrop_testkit::cluster::label(&c, &target, json!({ narrow: "yes" })).await;
+    zerodrop_testkit::cluster::wait_for(&c, &target, Duration::from_secs(60), |p| {
+        zerodrop_testkit::cluster::has_prestop(p)
+    })
+    .await;
+    let got = create_pod(&c, &target, &pod("web", json!({}), json!([web()])), true).await;
+    let web = &got.body["spec"]["containers"][0];
+    assert_eq!(
+        web["lifecycle"]["preStop"]["sleep"]["seconds"], 6,
+        "{}",
+        got.body
+    );
+    assert!(
+        got.body["metadata"]["annotations"]["zerodrop.dev/injected"].is_string(),
+        "{}",
+        got.body
+    );
 }
 
 fn secret_cert(s: &Secret) -> Vec<u8> {

@@ -31,6 +31,7 @@ fn lint_passes_for_every_mode() {
         vec!["certificates.mode=certManager"],
         PROVIDED.to_vec(),
         vec!["serviceMonitor.enabled=true"],
+        vec!["admission=policy"],
     ] {
         let mut cmd = Command::new(helm());
         cmd.args(["lint", "--strict"]).arg(chart());

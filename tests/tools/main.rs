@@ -8,4 +8,5 @@
 mod chart;
 mod chart_access;
 mod chart_monitoring;
+mod chart_policy;
 mod images_registry;
