@@ -7,6 +7,7 @@
 //! own guarantees are asserted on every version. `ZERODROP_PEERS_TABLE=F` writes the table to F.
 
 mod corpus;
+mod properties;
 mod setup;
 
 use crate::harness::{client, server_minor};
@@ -58,13 +59,14 @@ fn export_agrees(
     sent: &Value,
     [policy, webhook, bare]: [&Reply; 3],
     minor: u32,
+    namespace: &Layer,
 ) -> Result<Option<export::Decline>, String> {
     if policy.status != 201 || webhook.status != 201 {
         return Err(format!("status {} / {}", policy.status, webhook.status));
     }
     let cluster = ClusterPolicy::default();
     let engine = Engine::new(cluster.clone(), Capabilities { minor });
-    let namespace = Layer::for_namespace(Some("enforce"), std::iter::empty::<(&str, &str)>());
+    let namespace = namespace.clone();
     let decision = engine.evaluate(sent, Workload::Pod, &namespace);
     let declined = export::declined(sent, &namespace, &cluster, &decision);
     let want = match declined {
@@ -269,7 +271,8 @@ async fn the_peers_on_one_corpus() {
                 None => None,
             };
             let (sent, webhook) = (view.as_ref().unwrap_or(pod), again.as_ref().unwrap_or(zd));
-            match export_agrees(sent, [&answers[i], webhook, &bare], minor) {
+            let layer = Layer::for_namespace(Some("enforce"), std::iter::empty::<(&str, &str)>());
+            match export_agrees(sent, [&answers[i], webhook, &bare], minor, &layer) {
                 Err(difference) => export_differences.push(format!("{name}: {difference}")),
                 Ok(Some(_)) => export_declined += 1,
                 // Equal where the webhook changed something: the comparison had work to do.
