@@ -151,12 +151,20 @@ def peers_table(run):
     heads = []
     for zd in ours:
         for a in arms:
-            if a["name"].endswith(("ClusterPolicy", "MutatingPolicy", "MutatingAdmissionPolicy")):
+            if a is not zd and a["name"].endswith(("ClusterPolicy", "MutatingPolicy", "MutatingAdmissionPolicy")):
                 heads.append(f"| {zd['name']}: added / {a['name']}'s added | {ratio(added(zd, 'p50_us'), added(a, 'p50_us'))} "
                              f"| **{ratio(added(zd, 'p99_us'), added(a, 'p99_us'))}** "
                              f"| {ratio(zd['burst_p99_us'] - none['burst_p99_us'], a['burst_p99_us'] - none['burst_p99_us'])} |")
     if heads:
         lines += ["", "| headline | dry-run p50 | dry-run p99 | burst p99 |", "| --- | --- | --- | --- |"] + heads
+    if run.get("wide"):
+        # The export's CEL grows with the containers; so does the webhook's work (and body).
+        lines += ["", "| containers in the pod | no mutation p50 | webhook added p50 | exported policy added p50 | policy / webhook (added) | policy mutated every container |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for w in run["wide"]:
+            hook, cel = w["webhook_p50_us"] - w["none_p50_us"], w["export_p50_us"] - w["none_p50_us"]
+            lines.append(f"| {w['containers']} | {w['none_p50_us']} µs | {hook} µs | {cel} µs "
+                         f"| {ratio(cel, hook)} | {'yes' if w['export_mutated'] else '**no**'} |")
     return lines
 
 

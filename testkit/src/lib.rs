@@ -10,7 +10,11 @@ pub mod pods;
 pub mod strict_json;
 
 #[cfg(feature = "shell")]
+pub mod burst;
+#[cfg(feature = "shell")]
 pub mod cluster;
+#[cfg(feature = "shell")]
+pub mod export;
 #[cfg(feature = "shell")]
 pub mod fuzz_checks;
 #[cfg(feature = "shell")]

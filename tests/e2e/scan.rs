@@ -315,7 +315,7 @@ async fn under_the_policy_the_scan_counts_declined_pods_with_their_reason() {
         ..Default::default()
     };
     let cluster = zerodrop_core::policy::ClusterPolicy::default();
-    crate::peers::install_export(&c, &cluster, &options).await;
+    zerodrop_testkit::export::install(&c, &cluster, &options).await;
     let mut flags = scan_flags(name, name, "e2e.zerodrop.dev/webhook=scan-policy");
     flags.extend(["--admission", "policy"]);
     let zd = Zerodrop::start_with(free_port(), &flags);

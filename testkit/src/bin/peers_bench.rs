@@ -1,7 +1,9 @@
 //! zerodrop against the peers on one apiserver, in one run (experiments/benchmarks/run.sh, issue "peers"): no
 //! mutation (twice, for A/A noise), zerodrop, a webhook that only answers allowed, the in-tree
 //! MutatingAdmissionPolicy (1.36+) and, with ZERODROP_KYVERNO, Kyverno's ClusterPolicy and
-//! MutatingPolicy (experiments/peers). Four measurements per arm:
+//! MutatingPolicy (experiments/peers), and zerodrop's own policy exported to the in-tree engine
+//! (`zerodrop policy export`, 1.36+). Four measurements per arm, and for the export how its
+//! cost grows with the pod's containers beside the webhook's:
 //! 1. dry-run pod create latency, the arms interleaved request by request;
 //! 2. CPU seconds per 1,000 admissions of the mutating process and of the apiserver (arms one
 //!    after another, twice in alternating order; the in-tree policy's cost is the apiserver's);
@@ -154,6 +156,12 @@ async fn main() -> anyhow::Result<()> {
         .await;
         cluster::wait_for(&c, &ns, Duration::from_secs(30), cluster::has_prestop).await;
         arms.push(arm("the in-tree MutatingAdmissionPolicy", ns, None));
+        // zerodrop's own policy in the same engine: `zerodrop policy export`, default config.
+        let options = export_options();
+        let cluster = zerodrop_core::policy::ClusterPolicy::default();
+        zerodrop_testkit::export::install(&c, &cluster, &options).await;
+        let ns = zerodrop_testkit::export::namespace(&c, &options).await;
+        arms.push(arm(EXPORTED, ns, None));
     }
     let _kyverno = match std::env::var_os("ZERODROP_KYVERNO") {
         Some(_) => {
@@ -218,10 +226,19 @@ async fn main() -> anyhow::Result<()> {
     // Forwards then backwards, like the CPU arms: the first burst meets colder caches.
     let mut bursts = vec![(Vec::new(), 0u64); arms.len()];
     for i in (0..arms.len()).chain((0..arms.len()).rev()) {
-        let (lat, all_ms) = burst_once(&c, &arms[i], burst, &audit_log).await?;
+        let (lat, all_ms) =
+            zerodrop_testkit::burst::once(&c, (arms[i].name, &arms[i].ns), burst, &audit_log)
+                .await?;
         bursts[i].0.extend(lat);
         bursts[i].1 += all_ms / 2;
     }
+    let wide = match arms.iter().find(|a| a.name == EXPORTED) {
+        Some(export) => {
+            let namespaces = [&arms[0].ns, &arms[2].ns, &export.ns];
+            widths(&c, namespaces, iterations.min(50)).await?
+        }
+        None => Vec::new(),
+    };
     let scale = 1000.0 / (2 * (admissions / 2)) as f64;
     let out: Vec<Value> = arms
         .iter_mut()
@@ -243,12 +260,59 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     println!(
         "{}",
-        json!({ "iterations": iterations, "admissions": admissions, "burst": burst, "arms": out })
+        json!({ "iterations": iterations, "admissions": admissions, "burst": burst, "arms": out, "wide": wide })
     );
     cluster::delete_webhooks(&c, "peers").await;
     cluster::delete_webhooks(&c, "peers-null").await;
     cluster::delete_webhooks(&c, "peers-paths").await;
     Ok(())
+}
+
+/// The export's arm: its name (a zerodrop arm and an in-tree policy's, in summary.py's
+/// headline) and where its objects live.
+const EXPORTED: &str = "zerodrop's policy as a MutatingAdmissionPolicy";
+
+fn export_options() -> zerodrop_core::export::Options {
+    zerodrop_core::export::Options {
+        name: "zerodrop-bench-export".into(),
+        mode_label: "bench.zerodrop.dev/export".into(),
+        namespace: "default".into(),
+        ..Default::default()
+    }
+}
+
+/// CEL's cost grows with the pod: dry-run p50 of pods of 1 to 128 containers with no
+/// mutation, through the webhook and through the export (`namespaces`, in that order),
+/// interleaved, and whether the export still mutated every container (an error or the
+/// apiserver's cost limit leaves the pod as it came).
+async fn widths(
+    c: &kube::Client,
+    namespaces: [&String; 3],
+    rounds: usize,
+) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for n in [1, 4, 16, 64, 128] {
+        let pod = zerodrop_testkit::export::wide_pod(n);
+        let (mut p50, mut mutated) = ([Vec::new(), Vec::new(), Vec::new()], true);
+        for _ in 0..rounds {
+            for (i, ns) in namespaces.iter().enumerate() {
+                let t = Instant::now();
+                let r = cluster::create_pod(c, ns, &pod, true).await;
+                anyhow::ensure!(r.status == 201, "{n} containers: {}", r.body);
+                p50[i].push(t.elapsed().as_micros() as u64);
+                mutated &= i < 2 || zerodrop_testkit::export::all_hooked(&r.body);
+            }
+        }
+        let [none, webhook, export] = p50.map(|mut l| {
+            l.sort_unstable();
+            percentile(&l, 0.5)
+        });
+        out.push(
+            json!({ "containers": n, "none_p50_us": none, "webhook_p50_us": webhook,
+            "export_p50_us": export, "export_mutated": mutated }),
+        );
+    }
+    Ok(out)
 }
 
 fn arm(name: &'static str, ns: String, pid: Option<u32>) -> Arm {
@@ -265,112 +329,4 @@ async fn labelled(c: &kube::Client, labels: Value) -> String {
     let ns = cluster::namespace(c, "none", None, json!({})).await;
     cluster::label(c, &ns, labels).await;
     ns
-}
-
-async fn pod_count(c: &kube::Client, ns: &str) -> anyhow::Result<usize> {
-    let req = http::Request::get(format!(
-        "/api/v1/namespaces/{ns}/pods?labelSelector=app%3Dburst"
-    ))
-    .body(Vec::new())?;
-    let list: Value = c.request(req).await?;
-    Ok(list["items"].as_array().map_or(0, Vec::len))
-}
-
-/// One burst in `arm`'s namespace: the per-pod create latencies (µs, from the audit log) and
-/// the milliseconds from the Deployment's create to its last pod's.
-async fn burst_once(
-    c: &kube::Client,
-    arm: &Arm,
-    pods: u32,
-    audit_log: &str,
-) -> anyhow::Result<(Vec<u64>, u64)> {
-    let d = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "burst" },
-        "spec": { "replicas": pods, "selector": { "matchLabels": { "app": "burst" } },
-            "template": { "metadata": { "labels": { "app": "burst" } }, "spec": { "containers": [cluster::web()] } } }
-    });
-    let r = cluster::create_deployment(c, &arm.ns, &d).await;
-    anyhow::ensure!(r.status == 201, "{}: {}", arm.name, r.body);
-    let started = Instant::now();
-    while pod_count(c, &arm.ns).await? < pods as usize {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(600),
-            "{}: burst never completed",
-            arm.name
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    // Batch mode writes the audit log within a second.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (mut lat, mut first, mut last) = (Vec::new(), None, 0u64);
-    for line in std::fs::read_to_string(audit_log)?.lines() {
-        let Ok(e) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let dry_run = e["requestURI"]
-            .as_str()
-            .is_some_and(|u| u.contains("dryRun"));
-        if e["objectRef"]["namespace"] != arm.ns.as_str()
-            || e["verb"] != "create"
-            || e["stage"] != "ResponseComplete"
-            || dry_run
-        {
-            continue;
-        }
-        let (Some(at), Some(done)) = (
-            micros(&e["requestReceivedTimestamp"]),
-            micros(&e["stageTimestamp"]),
-        ) else {
-            continue;
-        };
-        match (
-            e["objectRef"]["resource"].as_str(),
-            e["responseStatus"]["code"].as_u64(),
-        ) {
-            // A second burst in the namespace: only what follows its own Deployment counts.
-            (Some("deployments"), _) => {
-                first = Some(at);
-                lat.clear();
-                last = 0;
-            }
-            (Some("pods"), Some(201)) if e["objectRef"]["subresource"].is_null() => {
-                lat.push(done - at);
-                last = last.max(done);
-            }
-            _ => {}
-        }
-    }
-    let first = first.context("the Deployment's create is not in the audit log")?;
-    anyhow::ensure!(
-        lat.len() >= pods as usize,
-        "{}: {} pod creates in the audit log",
-        arm.name,
-        lat.len()
-    );
-    // Pending pods (no node) go at once; wait so the next burst starts on a quiet apiserver.
-    let path = format!(
-        "/apis/apps/v1/namespaces/{}/deployments/burst?propagationPolicy=Foreground",
-        arm.ns
-    );
-    c.request_text(http::Request::delete(path.clone()).body(Vec::new())?)
-        .await?;
-    while pod_count(c, &arm.ns).await? > 0
-        || c.request_text(
-            http::Request::get(path.replace("?propagationPolicy=Foreground", ""))
-                .body(Vec::new())?,
-        )
-        .await
-        .is_ok()
-    {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    Ok((lat, (last - first) / 1000))
-}
-
-/// An audit timestamp (RFC 3339) as microseconds since the epoch.
-fn micros(v: &Value) -> Option<u64> {
-    let at =
-        time::OffsetDateTime::parse(v.as_str()?, &time::format_description::well_known::Rfc3339)
-            .ok()?;
-    u64::try_from(at.unix_timestamp_nanos() / 1000).ok()
 }

@@ -82,25 +82,9 @@ fn export_agrees(
     Ok(declined)
 }
 
-/// The export's objects created (ConfigMap, policy, binding); 409 where an earlier test of the
-/// same apiserver made them.
-pub async fn install_export(c: &kube::Client, cluster: &ClusterPolicy, options: &export::Options) {
-    for object in export::objects(cluster, options) {
-        let path = match object["kind"].as_str() {
-            Some("ConfigMap") => format!("/api/v1/namespaces/{}/configmaps", options.namespace),
-            Some("MutatingAdmissionPolicy") => {
-                "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies".into()
-            }
-            _ => "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings".into(),
-        };
-        let created = post(c, &path, &object).await;
-        assert!(matches!(created.status, 201 | 409), "{}", created.body);
-    }
-}
-
 /// The exported policy installed (once per apiserver) and its peer's namespaces, ready.
 async fn export_peer(c: &kube::Client) -> Peer {
-    install_export(c, &ClusterPolicy::default(), &export_options()).await;
+    zerodrop_testkit::export::install(c, &ClusterPolicy::default(), &export_options()).await;
     let labels = json!({ EXPORT_LABEL: "enforce" });
     let p = setup::peer(c, EXPORTED, "none", None, labels).await;
     wait_for(c, &p.ns, Duration::from_secs(60), has_prestop).await;
@@ -361,7 +345,7 @@ async fn an_awkward_config_reaches_the_pod_through_the_parameters() {
         mode_label: label.into(),
         ..export_options()
     };
-    install_export(&c, &cluster, &options).await;
+    zerodrop_testkit::export::install(&c, &cluster, &options).await;
     let ns = namespace(&c, "none", None, json!({})).await;
     zerodrop_testkit::cluster::label(&c, &ns, json!({ label: "enforce" })).await;
     wait_for(&c, &ns, Duration::from_secs(60), has_prestop).await;
