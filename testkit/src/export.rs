@@ -11,16 +11,27 @@ use zerodrop_core::policy::ClusterPolicy;
 /// them.
 pub async fn install(c: &kube::Client, cluster: &ClusterPolicy, options: &export::Options) {
     for object in export::objects(cluster, options) {
-        let path = match object["kind"].as_str() {
-            Some("ConfigMap") => format!("/api/v1/namespaces/{}/configmaps", options.namespace),
-            Some("MutatingAdmissionPolicy") => {
-                "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies".into()
-            }
-            _ => "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings".into(),
-        };
-        let created = cluster::post(c, &path, &object).await;
+        let created = create(c, &object).await;
         assert!(matches!(created.status, 201 | 409), "{}", created.body);
     }
+}
+
+/// Creates one of the export's objects (a ConfigMap, the policy or its binding) where its kind
+/// and namespace say.
+pub async fn create(c: &kube::Client, object: &Value) -> cluster::Reply {
+    let path = match object["kind"].as_str() {
+        Some("ConfigMap") => format!(
+            "/api/v1/namespaces/{}/configmaps",
+            object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+        ),
+        Some("MutatingAdmissionPolicy") => {
+            "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies".into()
+        }
+        _ => "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicybindings".into(),
+    };
+    cluster::post(c, &path, object).await
 }
 
 /// A namespace no webhook sees whose label puts it in the policy's `enforce`, once the

@@ -9,6 +9,7 @@
 pub mod audit;
 mod chart;
 mod drain;
+mod export_cli;
 mod fixtures;
 mod generated;
 mod harness;
