@@ -90,7 +90,8 @@ stage_tools_quiet() {
   export ZERODROP_HELM ZERODROP_REGISTRY_TOOLS ZERODROP_GATEWAY_CRDS
 }
 
-CORE=(chart::rendered generated:: workloads:: pods:: namespaces:: versions:: peers:: drain:: paths::)
+# The policy mode (1.36+) is in the core: the chart, the command and the scan under it.
+CORE=(chart::rendered chart::the_chart_under export_cli scan::under_the_policy generated:: workloads:: pods:: namespaces:: versions:: peers:: drain:: paths::)
 release() {
   local release="$1" filter=("${@:2}")
   step "Kubernetes $release: its control plane from the k8s.io/kubernetes module, then the e2e suite ${filter[*]:-(whole)}"
