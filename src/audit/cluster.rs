@@ -217,10 +217,7 @@ fn escaped(
         return None;
     }
     let ledger = Ledger::read(pod);
-    let created = meta(pod, "creationTimestamp")
-        .parse::<Timestamp>()
-        .ok()
-        .map(|t| t.as_second());
+    let created = created_at(pod);
     let waiter = waiter::init_containers(pod)
         .iter()
         .find(|c| c["name"] == waiter::NAME);
@@ -281,10 +278,7 @@ fn declined(engine: &Engine, pod: &Value, layer: &Layer, seen: &Seen<'_>) -> Opt
         return None;
     }
     let ledger = Ledger::read(pod);
-    let created = meta(pod, "creationTimestamp")
-        .parse::<Timestamp>()
-        .ok()
-        .map(|t| t.as_second());
+    let created = created_at(pod);
     let (cause, reason) = match (&ledger, export::declined(pod_view, layer, &engine.cluster, &decision)) {
         (Some(l), _) if l.v < ledger::VERSION => (Cause::OutdatedLedger, Cause::OutdatedLedger.describe(l.v)),
         (Some(_), _) => (Cause::ChangedAfterAdmission, Cause::ChangedAfterAdmission.describe(0)),
@@ -318,6 +312,14 @@ fn escape(pod: &Value, seen: &Seen<'_>, cause: Cause, reason: String) -> Escaped
         cause,
         reason,
     }
+}
+
+/// The pod's creation time, in seconds since the epoch.
+fn created_at(pod: &Value) -> Option<i64> {
+    meta(pod, "creationTimestamp")
+        .parse::<Timestamp>()
+        .ok()
+        .map(|t| t.as_second())
 }
 
 /// What routes to a pod, or to a workload's pods (its template's labels).

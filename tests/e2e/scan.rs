@@ -51,6 +51,26 @@ pub async fn get(c: &kube::Client, path: &str) -> Option<Value> {
     c.request::<Value>(req).await.ok()
 }
 
+/// The namespace's PolicyReport, once written, and its failed `escaped` results.
+async fn escaped_results(c: &kube::Client, ns: &str) -> (Value, Vec<Value>) {
+    let report = until("the PolicyReport", Duration::from_secs(10), async || {
+        get(
+            c,
+            &format!("/apis/wgpolicyk8s.io/v1alpha2/namespaces/{ns}/policyreports/zerodrop"),
+        )
+        .await
+    })
+    .await;
+    let escaped = report["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["rule"] == "escaped" && r["result"] == "fail")
+        .cloned()
+        .collect();
+    (report, escaped)
+}
+
 /// Pods of the namespace that exist and are not being deleted.
 async fn live_pods(c: &kube::Client, ns: &str) -> Vec<Value> {
     let list = get(c, &format!("/api/v1/namespaces/{ns}/pods"))
@@ -139,20 +159,7 @@ async fn the_outage_drill_shows_escaped_pods_and_a_rollout_brings_them_back_to_z
             "{name} (named in {whence}) is not exported:\n{text}"
         );
     }
-    let report = until("the PolicyReport", Duration::from_secs(10), async || {
-        get(
-            &c,
-            &format!("/apis/wgpolicyk8s.io/v1alpha2/namespaces/{ns}/policyreports/zerodrop"),
-        )
-        .await
-    })
-    .await;
-    let escaped: Vec<&Value> = report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["rule"] == "escaped" && r["result"] == "fail")
-        .collect();
+    let (report, escaped) = escaped_results(&c, &ns).await;
     assert_eq!(escaped.len(), 2, "{report}");
     assert!(
         escaped[0]["message"]
@@ -356,20 +363,7 @@ async fn under_the_policy_the_scan_counts_declined_pods_with_their_reason() {
         [format!("{} 1", series("declined-by-policy"))],
         "{text}"
     );
-    let report = until("the PolicyReport", Duration::from_secs(10), async || {
-        get(
-            &c,
-            &format!("/apis/wgpolicyk8s.io/v1alpha2/namespaces/{ns}/policyreports/zerodrop"),
-        )
-        .await
-    })
-    .await;
-    let escaped: Vec<&Value> = report["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["rule"] == "escaped" && r["result"] == "fail")
-        .collect();
+    let (report, escaped) = escaped_results(&c, &ns).await;
     assert_eq!(escaped.len(), 1, "{report}");
     let message = escaped[0]["message"].as_str().unwrap();
     assert!(
