@@ -32,10 +32,7 @@ pub fn documents(file: &str) -> Vec<Value> {
 
 fn yaml_documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .filter(|v: &Value| !v.is_null())
-        .collect()
+    crate::yaml_documents(&text)
 }
 
 /// The two policies and where each is created.

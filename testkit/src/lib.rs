@@ -39,3 +39,13 @@ pub fn root() -> &'static std::path::Path {
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     here.parent().unwrap_or(here)
 }
+
+/// The YAML documents of a stream (`---`-separated), empty ones dropped; panics on a document
+/// that is not YAML (a test's own input or a tool's output).
+#[cfg(feature = "shell")]
+pub fn yaml_documents(text: &str) -> Vec<serde_json::Value> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect()
+}

@@ -3,7 +3,7 @@
 //! below 1.36 the apiserver does not serve the policy's kind (404).
 
 use crate::harness::{client, server_minor};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 use zerodrop_testkit::cluster::{create_pod, has_prestop, label, namespace, pod, wait_for, web};
@@ -44,9 +44,7 @@ async fn the_commands_output_applied_as_written_mutates_pods() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let objects: Vec<Value> = serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect();
+    let objects = zerodrop_testkit::yaml_documents(&text);
     let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
     assert_eq!(
         kinds,

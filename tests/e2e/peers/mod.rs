@@ -124,14 +124,7 @@ async fn the_export_gives_an_adaptive_pod_the_sleep() {
 }
 
 fn mutating_admission_policy() -> Vec<Value> {
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("experiments/peers/mutating-admission-policy.yaml"),
-    )
-    .unwrap();
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect()
+    kyverno::documents("mutating-admission-policy.yaml")
 }
 
 /// What CI checks of the Kyverno peer without building Kyverno: both policies are valid
