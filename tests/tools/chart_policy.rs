@@ -82,6 +82,30 @@ fn admission_policy_installs_the_export_instead_of_the_webhook() {
     assert_eq!(cap, cluster.max_grace_period);
     assert_eq!(cap, Some(120));
 
+    // Its alert says what stops without zerodrop under the policy: the drift signal, not pods'
+    // protection.
+    let alerts = render_for(
+        "zd",
+        "zerodrop",
+        Some("1.37.0"),
+        &["admission=policy", "prometheusRule.enabled=true"],
+    )
+    .unwrap();
+    let none_ready = find(&alerts, "PrometheusRule")["spec"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["alert"] == "ZerodropNoReadyReplica")
+        .unwrap()
+        .clone();
+    assert_eq!(none_ready["labels"]["severity"], "warning", "{none_ready}");
+    assert!(
+        none_ready["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("still mutates pods"),
+        "{none_ready}"
+    );
     let quiet = render_for(
         "zd",
         "zerodrop",
