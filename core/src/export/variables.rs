@@ -183,11 +183,8 @@ pub fn all(mode_label: &str) -> Vec<(&'static str, String)> {
     let cap = resolve(Setting::DrainMax, &[param(params::MAX_GRACE)], "-1");
     vec![
         // A binding without its ConfigMap is skipped by the apiserver (parameterNotFoundAction
-        // Allow), so `params` is there; the guard keeps a ConfigMap without data working.
-        (
-            "cfg",
-            "params == null ? {} : params.?data.orValue({})".into(),
-        ),
+        // Allow; seen on 1.37), so `params` is there; a ConfigMap may have no data.
+        ("cfg", "params.?data.orValue({})".into()),
         ("pa", "object.metadata.?annotations.orValue({})".into()),
         (
             "na",
