@@ -168,22 +168,13 @@ pub async fn policy_reports() {
     static CRD: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     CRD.get_or_init(|| async {
         let c = client().await;
-        // 404: not served. While another test registers CRDs the apiserver may answer 503 for
-        // a moment (seen once beside the chart test's cert-manager CRDs): ask again.
-        let started = std::time::Instant::now();
-        loop {
-            let r = post(&c, "/apis/wgpolicyk8s.io/v1alpha2", &json!({})).await;
-            if r.status == 404 {
-                break;
-            }
-            assert!(
-                r.status >= 500 && started.elapsed().as_secs() < 10,
-                "the PolicyReport CRD exists before this helper installed it: {} {}",
-                r.status,
-                r.body
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
+        // Not served yet: every test that installs CRDs carrying it (Kyverno's) calls this first.
+        let r = post(&c, "/apis/wgpolicyk8s.io/v1alpha2", &json!({})).await;
+        assert_eq!(
+            r.status, 404,
+            "the PolicyReport CRD exists before this helper installed it: {}",
+            r.body
+        );
         let ns = namespace(&c, SHARED, Some("enforce"), json!({})).await;
         let (code, _, err) = audit_with_policy_report(&ns);
         assert_eq!(code, 0);

@@ -59,6 +59,8 @@ pub async fn delete_injector(c: &kube::Client) {
 /// Kyverno started against the shared apiserver, its two peers ready; the process dies with
 /// the test process.
 pub async fn kyverno(c: &kube::Client) -> (std::process::Child, Vec<Peer>) {
+    // Kyverno's CRDs include the PolicyReport's: the audit tests' "not installed" half first.
+    crate::audit::policy_reports().await;
     kyverno::install(c).await;
     let port = crate::harness::free_port();
     let metrics = crate::harness::free_port();
