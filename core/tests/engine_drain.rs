@@ -45,7 +45,17 @@ fn an_adaptive_pod_gets_the_waiter_and_calls_it_before_sigterm() {
     let w = &p["spec"]["initContainers"][1];
     assert_eq!(w["name"], waiter::NAME);
     assert_eq!(w["restartPolicy"], "Always");
-    assert_eq!(w["startupProbe"]["httpGet"]["path"], "/ready");
+    // Its postStart hook holds the app back until it serves; no probe that costs a period.
+    assert_eq!(
+        w["lifecycle"]["postStart"]["exec"]["command"],
+        json!([
+            "/zerodrop",
+            "drain-wait",
+            "--await=30s",
+            "--listen=[::]:9797"
+        ])
+    );
+    assert!(w.get("startupProbe").is_none());
     assert_eq!(
         args(&p),
         [
@@ -261,8 +271,7 @@ fn reinvocation_keeps_one_waiter_and_what_the_apiserver_defaulted() {
         json!("/dev/termination-log"),
     );
     w.insert("imagePullPolicy".into(), json!("IfNotPresent"));
-    w["startupProbe"]["timeoutSeconds"] = json!(1);
-    w["startupProbe"]["httpGet"]["scheme"] = json!("HTTP");
+    w.insert("terminationMessagePolicy".into(), json!("File"));
     let again = engine.evaluate(&p, Workload::Pod, &enforce_ns());
     assert!(again.patch.0.is_empty(), "{:?}", again.patch);
     p["spec"]["containers"]
@@ -273,7 +282,7 @@ fn reinvocation_keeps_one_waiter_and_what_the_apiserver_defaulted() {
     let init = p["spec"]["initContainers"].as_array().unwrap();
     assert_eq!(init.len(), 1);
     assert_eq!(init[0]["terminationMessagePath"], "/dev/termination-log");
-    assert_eq!(init[0]["startupProbe"]["timeoutSeconds"], 1);
+    assert_eq!(init[0]["terminationMessagePolicy"], "File");
     assert_eq!(args(&p).last().unwrap(), "--ports=7070,8080");
     assert_eq!(
         p["spec"]["containers"][1]["lifecycle"]["preStop"]["httpGet"]["port"],
@@ -281,6 +290,35 @@ fn reinvocation_keeps_one_waiter_and_what_the_apiserver_defaulted() {
     );
     let kinds: Vec<&str> = d.changes.iter().map(Change::kind).collect();
     assert_eq!(kinds, ["drain", "waiter"]);
+}
+
+#[test]
+fn a_waiter_gated_by_the_earlier_startup_probe_is_neither_patched_nor_altered() {
+    let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
+    let (_, mut p) = run_with(
+        &engine,
+        &pod(adaptive(json!({})), json!([web()])),
+        Workload::Pod,
+        &enforce_ns(),
+    );
+    let now = waiter_of(&p).clone();
+    // What releases before the postStart hook wrote, as the apiserver stored it.
+    let w = p["spec"]["initContainers"][0].as_object_mut().unwrap();
+    w.remove("lifecycle");
+    w.insert(
+        "startupProbe".into(),
+        json!({ "httpGet": { "path": "/ready", "port": 9797, "scheme": "HTTP" },
+                "periodSeconds": 1, "failureThreshold": 30, "timeoutSeconds": 1 }),
+    );
+    let again = engine.evaluate(&p, Workload::Pod, &enforce_ns());
+    assert!(again.patch.0.is_empty(), "{:?}", again.patch);
+    assert!(waiter::holds(waiter_of(&p), &now));
+    // Without either gate it is altered, and a pass gives it the hook.
+    let w = p["spec"]["initContainers"][0].as_object_mut().unwrap();
+    w.remove("startupProbe");
+    assert!(!waiter::holds(waiter_of(&p), &now));
+    let (_, fixed) = run_with(&engine, &p, Workload::Pod, &enforce_ns());
+    assert_eq!(waiter_of(&fixed)["lifecycle"], now["lifecycle"]);
 }
 
 #[test]

@@ -33,6 +33,11 @@ pub struct DrainWaitArgs {
     /// How often the sockets are read.
     #[arg(long, env = "ZERODROP_DRAIN_EVERY", default_value = "100ms", value_parser = duration)]
     pub every: Duration,
+    /// Instead of serving: wait at most this long for the waiter on `--listen`'s port to answer,
+    /// then exit (1 if it never did). The sidecar's postStart hook, which holds the app back
+    /// until the waiter serves.
+    #[arg(long = "await", env = "ZERODROP_DRAIN_AWAIT", value_parser = duration)]
+    pub await_serving: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

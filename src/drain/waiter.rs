@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use zerodrop_core::drain::{Bounds, Count, Ending, Wait};
+use zerodrop_core::engine::waiter::READY_PATH;
 
 /// Waits at once: one per container's preStop is the real need; a tenant calling the port
 /// cannot pile up more.
@@ -46,7 +47,7 @@ pub fn router(config: Config) -> Router {
     });
     Router::new()
         .route("/drain", get(drain))
-        .route("/ready", get(|| async { "ok\n" }))
+        .route(READY_PATH, get(|| async { "ok\n" }))
         .with_state(shared)
 }
 

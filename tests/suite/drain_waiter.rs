@@ -370,3 +370,57 @@ fn deny_netlink(command: &mut Command) {
         });
     }
 }
+
+/// `drain-wait --await` on `listen`: the sidecar's postStart hook, as the kubelet runs it.
+fn await_serving(listen: &str, within: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_zerodrop"))
+        .args(["drain-wait", "--await", within, "--listen", listen])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn the_poststart_check_returns_once_the_waiter_serves_and_fails_within_its_bound() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("[::]:{port}");
+    // Started before the waiter, as the kubelet may: it must hold on until the waiter serves.
+    let mut hook = await_serving(&listen, "20s");
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        hook.try_wait().unwrap().is_none(),
+        "returned before anything served"
+    );
+    let _w = spawn(&["--listen", &listen]);
+    let started = Instant::now();
+    let status = hook.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A port that accepts and never answers (something else holds it): fails in its bound,
+    // naming the port, so the kubelet restarts the sidecar instead of starting the app.
+    let stalled = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = stalled.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let out = await_serving(&addr, "500ms").wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("port {}", stalled.local_addr().unwrap().port())),
+        "{stderr}"
+    );
+}
