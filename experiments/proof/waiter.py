@@ -7,8 +7,12 @@ drain with new connections arriving), and what happens when it is killed mid-lif
 usage: waiter.py [--pods 3] [--json OUT]
        waiter.py --ci      # one pod each way; fails unless the adaptive pod drains (quiet) and
                            # its killed waiter comes back
+       waiter.py --gates 8 # time to Ready only, side by side: the sleep, the waiter held back by
+                           # its postStart hook (as zerodrop writes it), by the startup probe
+                           # earlier versions wrote, and by nothing
 """
 import argparse
+import copy
 import json
 import os
 import subprocess
@@ -164,12 +168,61 @@ def deleted_in_the_gap(name, p):
     return {"deletion_s": took, "failed_prestop_hook": events.count("FailedPreStopHook")}
 
 
+GATES_NS = "waiter-gates"
+# What zerodrop wrote before the postStart hook: the app held back by a startup probe.
+EARLIER_GATE = {"httpGet": {"path": "/ready", "port": 9797}, "periodSeconds": 1, "failureThreshold": 30}
+
+
+def gates(n):
+    """Seconds to Ready per gate, `n` pods each, interleaved. The variants are the mutated pod
+    zerodrop gives, changed and created in a namespace zerodrop leaves alone."""
+    for ns, labels in ((NS, {"zerodrop.dev/mode": "enforce"}), (GATES_NS, {})):
+        kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=120s")
+        apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}])
+    mutated = json.loads(kubectl("create", "--dry-run=server", "-o", "json", "-f", "-",
+                                 input=json.dumps(pod("gates", True))))["spec"]
+    mutated.pop("nodeName", None)
+
+    def variant(kind):
+        if kind == "sleep":
+            return pod("x", False)["spec"]
+        spec = copy.deepcopy(mutated)
+        w = next(c for c in spec["initContainers"] if c["name"] == WAITER)
+        if kind != "hook":
+            w.pop("lifecycle")
+        if kind == "probe":
+            w["startupProbe"] = EARLIER_GATE
+        return spec
+
+    result = {"sleep": [], "hook": [], "probe": [], "none": []}
+    for i in range(n):
+        for kind, took in result.items():
+            name = f"{kind}-{i}"
+            created = time.time()
+            apply([{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": GATES_NS},
+                    "spec": variant(kind)}])
+            while not ready(json.loads(kubectl("-n", GATES_NS, "get", "pod", name, "-o", "json"))):
+                if time.time() - created > 90:
+                    raise RuntimeError(f"{name} not Ready in 90 s")
+                time.sleep(0.05)
+            took.append(round(time.time() - created, 2))
+            kubectl("-n", GATES_NS, "delete", "pod", name, "--wait=false", "--grace-period=1")
+    kubectl("delete", "namespace", GATES_NS, "--wait=false")
+    return result
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--pods", type=int, default=3)
     p.add_argument("--ci", action="store_true")
+    p.add_argument("--gates", type=int, metavar="N")
     p.add_argument("--json")
     a = p.parse_args()
+    if a.gates:
+        install_zerodrop()
+        result = gates(a.gates)
+        print(json.dumps({k: {"median": sorted(v)[len(v) // 2], "all": v} for k, v in result.items()}))
+        return
     n = 1 if a.ci else a.pods
     install_zerodrop()
     kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=120s")
