@@ -221,6 +221,15 @@ fn the_adaptive_drain_takes_its_maximum_and_count_from_the_path() {
         d.changes
     );
     assert_eq!(arg(&p, "max").as_deref(), Some("30s"));
+    // An ingress controller pools connections like a balancer: requests, its class's delay.
+    let (_, p) = run_routed(
+        &e,
+        &obj,
+        &enforce_ns(),
+        &routed(&[PathClass::Cluster, PathClass::Ingress]),
+    );
+    assert_eq!(arg(&p, "count").as_deref(), Some("requests"));
+    assert_eq!(arg(&p, "max").as_deref(), Some("5s"));
     // Behind a balancer the maximum is the class's delay (the path's sleep), both ways.
     let (_, p) = run_routed(&e, &obj, &enforce_ns(), &routed(&[PathClass::AwsAlb]));
     assert_eq!(arg(&p, "count").as_deref(), Some("requests"));

@@ -344,11 +344,12 @@ impl Engine {
     }
 
     /// Where the path is known and no layer set them, the drain waiter's bounds follow it. It
-    /// counts requests only where a balancer outside the cluster pools connections to the pod
-    /// (clients pinned through kube-proxy would otherwise hold every wait to the maximum), and
-    /// there its maximum is the class's delay, the sleep the path would give: a pinned client
-    /// then holds the wait exactly as long as that sleep, and a balancer that lets go early ends
-    /// it early (the default 30 s, and the delay + quiet, made such pods slower than the sleep;
+    /// counts requests only where a balancer or an ingress controller pools connections to the
+    /// pod (clients pinned through kube-proxy would otherwise hold every wait to the maximum),
+    /// and there its maximum is the class's delay, the sleep the path would give: a pinned
+    /// client then holds the wait exactly as long as that sleep, and a layer that lets go early
+    /// ends it early (the default 30 s, and the delay + quiet, made such pods slower than the
+    /// sleep; counting connections behind Traefik ended a wait before Traefik let go, a 502;
     /// docs/proof.md "Adaptive drain"). Elsewhere the maximum only grows to cover the slowest
     /// class and a quiet window, so a slow kube-proxy can still hold the wait.
     fn path_bounds(
@@ -362,10 +363,10 @@ impl Engine {
         let set = |f: fn(&crate::policy::Partial) -> bool| {
             f(&self.cluster.defaults) || layers.iter().any(|l| f(&l.all))
         };
-        let balancer = paths.routes.iter().any(|r| r.class.is_balancer());
+        let pooled = paths.routes.iter().any(|r| r.class.pools_connections());
         if !set(|p| p.drain_max.is_some()) {
             let cover = needed.seconds.saturating_add(settings.drain_quiet);
-            settings.drain_max = if balancer {
+            settings.drain_max = if pooled {
                 // Never below the window itself (a tiny class delay would refuse the waiter).
                 needed.seconds.max(settings.drain_quiet)
             } else {
@@ -373,7 +374,7 @@ impl Engine {
             };
         }
         if !set(|p| p.drain_count.is_some()) {
-            settings.drain_count = if balancer {
+            settings.drain_count = if pooled {
                 DrainCount::Requests
             } else {
                 DrainCount::Connections

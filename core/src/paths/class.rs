@@ -65,6 +65,13 @@ impl PathClass {
         PathClass::ALL.into_iter().find(|c| c.as_str() == name)
     }
 
+    /// A routing layer that sends work to the pod's address on connections it keeps open (a
+    /// balancer, or an ingress controller or gateway): while it routes, its work arrives as
+    /// requests on old connections, which only the drain waiter's `requests` count sees.
+    pub fn pools_connections(self) -> bool {
+        self == PathClass::Ingress || self.is_balancer()
+    }
+
     /// A balancer outside the cluster that sends to pod addresses on its own schedule, not
     /// kube-proxy's: its lag is why the sleep must grow, and why lowering it is worth a finding.
     pub fn is_balancer(self) -> bool {
