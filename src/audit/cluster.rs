@@ -213,6 +213,7 @@ fn escaped(
     };
     let decision = engine.evaluate_with(pod, Workload::Pod, layer, facts);
     let mut detail = None;
+    let mut bounds = None;
     if decision.skipped.is_some() || decision.mode != Mode::Enforce {
         return None;
     }
@@ -240,7 +241,13 @@ fn escaped(
             }
         }
         Some(_) if wants_waiter && waiter.is_none() => Cause::WaiterMissing,
-        Some(_) if wants_waiter => Cause::WaiterAltered,
+        Some(_) if wants_waiter => match bounds_now(pod, &decision.patch) {
+            Some(args) => {
+                bounds = Some(args);
+                Cause::PathChanged
+            }
+            None => Cause::WaiterAltered,
+        },
         // From its spec alone the pod is complete: the change is the image's.
         Some(_)
             if !images.is_empty()
@@ -261,9 +268,12 @@ fn escaped(
             _ => Cause::NotMutated,
         },
     };
-    let reason = match detail {
-        Some(detail) => format!("its traffic path got slower: {detail}; needs a rollout"),
-        None => cause.describe(ledger.map_or(0, |l| l.v)),
+    let reason = match (detail, bounds) {
+        (Some(detail), _) => format!("its traffic path got slower: {detail}; needs a rollout"),
+        (None, Some(args)) => format!(
+            "its drain waiter's bounds are not what its traffic path now calls for ({args}); needs a rollout"
+        ),
+        (None, None) => cause.describe(ledger.map_or(0, |l| l.v)),
     };
     Some(escape(pod, seen, cause, reason))
 }
@@ -331,6 +341,35 @@ fn paths_of(facts: &Facts, namespace: &str, obj: &Value) -> Option<zerodrop_core
         .and_then(|t| pod::at(t, &["metadata", "labels"]))
         .and_then(Value::as_object);
     Some(index.paths(namespace, labels))
+}
+
+/// The waiter's arguments zerodrop would now give, where `patch` changes nothing else: the
+/// waiter is intact and its bounds were decided for another path (a Service, Ingress or
+/// balancer mark added after admission, or an earlier zerodrop's rule).
+fn bounds_now(pod: &Value, patch: &json_patch::Patch) -> Option<String> {
+    let mut after = pod.clone();
+    json_patch::patch(&mut after, patch).ok()?;
+    let args_of = |p: &Value| {
+        waiter::init_containers(p)
+            .iter()
+            .position(|c| c["name"] == waiter::NAME)
+    };
+    let (at, was) = (args_of(&after)?, args_of(pod)?);
+    let wanted = after["spec"]["initContainers"][at]["args"].take();
+    after["spec"]["initContainers"][at]["args"] =
+        pod["spec"]["initContainers"][was]["args"].clone();
+    let changed: Vec<&str> = wanted
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|a| {
+            a.starts_with("--")
+                && !pod["spec"]["initContainers"][was]["args"]
+                    .as_array()
+                    .is_some_and(|had| had.iter().any(|h| h == a))
+        })
+        .collect();
+    (after == *pod && !changed.is_empty()).then(|| changed.join(" "))
 }
 
 /// The waiter's status says running (no status yet: not judged down).

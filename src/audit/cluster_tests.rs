@@ -136,6 +136,16 @@ fn a_waiter_missing_altered_or_down_leaves_an_adaptive_pod_unprotected() {
     let mut altered = mutated.clone();
     altered["spec"]["initContainers"][0]["image"] = json!("elsewhere:1");
     assert_eq!(cause(&altered), Some(Cause::WaiterAltered));
+    // Intact, with the bounds another path (or an earlier rule) gave it: the path changed.
+    let mut other_path = mutated.clone();
+    let args = other_path["spec"]["initContainers"][0]["args"]
+        .as_array_mut()
+        .unwrap();
+    let count = args.iter().position(|a| a == "--count=requests").unwrap();
+    args[count] = json!("--count=connections");
+    let e = escaped(&engine, &other_path, &layer, &seen, &Images::new()).unwrap();
+    assert_eq!(e.cause, Cause::PathChanged);
+    assert!(e.reason.contains("(--count=requests)"), "{}", e.reason);
 }
 
 #[test]

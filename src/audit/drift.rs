@@ -33,8 +33,9 @@ pub enum Cause {
     WaiterAltered,
     /// Its waiter sidecar is not running (crashed, restarting): a deletion now gets no wait.
     WaiterDown,
-    /// What routes to it got slower after admission (a Service created later, a balancer
-    /// annotation added): its sleep is shorter than its path now needs.
+    /// What routes to it changed after admission (a Service created later, a balancer
+    /// annotation added): its sleep is shorter than its path now needs, or its drain waiter's
+    /// bounds are not the ones its path now calls for.
     PathChanged,
     /// Under `admission: policy`, a pod the exported policy leaves alone (export::Decline).
     DeclinedByPolicy,
