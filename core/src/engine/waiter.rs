@@ -166,7 +166,7 @@ pub fn lifecycle(container: &Value, port: u16) -> Value {
 
 /// The sidecar: started before the app, stopped after it; PSS-restricted; small and bounded.
 /// Its postStart hook holds the app back until it serves: the kubelet starts the next
-/// container only once the hook has returned. A startup probe did the same ~1.5 s slower per
+/// container only once the hook has returned. A startup probe did the same ~0.9 s slower per
 /// pod (the prober's period on top of a status round; docs/proof.md), which every rollout paid.
 pub fn container(spec: &Spec<'_>) -> Value {
     let mut args = vec![
