@@ -255,15 +255,21 @@ fn bad_bounds_and_values_keep_the_sleep_and_say_which_annotation() {
     assert!(codes(&d).contains(&Code::DrainBounds), "{:?}", d.findings);
 }
 
-#[test]
-fn reinvocation_keeps_one_waiter_and_what_the_apiserver_defaulted() {
+/// The default engine, and a one-container pod under `drain: adaptive` as it admits it.
+fn admitted_adaptive() -> (Engine, Value) {
     let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
-    let (_, mut p) = run_with(
+    let (_, p) = run_with(
         &engine,
         &pod(adaptive(json!({})), json!([web()])),
         Workload::Pod,
         &enforce_ns(),
     );
+    (engine, p)
+}
+
+#[test]
+fn reinvocation_keeps_one_waiter_and_what_the_apiserver_defaulted() {
+    let (engine, mut p) = admitted_adaptive();
     // The apiserver defaults fields around ours; another webhook adds a container.
     let w = p["spec"]["initContainers"][0].as_object_mut().unwrap();
     w.insert(
@@ -294,15 +300,9 @@ fn reinvocation_keeps_one_waiter_and_what_the_apiserver_defaulted() {
 
 #[test]
 fn a_waiter_gated_by_the_earlier_startup_probe_is_neither_patched_nor_altered() {
-    let engine = Engine::new(ClusterPolicy::default(), Capabilities::LATEST);
-    let (_, mut p) = run_with(
-        &engine,
-        &pod(adaptive(json!({})), json!([web()])),
-        Workload::Pod,
-        &enforce_ns(),
-    );
+    let (engine, mut p) = admitted_adaptive();
     let now = waiter_of(&p).clone();
-    // What releases before the postStart hook wrote, as the apiserver stored it.
+    // What zerodrop wrote before the postStart hook, as the apiserver stored it.
     let w = p["spec"]["initContainers"][0].as_object_mut().unwrap();
     w.remove("lifecycle");
     w.insert(
