@@ -343,33 +343,31 @@ fn paths_of(facts: &Facts, namespace: &str, obj: &Value) -> Option<zerodrop_core
     Some(index.paths(namespace, labels))
 }
 
-/// The waiter's arguments zerodrop would now give, where `patch` changes nothing else: the
-/// waiter is intact and its bounds were decided for another path (a Service, Ingress or
-/// balancer mark added after admission, or an earlier zerodrop's rule).
+/// The waiter's arguments zerodrop would now give and the pod lacks, where `patch` changes
+/// nothing else: the waiter is intact and its bounds were decided for another path (a Service,
+/// Ingress or balancer mark added after admission, or an earlier zerodrop's rule).
 fn bounds_now(pod: &Value, patch: &json_patch::Patch) -> Option<String> {
     let mut after = pod.clone();
     json_patch::patch(&mut after, patch).ok()?;
-    let args_of = |p: &Value| {
-        waiter::init_containers(p)
-            .iter()
-            .position(|c| c["name"] == waiter::NAME)
-    };
-    let (at, was) = (args_of(&after)?, args_of(pod)?);
-    let wanted = after["spec"]["initContainers"][at]["args"].take();
-    after["spec"]["initContainers"][at]["args"] =
-        pod["spec"]["initContainers"][was]["args"].clone();
-    let changed: Vec<&str> = wanted
+    let at = waiter::init_containers(&after)
+        .iter()
+        .position(|c| c["name"] == waiter::NAME)?;
+    let had = waiter::init_containers(pod)
+        .iter()
+        .find(|c| c["name"] == waiter::NAME)?["args"]
+        .clone();
+    let wanted = std::mem::replace(
+        &mut after["spec"]["initContainers"][at]["args"],
+        had.clone(),
+    );
+    let had = had.as_array()?;
+    let new: Vec<&str> = wanted
         .as_array()?
         .iter()
+        .filter(|a| !had.contains(a))
         .filter_map(Value::as_str)
-        .filter(|a| {
-            a.starts_with("--")
-                && !pod["spec"]["initContainers"][was]["args"]
-                    .as_array()
-                    .is_some_and(|had| had.iter().any(|h| h == a))
-        })
         .collect();
-    (after == *pod && !changed.is_empty()).then(|| changed.join(" "))
+    (after == *pod && !new.is_empty()).then(|| new.join(" "))
 }
 
 /// The waiter's status says running (no status yet: not judged down).

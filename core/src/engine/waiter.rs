@@ -226,14 +226,6 @@ pub fn place(init: &[Value], wanted: Value) -> Vec<Value> {
     out
 }
 
-/// Whether `existing` already holds everything in `wanted` (values the apiserver defaulted
-/// around it aside): the scan's test of an altered waiter.
-pub fn holds(existing: &Value, wanted: &Value) -> bool {
-    let mut laid = existing.clone();
-    overlay(&mut laid, gated_as(existing, wanted.clone()));
-    laid == *existing
-}
-
 /// `wanted`, without its postStart gate where `existing` is gated by the startup probe earlier
 /// releases gave it: that gate holds the app back too (only slower), so pods and templates from
 /// before an upgrade are neither patched again nor reported as altered.
