@@ -17,6 +17,8 @@ use zerodrop_core::engine::waiter::READY_PATH;
 const MAX_CONNECTIONS: usize = 64;
 /// How often `--await` asks: the app's start waits on it.
 const AWAIT_EVERY: Duration = Duration::from_millis(20);
+/// One attempt's bound: a stalled answer on one address must not keep the other untried.
+const AWAIT_ATTEMPT: Duration = Duration::from_secs(1);
 
 pub async fn drain_wait(
     args: DrainWaitArgs,
@@ -98,7 +100,8 @@ async fn await_serving(listen: SocketAddr, within: Duration) -> anyhow::Result<(
     let asking = async {
         loop {
             for target in &targets {
-                if serves(*target).await.unwrap_or(false) {
+                let answer = tokio::time::timeout(AWAIT_ATTEMPT, serves(*target)).await;
+                if matches!(answer, Ok(Ok(true))) {
                     return;
                 }
             }
